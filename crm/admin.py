@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Contact
+from crm.selectors import contacts_search
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["phone", "display_name", "consent_status", "country", "last_interaction_at"]
+    list_display_links = ["phone", "display_name"]
+    list_filter = ["consent_status", "is_blocked", "country", "gender"]
+    search_fields = ["phone"]  # the real search is get_search_results below
+    search_help_text = _("A phone number in any writing (+49 170 …, 0170-…, 0049…) or the "
+                         "beginning of a first or last name.")
+    readonly_fields = [
+        "country", "purchase_count", "total_spent", "first_purchase_at", "last_purchase_at",
+        "last_interaction_at", "last_read_at", "last_reply_at", "created_at", "updated_at",
+    ]
+    show_full_result_count = False
+    list_per_page = 50
+    fieldsets = [
+        (None, {"fields": ["phone", ("salutation", "first_name", "last_name"), "external_label"]}),
+        (_("Profile"), {"fields": [("gender", "birth_date"), ("language", "country", "city"),
+                                   "occupation", "notes", "attributes"]}),
+        (_("Consent"), {"fields": [("consent_status", "consent_source", "consent_at"),
+                                   "is_blocked"]}),
+        (_("Activity"), {"fields": [("purchase_count", "total_spent"),
+                                    ("first_purchase_at", "last_purchase_at"),
+                                    ("last_interaction_at", "last_read_at", "last_reply_at"),
+                                    ("created_at", "updated_at")]}),
+    ]
+
+    @admin.display(description=_("name"), ordering="last_name")
+    def display_name(self, obj: Contact) -> str:
+        return obj.display_name
+
+    def get_search_results(self, request, queryset, search_term):
+        return contacts_search(search_term, queryset), False

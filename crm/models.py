@@ -1,0 +1,107 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from crm.phones import InvalidPhoneNumber, country_of, normalize_phone
+
+
+class Gender(models.TextChoices):
+    FEMALE = "f", _("female")
+    MALE = "m", _("male")
+    DIVERSE = "d", _("diverse")
+    UNKNOWN = "", _("unknown")
+
+
+class ConsentStatus(models.TextChoices):
+    UNKNOWN = "unknown", _("unknown")
+    OPTED_IN = "opted_in", _("opted in")
+    OPTED_OUT = "opted_out", _("opted out")
+
+
+class Contact(models.Model):
+    """A WhatsApp customer, identified by an E.164 phone number."""
+
+    phone = models.CharField(
+        _("phone"), max_length=32, unique=True,
+        help_text=_("International form with country code, e.g. +8529123 4567; "
+                    "spaces, dashes and a leading 00 are accepted and cleaned up."),
+    )
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    salutation = models.CharField(
+        _("salutation"), max_length=40, blank=True, help_text=_("e.g. “Frau”, “Ms”, “Dr.”")
+    )
+    gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    language = models.CharField(
+        _("language"), max_length=10, blank=True, help_text=_("ISO code such as de, en, zh.")
+    )
+    country = models.CharField(
+        _("country"), max_length=2, blank=True, editable=False,
+        help_text=_("Derived from the phone number."),
+    )
+    city = models.CharField(_("city / region"), max_length=100, blank=True)
+    occupation = models.CharField(_("occupation"), max_length=100, blank=True)
+    external_label = models.CharField(
+        _("external label"), max_length=30, blank=True,
+        help_text=_("Short remark shown with the display name, e.g. “VIP☀”."),
+    )
+    notes = models.TextField(_("notes"), blank=True)
+    attributes = models.JSONField(
+        _("attributes"), default=dict, blank=True, help_text=_("Custom facts as JSON.")
+    )
+
+    consent_status = models.CharField(
+        _("marketing consent"), max_length=10, choices=ConsentStatus.choices,
+        default=ConsentStatus.UNKNOWN,
+        help_text=_("Only opted-in contacts receive marketing messages."),
+    )
+    consent_source = models.CharField(_("consent source"), max_length=200, blank=True)
+    consent_at = models.DateTimeField(_("consent changed at"), null=True, blank=True)
+    is_blocked = models.BooleanField(
+        _("blocklisted"), default=False, help_text=_("Never message this number.")
+    )
+
+    # Activity facts, kept up to date by events; rules and segments read them.
+    purchase_count = models.PositiveIntegerField(_("purchases"), default=0)
+    total_spent = models.DecimalField(_("total spent"), max_digits=14, decimal_places=2, default=0)
+    first_purchase_at = models.DateTimeField(_("first purchase"), null=True, blank=True)
+    last_purchase_at = models.DateTimeField(_("last purchase"), null=True, blank=True)
+    last_interaction_at = models.DateTimeField(_("last interaction"), null=True, blank=True)
+    last_read_at = models.DateTimeField(_("last message read"), null=True, blank=True)
+    last_reply_at = models.DateTimeField(_("last reply"), null=True, blank=True)
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["last_interaction_at"], name="crm_contact_last_inter_idx"),
+            models.Index(fields=["last_read_at"], name="crm_contact_last_read_idx"),
+            models.Index(fields=["last_purchase_at"], name="crm_contact_last_purch_idx"),
+            models.Index(fields=["purchase_count"], name="crm_contact_purchases_idx"),
+            models.Index(fields=["last_name", "first_name"], name="crm_contact_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.phone})" if self.display_name else self.phone
+
+    def clean(self) -> None:
+        try:
+            self.phone = normalize_phone(self.phone)
+        except InvalidPhoneNumber as exc:
+            raise ValidationError({"phone": str(exc)}) from None
+        self.country = country_of(self.phone)
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return f"{name} {self.external_label}".strip() if self.external_label else name
+
+    @property
+    def can_receive_marketing(self) -> bool:
+        return self.consent_status == ConsentStatus.OPTED_IN and not self.is_blocked

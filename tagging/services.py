@@ -1,0 +1,281 @@
+"""Writes on tags and assignments.
+
+Every tag change in Tagwerk — admin, bulk action, import, rules, campaigns,
+API — goes through ``tags_change`` so that permissions, single-choice
+replacement, expiry and history live in one place. It is set-based: a few SQL
+statements per batch of contacts, whatever the number of contacts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.models import Contact
+from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
+from tagging.permissions import ensure_can_apply
+from tagging.signals import tags_changed
+
+BATCH_SIZE = 10_000
+
+Progress = Callable[[int, int], None]
+
+
+class TagChangeError(ValueError):
+    """The request itself is wrong (e.g. an archived tag); nothing was changed."""
+
+
+@dataclass(frozen=True)
+class TagChangeResult:
+    operation: uuid.UUID
+    contacts: int
+    added: int
+    removed: int
+    replaced: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.replaced)
+
+
+def contact_ids(contacts: QuerySet[Contact] | Iterable[Contact | int]) -> list[int]:
+    """Materialise a selection once, so that changes made on the way cannot move it."""
+    if isinstance(contacts, QuerySet):
+        return list(contacts.order_by().values_list("pk", flat=True).distinct())
+    return list(dict.fromkeys(c if isinstance(c, int) else c.pk for c in contacts))
+
+
+def tags_change(
+    *,
+    contacts: QuerySet[Contact] | Iterable[Contact | int],
+    add: Sequence[Tag] = (),
+    remove: Sequence[Tag] = (),
+    actor=None,
+    source: str = Source.MANUAL,
+    source_ref: str = "",
+    expires_at: datetime | None = None,
+    progress: Progress | None = None,
+    operation: uuid.UUID | None = None,
+) -> TagChangeResult:
+    """Add ``add`` to and remove ``remove`` from ``contacts`` in one step.
+
+    Checks the actor's rights on every tag first and changes nothing when one
+    is refused. A tag of a single-choice dimension replaces the contact's
+    other tags of that dimension. Repeating the call changes nothing more.
+    """
+    add, remove = list(dict.fromkeys(add)), list(dict.fromkeys(remove))
+    _check_request(add, remove)
+    ensure_can_apply(actor, [*add, *remove])
+    ids = contact_ids(contacts)
+    operation = operation or uuid.uuid4()
+    writer = _Writer(operation=operation, actor=actor, source=source, source_ref=source_ref)
+    now = timezone.now()
+    rivals = {
+        tag.pk: list(
+            Tag.objects.filter(dimension_id=tag.dimension_id).exclude(pk=tag.pk)
+            .values_list("pk", flat=True)
+        )
+        for tag in add
+        if tag.dimension.single_choice
+    }
+    added = removed = replaced = 0
+    for start in range(0, len(ids), BATCH_SIZE):
+        chunk = ids[start : start + BATCH_SIZE]
+        with transaction.atomic():
+            if remove:
+                removed += writer.remove(chunk, [t.pk for t in remove])
+            for tag in add:
+                if rivals.get(tag.pk):
+                    replaced += writer.remove(chunk, rivals[tag.pk], replaced=True)
+                expiry = expires_at or (
+                    now + timedelta(days=tag.lifetime_days) if tag.lifetime_days else None
+                )
+                added += writer.add(chunk, tag.pk, expires_at=expiry)
+        if progress:
+            progress(min(start + BATCH_SIZE, len(ids)), len(ids))
+    result = TagChangeResult(operation, len(ids), added, removed, replaced)
+    if result.changed:
+        transaction.on_commit(
+            lambda: tags_changed.send(sender=Tag, result=result, actor=actor, source=source)
+        )
+    return result
+
+
+def operation_undo(*, operation: uuid.UUID, actor=None, source_ref: str = "") -> TagChangeResult:
+    """Take back exactly what ``operation`` changed: remove what it added, restore what it removed.
+
+    Idempotent: undoing an operation a second time changes nothing.
+    """
+    marker = f"undo:{operation}"
+    if AssignmentHistory.objects.filter(source_ref=marker).exists():
+        return TagChangeResult(operation, 0, 0, 0, 0)
+    undo_op = uuid.uuid4()
+    writer = _Writer(operation=undo_op, actor=actor, source=Source.UNDO, source_ref=marker)
+    with transaction.atomic():
+        removed = writer.undo_added(operation)
+        added = writer.undo_removed(operation)
+    contacts = (
+        AssignmentHistory.objects.filter(operation=undo_op).values("contact_id").distinct().count()
+    )
+    return TagChangeResult(undo_op, contacts, added, removed, 0)
+
+
+def expired_assignments_remove(*, now: datetime | None = None) -> int:
+    """Remove every assignment whose expiry has passed, logged with reason “expiry”."""
+    now = now or timezone.now()
+    writer = _Writer(operation=uuid.uuid4(), actor=None, source=Source.EXPIRY, source_ref="")
+    with transaction.atomic():
+        return writer.remove_where("expires_at <= %s", [_db(TagAssignment, "expires_at", now)])
+
+
+def _check_request(add: list[Tag], remove: list[Tag]) -> None:
+    both = {t.name for t in add} & {t.name for t in remove}
+    if both:
+        raise TagChangeError(
+            _("A tag cannot be added and removed in the same step: %(tags)s.")
+            % {"tags": ", ".join(sorted(both))}
+        )
+    archived = sorted(t.name for t in add if t.is_archived)
+    if archived:
+        raise TagChangeError(
+            _("Archived tags cannot be applied: %(tags)s. Restore them first.")
+            % {"tags": ", ".join(archived)}
+        )
+    seen: dict[int, str] = {}
+    for tag in add:
+        if tag.dimension.single_choice:
+            if tag.dimension_id in seen:
+                raise TagChangeError(
+                    _("“%(a)s” and “%(b)s” belong to the single-choice dimension “%(d)s”; "
+                      "pick one.") % {"a": seen[tag.dimension_id], "b": tag.name,
+                                     "d": tag.dimension.name}
+                )
+            seen[tag.dimension_id] = tag.name
+
+
+def _db(model, field: str, value):
+    """A Python value as the database stores it (UUIDs and datetimes differ per backend)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
+
+
+class _Writer:
+    """The SQL behind tags_change: assignments and their history, in step.
+
+    On PostgreSQL one statement does both (a data-modifying CTE with
+    RETURNING); on SQLite, whose writers are serialised, history is written
+    first from the same condition inside the same transaction.
+    """
+
+    def __init__(self, *, operation: uuid.UUID, actor, source: str, source_ref: str):
+        qn = connection.ops.quote_name
+        self.pg = connection.vendor == "postgresql"
+        self.a = qn(TagAssignment._meta.db_table)
+        self.h = qn(AssignmentHistory._meta.db_table)
+        self.c = qn(Contact._meta.db_table)
+        self.now = _db(AssignmentHistory, "at", timezone.now())
+        self.meta = [
+            source, source_ref, _db(AssignmentHistory, "operation", operation),
+            getattr(actor, "pk", None), self.now,
+        ]
+        self.history_cols = (
+            "(contact_id, tag_id, action, reason, replaced, source_ref, operation, actor_id, at)"
+        )
+
+    def _in(self, column: str, values: list[int]) -> tuple[str, list]:
+        if self.pg:
+            return f"{column} = ANY(%s)", [list(values)]
+        return f"{column} IN ({','.join(['%s'] * len(values))})", list(values)
+
+    def _execute(self, sql: str, params: list) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return max(cursor.rowcount, 0)
+
+    def remove(self, contact_ids: list[int], tag_ids: list[int], replaced: bool = False) -> int:
+        c_sql, c_params = self._in("contact_id", contact_ids)
+        t_sql, t_params = self._in("tag_id", tag_ids)
+        return self.remove_where(f"{c_sql} AND {t_sql}", c_params + t_params, replaced=replaced)
+
+    def remove_where(self, where: str, params: list, replaced: bool = False) -> int:
+        source, source_ref, op, actor_id, now = self.meta
+        hist_values = ["removed", source, replaced, source_ref, op, actor_id, now]
+        select = "SELECT contact_id, tag_id, %s, %s, %s, %s, %s, %s, %s"
+        if self.pg:
+            return self._execute(
+                f"WITH gone AS (DELETE FROM {self.a} WHERE {where} RETURNING contact_id, tag_id) "
+                f"INSERT INTO {self.h} {self.history_cols} {select} FROM gone",
+                params + hist_values,
+            )
+        count = self._execute(
+            f"INSERT INTO {self.h} {self.history_cols} {select} FROM {self.a} WHERE {where}",
+            hist_values + params,
+        )
+        self._execute(f"DELETE FROM {self.a} WHERE {where}", params)
+        return count
+
+    def add(self, contact_ids: list[int], tag_id: int, expires_at: datetime | None) -> int:
+        source, source_ref, op, actor_id, now = self.meta
+        c_sql, c_params = self._in("c.id", contact_ids)
+        expiry = _db(TagAssignment, "expires_at", expires_at)
+        hist_values = ["added", source, False, source_ref, op, actor_id, now]
+        insert_cols = "(contact_id, tag_id, assigned_at, source, source_ref, actor_id, expires_at)"
+        if self.pg:
+            return self._execute(
+                f"WITH ins AS (INSERT INTO {self.a} {insert_cols} "
+                f"SELECT c.id, %s, %s, %s, %s, %s, %s FROM {self.c} c WHERE {c_sql} "
+                f"ON CONFLICT (contact_id, tag_id) DO NOTHING RETURNING contact_id, tag_id) "
+                f"INSERT INTO {self.h} {self.history_cols} "
+                f"SELECT contact_id, tag_id, %s, %s, %s, %s, %s, %s, %s FROM ins",
+                [tag_id, now, source, source_ref, actor_id, expiry, *c_params, *hist_values],
+            )
+        missing = (
+            f"FROM {self.c} c WHERE {c_sql} AND NOT EXISTS "
+            f"(SELECT 1 FROM {self.a} a WHERE a.contact_id = c.id AND a.tag_id = %s)"
+        )
+        count = self._execute(
+            f"INSERT INTO {self.h} {self.history_cols} "
+            f"SELECT c.id, %s, %s, %s, %s, %s, %s, %s, %s {missing}",
+            [tag_id, *hist_values, *c_params, tag_id],
+        )
+        self._execute(
+            f"INSERT INTO {self.a} {insert_cols} SELECT c.id, %s, %s, %s, %s, %s, %s {missing}",
+            [tag_id, now, source, source_ref, actor_id, expiry, *c_params, tag_id],
+        )
+        return count
+
+    def undo_added(self, operation: uuid.UUID) -> int:
+        op = _db(AssignmentHistory, "operation", operation)
+        return self.remove_where(
+            f"EXISTS (SELECT 1 FROM {self.h} h WHERE h.operation = %s AND h.action = 'added' "
+            f"AND h.contact_id = {self.a}.contact_id AND h.tag_id = {self.a}.tag_id)",
+            [op],
+        )
+
+    def undo_removed(self, operation: uuid.UUID) -> int:
+        source, source_ref, new_op, actor_id, now = self.meta
+        op = _db(AssignmentHistory, "operation", operation)
+        hist_values = ["added", source, False, source_ref, new_op, actor_id, now]
+        candidates = (
+            f"FROM {self.h} h WHERE h.operation = %s AND h.action = 'removed' "
+            f"AND EXISTS (SELECT 1 FROM {self.c} c WHERE c.id = h.contact_id) "
+            f"AND NOT EXISTS (SELECT 1 FROM {self.a} a "
+            f"WHERE a.contact_id = h.contact_id AND a.tag_id = h.tag_id)"
+        )
+        count = self._execute(
+            f"INSERT INTO {self.h} {self.history_cols} "
+            f"SELECT h.contact_id, h.tag_id, %s, %s, %s, %s, %s, %s, %s {candidates}",
+            [*hist_values, op],
+        )
+        self._execute(
+            f"INSERT INTO {self.a} (contact_id, tag_id, assigned_at, source, source_ref, actor_id) "
+            f"SELECT h.contact_id, h.tag_id, %s, %s, %s, %s {candidates}",
+            [now, source, source_ref, actor_id, op],
+        )
+        return count

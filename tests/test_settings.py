@@ -1,0 +1,45 @@
+"""Production settings refuse to start insecurely."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _check(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET_KEY"))}
+    clean.update({"DJANGO_SETTINGS_MODULE": "config.settings.base", **env})
+    return subprocess.run([sys.executable, "manage.py", "check", *args], cwd=ROOT, env=clean,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_debug_off_without_secret_key_refuses_to_start():
+    result = _check({"DEBUG": "0", "ALLOWED_HOSTS": "tagwerk.example.com"})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_debug_off_with_a_short_secret_key_refuses_to_start():
+    result = _check({"DEBUG": "0", "SECRET_KEY": "short", "ALLOWED_HOSTS": "x.example.com"})
+    assert result.returncode != 0
+    assert "at least 50 characters" in result.stderr
+
+
+def test_documented_production_environment_passes_check_deploy(tmp_path):
+    env = {
+        "DEBUG": "0",
+        "SECRET_KEY": "k" * 20 + "Zq8!xT2@pL9#rW4$mN6%bV1^cX3&" + "y" * 20,
+        "ALLOWED_HOSTS": "tagwerk.example.com",
+        "SECURE_HSTS_PRELOAD": "1",
+        "TAGWERK_VAR_DIR": str(tmp_path),
+    }
+    result = _check(env, "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_malformed_boolean_is_named():
+    result = _check({"DEBUG": "maybe"})
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
