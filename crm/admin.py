@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Contact
+from crm.models import Contact, Event
 from crm.selectors import contacts_search
 
 
@@ -37,3 +37,17 @@ class ContactAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return contacts_search(search_term, queryset), False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "contact", "kind", "name", "amount", "currency", "product",
+                    "source"]
+    list_filter = ["kind", "source"]
+    list_select_related = ["contact"]
+    raw_id_fields = ["contact"]
+    show_full_result_count = False
+    date_hierarchy = "occurred_at"
+
+    def has_change_permission(self, request, obj=None):
+        return False  # append-only

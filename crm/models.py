@@ -105,3 +105,61 @@ class Contact(models.Model):
     @property
     def can_receive_marketing(self) -> bool:
         return self.consent_status == ConsentStatus.OPTED_IN and not self.is_blocked
+
+
+class EventKind(models.TextChoices):
+    PURCHASE = "purchase", _("purchase")
+    CART_ABANDONED = "cart_abandoned", _("cart abandoned")
+    INTERACTION = "interaction", _("interaction")
+    MESSAGE_SENT = "message_sent", _("message sent")
+    MESSAGE_DELIVERED = "message_delivered", _("message delivered")
+    MESSAGE_READ = "message_read", _("message read")
+    MESSAGE_REPLIED = "message_replied", _("message replied")
+    CUSTOM = "custom", _("custom")
+
+
+class Event(models.Model):
+    """Something a contact did or that happened to them; append-only.
+
+    Events come from outside (API, CSV, shop integrations) and from campaigns
+    (message statuses). They keep the contact's activity facts current and
+    feed rules and reports.
+    """
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events",
+                                db_index=False)  # served by crm_event_contact_at
+    kind = models.CharField(_("kind"), max_length=20, choices=EventKind.choices)
+    name = models.CharField(_("name"), max_length=100, blank=True,
+                            help_text=_("The custom event's name; empty for built-in kinds."))
+    occurred_at = models.DateTimeField(_("occurred"))
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2, null=True,
+                                 blank=True)
+    currency = models.CharField(_("currency"), max_length=3, blank=True)
+    product = models.CharField(_("product"), max_length=200, blank=True)
+    category = models.CharField(_("category"), max_length=200, blank=True)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    source = models.CharField(_("source"), max_length=20, default="service",
+                              help_text=_("api, import, campaign, webhook or service."))
+    source_id = models.CharField(
+        _("source id"), max_length=200, blank=True,
+        help_text=_("The sender's id for the event; the same id twice is stored once."),
+    )
+    batch = models.UUIDField(_("batch"), db_index=True, editable=False,
+                             help_text=_("Events recorded together share this id."))
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_id"], name="crm_event_source_id",
+                                    condition=~models.Q(source_id="")),
+        ]
+        indexes = [
+            models.Index(fields=["contact", "occurred_at"], name="crm_event_contact_at"),
+            models.Index(fields=["kind", "occurred_at"], name="crm_event_kind_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.kind} · {self.contact_id} · {self.occurred_at:%Y-%m-%d %H:%M}"

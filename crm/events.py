@@ -1,0 +1,185 @@
+"""Recording events and keeping the contacts' activity facts in step.
+
+``events_record`` is the one way events enter Tagwerk (API, CSV import,
+campaign webhooks, Python callers). It is set-based: one bulk insert and one
+UPDATE of the facts per batch, whatever the batch size, and idempotent: an
+event whose (source, source_id) is already stored is skipped and counted as a
+duplicate, so replaying a batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import (
+    Count,
+    DateTimeField,
+    DecimalField,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Greatest, Least
+from django.dispatch import Signal
+from django.utils import timezone
+
+from crm.models import Contact, EventKind
+from crm.models import Event as EventModel
+from crm.phones import InvalidPhoneNumber, country_of, normalize_phone
+
+# Sent once per events_record() call with ``events`` (the stored Event rows).
+events_recorded = Signal()
+
+# Kinds that mean the contact did something (PRODUCT.md: "last interaction").
+INBOUND = [EventKind.INTERACTION, EventKind.PURCHASE, EventKind.CART_ABANDONED,
+           EventKind.MESSAGE_REPLIED, EventKind.CUSTOM]
+
+
+@dataclass
+class EventIn:
+    """One event as it arrives; give ``contact_id`` or ``phone``."""
+
+    kind: str
+    occurred_at: datetime | None = None
+    phone: str = ""
+    contact_id: int | None = None
+    name: str = ""
+    amount: Decimal | None = None
+    currency: str = ""
+    product: str = ""
+    category: str = ""
+    payload: dict = field(default_factory=dict)
+    source_id: str = ""
+
+
+@dataclass
+class EventsResult:
+    stored: list[EventModel]
+    duplicates: int
+    failed: dict[int, str]  # index in the input -> reason
+    contacts_created: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"stored": len(self.stored), "duplicates": self.duplicates,
+                "failed": len(self.failed), "contacts_created": self.contacts_created}
+
+
+def events_record(*, events: Sequence[EventIn], source: str = "service",
+                  create_contacts: bool = True, region: str | None = None) -> EventsResult:
+    """Store ``events`` and update the facts of their contacts; skip ones already stored."""
+    failed: dict[int, str] = {}
+    phones: dict[int, str] = {}
+    for index, event in enumerate(events):
+        if event.kind not in EventKind.values:
+            failed[index] = f"unknown kind “{event.kind}”"
+        elif event.contact_id is None:
+            try:
+                phones[index] = normalize_phone(event.phone, region)
+            except InvalidPhoneNumber as exc:
+                failed[index] = f"invalid_phone: {exc}"
+    batch = uuid.uuid4()
+    now = timezone.now()
+    with transaction.atomic():
+        ids, created = _contact_ids(set(phones.values()), create_contacts)
+        seen = set(
+            EventModel.objects.filter(
+                source=source,
+                source_id__in=[e.source_id for e in events if e.source_id],
+            ).values_list("source_id", flat=True)
+        )
+        rows, duplicates = [], 0
+        for index, event in enumerate(events):
+            if index in failed:
+                continue
+            contact_id = event.contact_id if event.contact_id is not None else ids.get(
+                phones[index])
+            if contact_id is None:
+                failed[index] = "unknown_contact"
+                continue
+            if event.source_id:
+                if event.source_id in seen:
+                    duplicates += 1
+                    continue
+                seen.add(event.source_id)
+            rows.append(EventModel(
+                contact_id=contact_id, kind=event.kind, name=event.name[:100],
+                occurred_at=event.occurred_at or now, received_at=now, amount=event.amount,
+                currency=event.currency.upper()[:3], product=event.product[:200],
+                category=event.category[:200], payload=event.payload or {}, source=source,
+                source_id=event.source_id[:200], batch=batch,
+            ))
+        EventModel.objects.bulk_create(rows, batch_size=1000)
+        if rows:
+            _update_facts(batch)
+    stored = list(EventModel.objects.filter(batch=batch)) if rows else []
+    if stored:
+        transaction.on_commit(lambda: events_recorded.send(sender=EventModel, events=stored))
+    return EventsResult(stored, duplicates, failed, created)
+
+
+def _contact_ids(phones: set[str], create: bool) -> tuple[dict[str, int], int]:
+    if not phones:
+        return {}, 0
+    known = dict(Contact.objects.filter(phone__in=phones).values_list("phone", "id"))
+    missing = phones - known.keys()
+    if not (create and missing):
+        return known, 0
+    Contact.objects.bulk_create(
+        [Contact(phone=p, country=country_of(p)) for p in missing], ignore_conflicts=True
+    )
+    known.update(Contact.objects.filter(phone__in=missing).values_list("phone", "id"))
+    return known, len(missing)
+
+
+def _update_facts(batch: uuid.UUID) -> int:
+    """Fold one batch of new events into its contacts' facts in a single UPDATE."""
+    new = EventModel.objects.filter(batch=batch, contact_id=OuterRef("pk")).order_by()
+
+    def agg(kinds, function, column="occurred_at", output=None):
+        output = output or DateTimeField()
+        return Subquery(
+            new.filter(kind__in=kinds).values("contact_id")
+            .annotate(v=function(column)).values("v"),
+            output_field=output,
+        )
+
+    def later(current: str, candidate) -> Coalesce:
+        # NULL-safe GREATEST: SQLite's max() returns NULL when any argument is NULL.
+        return Greatest(Coalesce(current, candidate), Coalesce(candidate, current))
+
+    def earlier(current: str, candidate) -> Coalesce:
+        return Least(Coalesce(current, candidate), Coalesce(candidate, current))
+
+    purchases = [EventKind.PURCHASE]
+    money = DecimalField(max_digits=14, decimal_places=2)
+    return Contact.objects.filter(
+        pk__in=EventModel.objects.filter(batch=batch).values("contact_id")
+    ).update(
+        purchase_count=F("purchase_count") + Coalesce(
+            agg(purchases, lambda c: Count("*"), output=IntegerField()), Value(0)),
+        total_spent=F("total_spent") + Coalesce(
+            agg(purchases, Sum, "amount", output=money), Value(Decimal(0)), output_field=money),
+        first_purchase_at=earlier("first_purchase_at", agg(purchases, Min)),
+        last_purchase_at=later("last_purchase_at", agg(purchases, Max)),
+        last_interaction_at=later("last_interaction_at", agg(INBOUND, Max)),
+        last_read_at=later("last_read_at", agg([EventKind.MESSAGE_READ], Max)),
+        last_reply_at=later("last_reply_at", agg([EventKind.MESSAGE_REPLIED], Max)),
+    )
+
+
+def contact_events(contact: Contact, kinds: Sequence[str] | None = None):
+    """A contact's events, newest first."""
+    events = EventModel.objects.filter(contact=contact)
+    return events.filter(Q(kind__in=kinds)) if kinds else events
