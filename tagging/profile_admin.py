@@ -117,11 +117,15 @@ class ContactTagProfileMixin:
         }, request=request)
 
     # --- endpoints ------------------------------------------------------------
-    def _contact(self, request, object_id) -> Contact:
+    def _contact(self, request, object_id) -> Contact | None:
         contact = self.get_object(request, unquote(object_id))
         if contact is None or not self.has_view_permission(request, contact):
-            raise PermissionDenied
+            return None
         return contact
+
+    @staticmethod
+    def _refused() -> JsonResponse:
+        return JsonResponse({"error": _("You may not see or change this contact.")}, status=403)
 
     def tag_search_view(self, request: HttpRequest, object_id: str):
         """Tags the user may apply to this contact, matching ``q`` (JSON)."""
@@ -129,6 +133,8 @@ class ContactTagProfileMixin:
 
     def _tag_search(self, request, object_id):
         contact = self._contact(request, object_id)
+        if contact is None:
+            return self._refused()
         query = request.GET.get("q", "").strip()
         tags = Tag.objects.filter(is_archived=False).select_related("dimension").exclude(
             assignments__contact=contact)
@@ -150,8 +156,8 @@ class ContactTagProfileMixin:
 
     def _tag_change(self, request, object_id):
         contact = self._contact(request, object_id)
-        if not self.has_change_permission(request, contact):
-            return JsonResponse({"error": _("You may not change this contact.")}, status=403)
+        if contact is None or not self.has_change_permission(request, contact):
+            return self._refused()
         op = request.POST.get("op")
         tag = Tag.objects.select_related("dimension").filter(
             pk=request.POST.get("tag") if str(request.POST.get("tag", "")).isdigit() else None
