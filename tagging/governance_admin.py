@@ -137,7 +137,10 @@ class _VocabularyAdminMixin:
         return type(form.__name__, (form,), {"actor": request.user})
 
     def save_model(self, request, obj, form, change):
-        form.save_service(**form.service_kwargs())
+        if isinstance(form, VocabularyForm):
+            form.save_service(**form.service_kwargs())
+        else:  # a row of the changelist (list_editable): no reason asked, still logged
+            self.save_service(**{self.opts.model_name: obj, "actor": request.user})
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -194,6 +197,7 @@ class TagGovernanceMixin(_VocabularyAdminMixin):
     """Tag admin: only users with the define right on a dimension change its tags."""
 
     form = TagForm
+    save_service = staticmethod(tag_save)
     change_form_template = "tagging/admin/tag_change_form.html"
     actions = ["archive_selected", "restore_selected", "merge_selected"]
 
@@ -329,6 +333,7 @@ class DimensionGovernanceMixin(_VocabularyAdminMixin):
     """Dimension admin: create, rename, recolour and delete with the version log."""
 
     form = DimensionForm
+    save_service = staticmethod(dimension_save)
 
     def references(self, obj: Dimension) -> list[Reference]:
         from tagging.models import TagAssignment

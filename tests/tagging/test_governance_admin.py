@@ -177,3 +177,14 @@ def test_dimension_admin_logs_rename_with_reason(admin_client):
     assert saved.status_code == 302
     entry = TagVersion.objects.get(object_type="dimension")
     assert (entry.action, entry.changes["name"]) == ("renamed", ["Quelle", "Herkunft"])
+
+
+def test_dimension_order_edited_in_the_list_is_logged(admin_client):
+    dimension = Dimension.objects.create(name="Quelle")
+    response = admin_client.post(reverse("admin:tagging_dimension_changelist"), {
+        "form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-0-id": dimension.pk,
+        "form-0-order": "7", "_save": "Save"})
+    assert response.status_code == 302
+    dimension.refresh_from_db()
+    assert dimension.order == 7
+    assert TagVersion.objects.get(object_type="dimension").changes == {"order": [0, 7]}
