@@ -220,7 +220,9 @@ class TagGovernanceMixin(_VocabularyAdminMixin):
         return can_define_any(request.user)
 
     def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "is_archived"]
+        # Archiving has its own actions (with a reason); the form only shows the state.
+        extra = ["is_archived"] if obj is not None else []
+        return [*super().get_readonly_fields(request, obj), *extra]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "dimension":

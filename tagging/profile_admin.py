@@ -8,6 +8,7 @@ same as everywhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -42,11 +43,29 @@ class Chip:
         return self.assignment.tag
 
 
+# Apps turn their source references into names for people, e.g. the rules app:
+# register_source_ref_label("rule", lambda pk: Rule.objects.filter(pk=pk)
+#                                             .values_list("name", flat=True).first())
+_REF_LABELS: dict[str, Callable[[str], str | None]] = {}
+
+
+def register_source_ref_label(prefix: str, label: Callable[[str], str | None]) -> None:
+    """Show ``"<prefix>:<id>"`` source references as ``label(id)`` on the contact page."""
+    _REF_LABELS[prefix] = label
+
+
+def _ref_label(source: str, ref: str) -> str:
+    prefix, sep, rest = ref.partition(":")
+    if sep and prefix in _REF_LABELS:
+        return _REF_LABELS[prefix](rest) or ref
+    return rest if sep and prefix == source and rest else ref
+
+
 def assignment_origin(assignment: TagAssignment, now=None) -> str:
-    """Where a tag came from, for people: “rule: rule:7, 3 days ago”."""
+    """Where a tag came from, for people: “rule: High-value customer, 3 days ago”."""
     label = Source(assignment.source).label if assignment.source in Source.values \
         else assignment.source
-    detail = assignment.source_ref or (
+    detail = _ref_label(assignment.source, assignment.source_ref) or (
         assignment.actor.get_username() if assignment.actor_id else "")
     ago = timesince(assignment.assigned_at, now or timezone.now(), depth=1)
     origin = f"{label}: {detail}" if detail else str(label)

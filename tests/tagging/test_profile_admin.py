@@ -71,10 +71,13 @@ def test_bad_requests_get_clear_answers(client, setup, superuser):
     assert archived.status_code == 400 and "Restore" in archived.json()["error"]
 
 
-def test_chips_are_grouped_by_dimension_and_show_their_origin(client, setup, superuser):
+def test_chips_are_grouped_by_dimension_and_show_their_origin(client, setup, superuser,
+                                                              monkeypatch):
+    monkeypatch.setattr("tagging.profile_admin._REF_LABELS",
+                        {"rule": {"7": "Hochwertiger Kunde"}.get})
     contact = setup["contact"]
     tags_change(contacts=[contact], add=[setup["sport"]], source=Source.RULE,
-                source_ref="rule: Hochwertiger Kunde")
+                source_ref="rule:7")
     tags_change(contacts=[contact], add=[setup["cart"]], actor=superuser)
     TagAssignment.objects.filter(tag=setup["sport"]).update(
         assigned_at=timezone.now() - timedelta(days=3))
@@ -82,7 +85,7 @@ def test_chips_are_grouped_by_dimension_and_show_their_origin(client, setup, sup
     body = client.get(reverse("admin:crm_contact_change", args=[contact.pk])).content.decode()
     assert body.index('data-dimension="Interesse"') < body.index("⚽ Interesse-Sport") < \
         body.index('data-dimension="Kaufphase"') < body.index("Warenkorbabbruch")
-    assert "rule: rule: Hochwertiger Kunde, 3\xa0days ago" in body
+    assert "rule: Hochwertiger Kunde, 3\xa0days ago" in body
     assert f"manual: {superuser.username}, 0\xa0minutes ago" in body
     assert 'class="tw-tag-search' in body
     # The read-only chips row of the plain contact admin is replaced by the panel.
