@@ -180,3 +180,22 @@ def test_profile_shows_forbidden_tags_without_a_remove_button(client, world):
     assert "SVIP" in body and "Interesse-Reisen" in body
     assert f'data-tw-remove="{world["granted_held"].pk}"' in body
     assert f'data-tw-remove="{world["other_held"].pk}"' not in body
+
+
+def test_grant_from_the_dimension_object_permissions_page(client, superuser, world):
+    agent = user_in_role("agent")
+    client.force_login(superuser)
+    dimension = world["other"]
+    page = client.get(reverse("admin:tagging_dimension_permissions", args=[dimension.pk]))
+    assert page.status_code == 200
+    granted = client.post(
+        reverse("admin:tagging_dimension_permissions_manage_user",
+                args=[dimension.pk, agent.pk]),
+        {"permissions": ["apply_dimension_tags"]})
+    assert granted.status_code == 302
+
+    result = tags_change(contacts=[world["contact"]], add=[world["other_tag"]],
+                         actor=type(agent).objects.get(pk=agent.pk))
+    assert result.added == 1
+    with pytest.raises(TagPermissionDenied):
+        tags_change(contacts=[world["contact"]], add=[world["granted_tag"]], actor=agent)
