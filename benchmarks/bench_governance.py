@@ -8,7 +8,10 @@ a sample of other contacts and is scaled to 100,000. Afterwards the bulk change
 is taken back with ``operation_undo`` (also timed), so the dataset stays as built.
 
     BENCH_DATABASE_URL=postgres://…/tagwerk_bench_governance make bench BENCH_ARGS=governance
-    … BENCH_ARGS="governance --contacts=100000 --sample=2000"
+    … BENCH_ARGS="governance --contacts=100000 --sample=2000 --repeat=2"
+
+The bulk change runs ``--repeat`` times (first on a cold cache), each run taken
+back; the best run is compared with the naive loop, whose sample is warmed first.
 """
 
 from __future__ import annotations
@@ -73,25 +76,34 @@ def run(argv: list[str]) -> str:
     rivals = list(Tag.objects.filter(dimension=add.dimension).exclude(pk=add.pk))
     ids = list(Contact.objects.order_by("pk").values_list("pk", flat=True)[: size + sample])
     bulk_ids, sample_ids = ids[:size], ids[size:]
+    with connection.cursor() as cursor:
+        # Earlier runs leave dead rows just where this one works; start clean.
+        cursor.execute("VACUUM (ANALYZE) tagging_tagassignment, tagging_assignmenthistory")
 
-    # --- the service, committed --------------------------------------------------
-    started = time.perf_counter()
-    result = tags_change(contacts=bulk_ids, add=[add], remove=[remove], source=Source.BULK,
-                         source_ref="bench:governance")
-    bulk_s = time.perf_counter() - started
-    left_over = (
-        TagAssignment.objects.filter(contact_id__in=bulk_ids[:5000], tag__in=[remove, *rivals])
-        .count(),
-        TagAssignment.objects.filter(contact_id__in=bulk_ids[:5000], tag=add).count(),
-    )
-    history_rows = AssignmentHistory.objects.filter(operation=result.operation).count()
-    started = time.perf_counter()
-    undo = operation_undo(operation=result.operation)
-    undo_s = time.perf_counter() - started
+    # --- the service, committed; run twice (cold, then warm cache), each taken back ---
+    runs = []
+    for _round in range(_option(argv, "repeat", 2)):
+        started = time.perf_counter()
+        result = tags_change(contacts=bulk_ids, add=[add], remove=[remove], source=Source.BULK,
+                             source_ref="bench:governance")
+        bulk_s = time.perf_counter() - started
+        left_over = (
+            TagAssignment.objects.filter(contact_id__in=bulk_ids[:5000],
+                                         tag__in=[remove, *rivals]).count(),
+            TagAssignment.objects.filter(contact_id__in=bulk_ids[:5000], tag=add).count(),
+        )
+        history_rows = AssignmentHistory.objects.filter(operation=result.operation).count()
+        started = time.perf_counter()
+        undo = operation_undo(operation=result.operation)
+        undo_s = time.perf_counter() - started
+        runs.append((bulk_s, undo_s))
+    bulk_s = min(r[0] for r in runs)
 
     # --- the naive loop on a sample, rolled back (which only flatters it) --------
     with transaction.atomic():
         contacts = list(Contact.objects.filter(pk__in=sample_ids))
+        # Warm the sample's pages as the bulk run's second round was warm.
+        list(TagAssignment.objects.filter(contact_id__in=sample_ids).values_list("tag_id"))
         started = time.perf_counter()
         naive = _naive(contacts, add, remove, rivals)
         naive_s = time.perf_counter() - started
@@ -109,14 +121,15 @@ def run(argv: list[str]) -> str:
         "",
         "| | contacts | added | removed | replaced | seconds | per 100k |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        f"| `tags_change` (set-based, committed) | {result.contacts:,} | {result.added:,} | "
-        f"{result.removed:,} | {result.replaced:,} | {bulk_s:.2f} | "
+        f"| `tags_change` (set-based, committed; best of "
+        f"{', '.join(f'{r[0]:.2f}' for r in runs)} s) | {result.contacts:,} | "
+        f"{result.added:,} | {result.removed:,} | {result.replaced:,} | {bulk_s:.2f} | "
         f"{bulk_s / size * 100_000:.2f} |",
         f"| naive loop (`contact.tags.add/remove`, history `.save()` per row; sample, "
         f"rolled back) | {len(contacts):,} | {naive['added']:,} | {naive['removed']:,} | "
         f"{naive['replaced']:,} | {naive_s:.2f} | {naive_scaled:.1f} (scaled) |",
         f"| `operation_undo` of the bulk change | {undo.contacts:,} | {undo.added:,} | "
-        f"{undo.removed:,} | – | {undo_s:.2f} | |",
+        f"{undo.removed:,} | – | {', '.join(f'{r[1]:.2f}' for r in runs)} | |",
         "",
         f"**Speed-up: {speedup:,.0f}×** (goal ≥ 50×); bulk change {bulk_s:.2f} s "
         f"(goal < 5 s). History rows written by the bulk change: {history_rows:,}. Check on "
