@@ -100,3 +100,18 @@ def test_user_without_change_right_sees_tags_but_cannot_edit(client, setup):
         .content.decode()
     assert "Interesse-Sport" in body
     assert "data-tw-remove" not in body and "tw-tag-search" not in body
+
+
+def test_profile_queries_do_not_grow_with_the_number_of_tags(client, make_contact, make_tag,
+                                                             django_assert_max_num_queries):
+    agent = user_in_role("agent")
+    client.force_login(agent)
+    contact = make_contact()
+    url = reverse("admin:crm_contact_change", args=[contact.pk])
+    tags_change(contacts=[contact], add=make_tag.create_batch(2))
+    with django_assert_max_num_queries(40) as few:
+        assert client.get(url).status_code == 200
+    tags_change(contacts=[contact], add=make_tag.create_batch(12), actor=None)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        body = client.get(url).content.decode()
+    assert body.count("tw-chip-profile") == 14
