@@ -5,7 +5,9 @@ from guardian.admin import GuardedModelAdmin
 
 from crm.admin import ContactAdmin
 from crm.models import Contact
+from tagging.governance_admin import DimensionGovernanceMixin, TagGovernanceMixin, VersionLogMixin
 from tagging.models import AssignmentHistory, Dimension, Tag, TagVersion
+from tagging.profile_admin import ContactTagProfileMixin
 from tagging.selectors import contacts_with_tags, dimensions_with_counts, tags_with_counts
 
 
@@ -25,7 +27,7 @@ def chips(tags) -> str:
 
 
 @admin.register(Dimension)
-class DimensionAdmin(GuardedModelAdmin):
+class DimensionAdmin(DimensionGovernanceMixin, GuardedModelAdmin):
     list_display = ["name", "colour_swatch", "single_choice", "tag_count", "holders", "order"]
     list_editable = ["order"]
     search_fields = ["name"]
@@ -48,7 +50,7 @@ class DimensionAdmin(GuardedModelAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(TagGovernanceMixin, admin.ModelAdmin):
     list_display = ["tag_chip", "dimension", "kind", "holders", "lifetime_days", "is_archived"]
     list_filter = ["dimension", "kind", "is_archived"]
     search_fields = ["name", "name_key"]
@@ -86,7 +88,7 @@ class AssignmentHistoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(TagVersion)
-class TagVersionAdmin(AssignmentHistoryAdmin):
+class TagVersionAdmin(VersionLogMixin, AssignmentHistoryAdmin):
     list_display = ["at", "action", "object_type", "object_name", "actor", "reason"]
     list_filter = ["action", "object_type"]
     list_select_related = ["actor"]
@@ -97,7 +99,7 @@ admin.site.unregister(Contact)
 
 
 @admin.register(Contact)
-class TaggedContactAdmin(ContactAdmin):
+class TaggedContactAdmin(ContactTagProfileMixin, ContactAdmin):
     """The contact admin with tags: chips in the list and on the profile."""
 
     list_display = ["phone", "display_name", "tag_chips", "consent_status", "country",

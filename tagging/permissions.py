@@ -47,3 +47,48 @@ def ensure_can_apply(user, tags: Iterable[Tag]) -> None:
             _("You may not apply or remove these tags: %(tags)s. Ask a tag administrator to "
               "grant you their dimension.") % {"tags": ", ".join(refused)}
         )
+
+
+# --- Governance: define rights and permission-filtered dimensions ------------
+
+
+def ensure_can_define(user, dimensions: Iterable[Dimension]) -> None:
+    """Raise ``TagPermissionDenied`` unless ``user`` may define tags in all ``dimensions``."""
+    refused = sorted({d.name for d in dimensions if not can_define(user, d)})
+    if refused:
+        raise TagPermissionDenied(
+            _("You may not define, rename, archive, merge or delete tags in these dimensions: "
+              "%(dimensions)s. Ask a tag administrator for the right.")
+            % {"dimensions": ", ".join(refused)}
+        )
+
+
+def _dimension_ids(user, codename: str) -> set[int] | None:
+    """Ids of the dimensions ``user`` holds ``codename`` on; ``None`` means all of them."""
+    if user is None or user.is_superuser or (
+        user.is_active and user.has_perm(f"tagging.{codename}")
+    ):
+        return None
+    if not user.is_active:
+        return set()
+    from guardian.shortcuts import get_objects_for_user
+
+    return set(
+        get_objects_for_user(user, f"tagging.{codename}", klass=Dimension,
+                             accept_global_perms=False).values_list("pk", flat=True)
+    )
+
+
+def applicable_dimension_ids(user) -> set[int] | None:
+    """Dimensions whose tags ``user`` may apply and remove (``None``: all of them)."""
+    return _dimension_ids(user, APPLY)
+
+
+def definable_dimension_ids(user) -> set[int] | None:
+    """Dimensions in which ``user`` may define tags (``None``: all)."""
+    return _dimension_ids(user, DEFINE)
+
+
+def can_define_any(user) -> bool:
+    ids = definable_dimension_ids(user)
+    return ids is None or bool(ids)

@@ -51,3 +51,27 @@ def tags_by_name(names: list[str]) -> tuple[list[Tag], list[str]]:
     found = {t.name_key: t for t in Tag.objects.select_related("dimension")
              .filter(name_key__in=keys)}
     return [found[k] for k in keys if k in found], [n for k, n in keys.items() if k not in found]
+
+
+def tag_weekly_changes(tag: Tag, weeks: int = 12) -> list[dict]:
+    """Contacts that got and lost ``tag`` per week, newest first (from assignment history).
+
+    One grouped query over the (tag, at) index, whatever the number of rows.
+    """
+    from datetime import timedelta
+
+    from django.db.models.functions import TruncWeek
+    from django.utils import timezone
+
+    from tagging.models import AssignmentHistory
+
+    since = timezone.now() - timedelta(weeks=weeks)
+    rows = (
+        AssignmentHistory.objects.filter(tag=tag, at__gte=since).order_by()
+        .annotate(week=TruncWeek("at")).values("week", "action").annotate(n=Count("*"))
+    )
+    weekly: dict = {}
+    for row in rows:
+        entry = weekly.setdefault(row["week"], {"week": row["week"], "added": 0, "removed": 0})
+        entry[row["action"]] = row["n"]
+    return sorted(weekly.values(), key=lambda e: e["week"], reverse=True)

@@ -1,0 +1,464 @@
+"""Writes on the vocabulary: tags and dimensions, with the tag version log.
+
+The admin calls these services (never signals), and so can any app or
+script: each checks the actor's rights, enforces the vocabulary rules and
+records a ``TagVersion`` row for every create, rename, recolour, move,
+archive, restore, merge and delete, in the same transaction as the change.
+``actor=None`` is the system itself and may do anything.
+
+Vocabulary rules:
+
+* a name is unique after folding case, accents, whitespace and dashes
+  (``tagging.names.name_key``);
+* a *near-twin* — a name within ``TAGWERK_TAG_NEAR_TWIN_DISTANCE`` edits (default 2)
+  of an existing one, or in the same ``TAGWERK_TAG_SYNONYMS`` group — is refused
+  with ``NearTwinWarning`` unless the caller confirms it with a reason;
+* renames, merges, archiving and deleting need a reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError, RestrictedError
+from django.utils.translation import gettext as _
+
+from crm.models import Contact
+from tagging.models import (
+    AssignmentHistory,
+    Dimension,
+    Source,
+    Tag,
+    TagAssignment,
+    TagVersion,
+    VersionAction,
+)
+from tagging.names import name_key
+from tagging.permissions import TagPermissionDenied, ensure_can_apply, ensure_can_define
+from tagging.services import _Writer, contact_ids, tags_change
+
+TAG_FIELDS = ["name", "dimension", "colour", "symbol", "description", "kind", "lifetime_days"]
+DIMENSION_FIELDS = ["name", "colour", "description", "order", "single_choice"]
+
+
+class VocabularyError(ValueError):
+    """The change breaks a vocabulary rule; nothing was changed. The message says what to do.
+
+    ``field`` names the form field the message belongs to, when there is one.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class NearTwinWarning(VocabularyError):
+    """The name is close to existing ones; confirm with a reason to keep it."""
+
+    def __init__(self, message: str, twins: list[Tag | Dimension]):
+        super().__init__(message, field="name")
+        self.twins = twins
+
+
+# --- names ---------------------------------------------------------------------
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, or ``limit + 1`` as soon as it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
+def _synonym_keys(key: str) -> set[str]:
+    """Name keys listed with ``key`` in one group of ``TAGWERK_TAG_SYNONYMS``."""
+    related: set[str] = set()
+    for group in getattr(settings, "TAGWERK_TAG_SYNONYMS", []):
+        keys = {name_key(n) for n in group}
+        if key in keys:
+            related |= keys
+    return related - {key}
+
+
+def name_owner(model: type[Tag] | type[Dimension], name: str, *, exclude_pk=None):
+    """The tag (or dimension) already called ``name`` as the vocabulary compares names."""
+    return model.objects.filter(name_key=name_key(name)).exclude(pk=exclude_pk).first()
+
+
+def near_twins(model: type[Tag] | type[Dimension], name: str, *, exclude_pk=None) -> list:
+    """Existing names that are easy to confuse with ``name`` (edit distance or synonyms)."""
+    key = name_key(name)
+    limit = getattr(settings, "TAGWERK_TAG_NEAR_TWIN_DISTANCE", 2)
+    synonyms = _synonym_keys(key)
+    twins = []
+    # A vocabulary holds hundreds of names, so comparing in Python is cheap.
+    for obj in model.objects.exclude(pk=exclude_pk).only("pk", "name", "name_key"):
+        if obj.name_key == key:
+            continue  # an exact clash, reported by name_owner
+        if obj.name_key in synonyms or edit_distance(obj.name_key, key, limit) <= limit:
+            twins.append(obj)
+    return twins
+
+
+def _check_name(model, obj, *, near_twins_confirmed: bool, reason: str) -> None:
+    label = _("tag") if model is Tag else _("dimension")
+    owner = name_owner(model, obj.name, exclude_pk=obj.pk)
+    if owner:
+        raise VocabularyError(
+            _("The %(label)s “%(existing)s” already exists; “%(name)s” is the same name once "
+              "case, accents, spaces and dashes are ignored. Use the existing one or pick "
+              "another name.") % {"label": label, "existing": owner.name, "name": obj.name},
+            field="name",
+        )
+    twins = near_twins(model, obj.name, exclude_pk=obj.pk)
+    if twins and not (near_twins_confirmed and reason.strip()):
+        names = ", ".join(f"“{t.name}”" for t in twins)
+        raise NearTwinWarning(
+            _("“%(name)s” looks like %(twins)s. If it really means something else, confirm "
+              "the near-twin and give a reason.") % {"name": obj.name, "twins": names},
+            twins,
+        )
+
+
+# --- the tag version log ------------------------------------------------------
+
+
+def version_record(*, obj: Tag | Dimension, action: str, actor=None, changes: dict | None = None,
+                   reason: str = "") -> TagVersion:
+    """Append one entry to the tag version log."""
+    return TagVersion.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        action=action,
+        object_type="tag" if isinstance(obj, Tag) else "dimension",
+        object_id=obj.pk,
+        object_name=obj.name[:120],
+        changes=changes or {},
+        reason=reason.strip(),
+    )
+
+
+def _value(obj, field: str):
+    value = getattr(obj, field)
+    if isinstance(value, Dimension):
+        return value.name
+    return value
+
+
+def _snapshot(obj, fields: list[str]) -> dict:
+    return {f: _value(obj, f) for f in fields}
+
+
+def _diff(old, new, fields: list[str]) -> dict[str, list]:
+    """``{field: [before, after]}`` for the fields that changed."""
+    changed = {}
+    for field in fields:
+        attr = "dimension_id" if field == "dimension" else field
+        if getattr(old, attr) != getattr(new, attr):
+            changed[field] = [_value(old, field), _value(new, field)]
+    return changed
+
+
+def _record_changes(obj, changes: dict, *, actor, reason: str, extra: dict) -> None:
+    """One log entry per kind of change, so that filtering by “renamed” finds every rename."""
+    kinds = [("name", VersionAction.RENAMED), ("dimension", VersionAction.MOVED),
+             ("colour", VersionAction.RECOLOURED)]
+    rest = dict(changes)
+    for field, action in kinds:
+        if field in rest:
+            version_record(obj=obj, action=action, actor=actor,
+                           changes={field: rest.pop(field), **extra}, reason=reason)
+    if rest:
+        version_record(obj=obj, action=VersionAction.CHANGED, actor=actor,
+                       changes={**rest, **extra}, reason=reason)
+
+
+def _require_reason(reason: str, what: str) -> None:
+    if not reason.strip():
+        raise VocabularyError(
+            _("Give a reason for the %(what)s; the tag version log keeps it.") % {"what": what},
+            field="reason",
+        )
+
+
+# --- tags -------------------------------------------------------------------------
+
+
+def tag_save(*, tag: Tag, actor=None, reason: str = "", near_twins_confirmed: bool = False) -> Tag:
+    """Create ``tag`` (unsaved) or store the edits made to it, and log them.
+
+    Refuses (``TagPermissionDenied``, ``VocabularyError``) before writing anything.
+    Saving an unchanged tag writes no log entry.
+    """
+    old = Tag.objects.select_related("dimension").get(pk=tag.pk) if tag.pk else None
+    ensure_can_define(actor, [tag.dimension] + ([old.dimension] if old else []))
+    if old and old.is_archived != tag.is_archived:
+        raise VocabularyError(_("Archive or restore a tag with its own action, with a reason."))
+    changes = _diff(old, tag, TAG_FIELDS) if old else {}
+    if old is None or "name" in changes:
+        _check_name(Tag, tag, near_twins_confirmed=near_twins_confirmed, reason=reason)
+    if "name" in changes:
+        _require_reason(reason, _("rename"))
+    if "dimension" in changes:
+        _check_move(tag)
+    extra = {"near_twins_confirmed": True} if near_twins_confirmed else {}
+    try:
+        with transaction.atomic():
+            tag.save()
+            if old is None:
+                version_record(obj=tag, action=VersionAction.CREATED, actor=actor,
+                               changes={**_snapshot(tag, TAG_FIELDS), **extra}, reason=reason)
+            elif changes:
+                _record_changes(tag, changes, actor=actor, reason=reason, extra=extra)
+    except IntegrityError:
+        # Another administrator saved the same name a moment ago.
+        _check_name(Tag, tag, near_twins_confirmed=True, reason="-")
+        raise
+    return tag
+
+
+def tag_create(*, dimension: Dimension, name: str, actor=None, reason: str = "",
+               near_twins_confirmed: bool = False, **attributes) -> Tag:
+    """Define a new tag in ``dimension`` (see ``tag_save`` for the checks)."""
+    tag = Tag(dimension=dimension, name=name, **attributes)
+    return tag_save(tag=tag, actor=actor, reason=reason, near_twins_confirmed=near_twins_confirmed)
+
+
+def _check_move(tag: Tag) -> None:
+    """Moving into a single-choice dimension must not leave a contact with two of its tags."""
+    if not tag.dimension.single_choice:
+        return
+    clashes = (
+        TagAssignment.objects.filter(tag__dimension=tag.dimension_id)
+        .exclude(tag=tag.pk)
+        .filter(contact__in=TagAssignment.objects.filter(tag=tag.pk).values("contact_id"))
+        .values("contact_id").distinct().count()
+    )
+    if clashes:
+        raise VocabularyError(
+            _("%(n)d contacts hold “%(tag)s” and another tag of the single-choice dimension "
+              "“%(dimension)s”. Merge or remove those tags first.")
+            % {"n": clashes, "tag": tag.name, "dimension": tag.dimension.name},
+            field="dimension",
+        )
+
+
+def tag_archive(*, tag: Tag, actor=None, reason: str) -> bool:
+    """Archive ``tag``: it keeps its assignments and history but can no longer be applied.
+
+    Returns False (and logs nothing) when it was archived already.
+    """
+    ensure_can_define(actor, [tag.dimension])
+    _require_reason(reason, _("archiving"))
+    with transaction.atomic():
+        if not Tag.objects.filter(pk=tag.pk, is_archived=False).update(is_archived=True):
+            return False
+        tag.is_archived = True
+        version_record(obj=tag, action=VersionAction.ARCHIVED, actor=actor, reason=reason,
+                       changes={"is_archived": [False, True]})
+    return True
+
+
+def tag_restore(*, tag: Tag, actor=None, reason: str = "") -> bool:
+    """Make an archived tag applicable again; False when it was not archived."""
+    ensure_can_define(actor, [tag.dimension])
+    with transaction.atomic():
+        if not Tag.objects.filter(pk=tag.pk, is_archived=True).update(is_archived=False):
+            return False
+        tag.is_archived = False
+        version_record(obj=tag, action=VersionAction.RESTORED, actor=actor, reason=reason,
+                       changes={"is_archived": [True, False]})
+    return True
+
+
+@dataclass(frozen=True)
+class Reference:
+    label: str
+    count: int
+
+
+# Other apps register what refers to a tag without a foreign key (e.g. segment
+# expressions that name it): ``register_tag_reference(_("segments"), fn)``.
+_REFERENCE_COUNTERS: list[tuple[str, Callable[[Tag], int]]] = []
+
+
+def register_tag_reference(label: str, counter: Callable[[Tag], int]) -> None:
+    """Make ``counter(tag) -> int`` part of what a tag's delete confirmation lists."""
+    if (label, counter) not in _REFERENCE_COUNTERS:
+        _REFERENCE_COUNTERS.append((label, counter))
+
+
+def tag_references(tag: Tag) -> list[Reference]:
+    """What still refers to ``tag``, as counts (one COUNT query each, never the rows)."""
+    refs = [Reference(_("contacts holding it"), TagAssignment.objects.filter(tag=tag).count())]
+    for rel in Tag._meta.related_objects:
+        model = rel.related_model
+        if model in (TagAssignment, AssignmentHistory):  # counted above / a log, not a use
+            continue
+        count = model._default_manager.filter(**{rel.field.name: tag}).count()
+        refs.append(Reference(str(model._meta.verbose_name_plural), count))
+    refs += [Reference(str(label), counter(tag)) for label, counter in _REFERENCE_COUNTERS]
+    return [r for r in refs if r.count]
+
+
+def tag_delete(*, tag: Tag, actor=None, reason: str) -> int:
+    """Delete ``tag`` for good; its assignments are removed set-based with history.
+
+    Returns the number of contacts that lost the tag. Prefer ``tag_archive``
+    for a tag that is still referenced.
+    """
+    ensure_can_define(actor, [tag.dimension])
+    _require_reason(reason, _("deletion"))
+    pk, snapshot = tag.pk, _snapshot(tag, TAG_FIELDS)
+    with transaction.atomic():
+        writer = _Writer(operation=uuid.uuid4(), actor=actor, source=Source.SYSTEM,
+                         source_ref=f"delete:tag:{pk}")
+        removed = writer.remove_where("tag_id = %s", [pk])
+        version_record(obj=tag, action=VersionAction.DELETED, actor=actor, reason=reason,
+                       changes={**snapshot, "contacts_untagged": removed})
+        try:
+            tag.delete()
+        except (ProtectedError, RestrictedError) as exc:
+            names = sorted({str(o._meta.verbose_name_plural) for o in exc.protected_objects}
+                           if isinstance(exc, ProtectedError) else
+                           {str(o._meta.verbose_name_plural) for o in exc.restricted_objects})
+            raise VocabularyError(
+                _("“%(tag)s” is still used by %(what)s and cannot be deleted; archive it "
+                  "instead.") % {"tag": snapshot["name"], "what": ", ".join(names)}
+            ) from None
+    tag.pk = pk  # keep the id readable for the caller's message
+    return removed
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    moved: int  # contacts that received the target tag
+    contacts: int  # contacts that held the source tag
+    replaced: int  # single-choice replacements made on the way
+
+
+def tag_merge(*, source: Tag, target: Tag, actor=None, reason: str) -> MergeResult:
+    """Merge ``source`` into ``target``: its holders get ``target`` (no duplicates), it is archived.
+
+    History is written (reason “merge”), the version log gets a “merged” and an
+    “archived” entry. Merging an already merged (archived, empty) tag moves nothing.
+    """
+    if source.pk == target.pk:
+        raise VocabularyError(_("A tag cannot be merged into itself."))
+    if target.is_archived:
+        raise VocabularyError(
+            _("“%(tag)s” is archived; restore it before merging into it.") % {"tag": target.name})
+    ensure_can_define(actor, [source.dimension, target.dimension])
+    _require_reason(reason, _("merge"))
+    ref = f"merge:{source.pk}:{target.pk}"
+    with transaction.atomic():
+        holders = Contact.objects.filter(
+            pk__in=TagAssignment.objects.filter(tag=source).values("contact_id"))
+        # The define right authorises the merge, so the apply check is not asked
+        # again; the rows are attributed to the actor right after.
+        result = tags_change(contacts=holders, add=[target], remove=[source], actor=None,
+                             source=Source.MERGE, source_ref=ref)
+        if getattr(actor, "pk", None):
+            AssignmentHistory.objects.filter(operation=result.operation).update(actor=actor)
+            TagAssignment.objects.filter(tag=target, source=Source.MERGE, source_ref=ref,
+                                         actor=None).update(actor=actor)
+        version_record(obj=source, action=VersionAction.MERGED, actor=actor, reason=reason,
+                       changes={"into": target.name, "into_id": target.pk,
+                                "contacts": result.contacts, "moved": result.added})
+        if not source.is_archived:
+            tag_archive(tag=source, actor=actor,
+                        reason=_("Merged into “%(tag)s”: %(reason)s")
+                        % {"tag": target.name, "reason": reason})
+    return MergeResult(moved=result.added, contacts=result.contacts, replaced=result.replaced)
+
+
+def assignment_expiry_set(*, contacts, tag: Tag, expires_at: datetime | None, actor=None) -> int:
+    """Give ``tag`` on ``contacts`` an explicit expiry (``None`` clears it); returns rows changed.
+
+    The hourly expiry task removes the assignment once ``expires_at`` has passed.
+    """
+    ensure_can_apply(actor, [tag])
+    ids = contact_ids(contacts)
+    changed = 0
+    for start in range(0, len(ids), 10_000):
+        changed += TagAssignment.objects.filter(
+            tag=tag, contact_id__in=ids[start:start + 10_000]).update(expires_at=expires_at)
+    return changed
+
+
+# --- dimensions ------------------------------------------------------------------
+
+
+def _ensure_model_perm(actor, codename: str) -> None:
+    if actor is None or actor.is_superuser:
+        return
+    if not (actor.is_active and actor.has_perm(f"tagging.{codename}")):
+        raise TagPermissionDenied(
+            _("You may not change dimensions. Ask a tag administrator."))
+
+
+def dimension_save(*, dimension: Dimension, actor=None, reason: str = "",
+                   near_twins_confirmed: bool = False) -> Dimension:
+    """Create ``dimension`` (unsaved) or store the edits made to it, and log them."""
+    old = Dimension.objects.get(pk=dimension.pk) if dimension.pk else None
+    _ensure_model_perm(actor, "change_dimension" if old else "add_dimension")
+    changes = _diff(old, dimension, DIMENSION_FIELDS) if old else {}
+    if old is None or "name" in changes:
+        _check_name(Dimension, dimension, near_twins_confirmed=near_twins_confirmed,
+                    reason=reason)
+    if "name" in changes:
+        _require_reason(reason, _("rename"))
+    if changes.get("single_choice") == [False, True]:
+        _check_single_choice(dimension)
+    extra = {"near_twins_confirmed": True} if near_twins_confirmed else {}
+    with transaction.atomic():
+        dimension.save()
+        if old is None:
+            version_record(obj=dimension, action=VersionAction.CREATED, actor=actor,
+                           changes={**_snapshot(dimension, DIMENSION_FIELDS), **extra},
+                           reason=reason)
+        elif changes:
+            _record_changes(dimension, changes, actor=actor, reason=reason, extra=extra)
+    return dimension
+
+
+def _check_single_choice(dimension: Dimension) -> None:
+    from django.db.models import Count
+
+    crowded = (TagAssignment.objects.filter(tag__dimension=dimension.pk).values("contact_id")
+               .annotate(n=Count("*")).filter(n__gt=1).count())
+    if crowded:
+        raise VocabularyError(
+            _("%(n)d contacts hold more than one tag of “%(dimension)s”; it cannot become "
+              "single-choice until each holds at most one.")
+            % {"n": crowded, "dimension": dimension.name},
+            field="single_choice",
+        )
+
+
+def dimension_delete(*, dimension: Dimension, actor=None, reason: str) -> None:
+    """Delete an empty dimension; one that still has tags is refused."""
+    _ensure_model_perm(actor, "delete_dimension")
+    _require_reason(reason, _("deletion"))
+    tags = Tag.objects.filter(dimension=dimension).count()
+    if tags:
+        raise VocabularyError(
+            _("“%(dimension)s” still has %(n)d tags; move, merge or delete them first.")
+            % {"dimension": dimension.name, "n": tags}
+        )
+    with transaction.atomic():
+        version_record(obj=dimension, action=VersionAction.DELETED, actor=actor, reason=reason,
+                       changes=_snapshot(dimension, DIMENSION_FIELDS))
+        dimension.delete()

@@ -1,0 +1,206 @@
+import pytest
+from django.test import override_settings
+
+from tagging.models import AssignmentHistory, Tag, TagAssignment, TagVersion
+from tagging.permissions import TagPermissionDenied
+from tagging.services import TagChangeError, tags_change
+from tagging.vocabulary import (
+    NearTwinWarning,
+    VocabularyError,
+    dimension_delete,
+    dimension_save,
+    edit_distance,
+    register_tag_reference,
+    tag_archive,
+    tag_create,
+    tag_delete,
+    tag_merge,
+    tag_references,
+    tag_restore,
+    tag_save,
+)
+from tests.tagging.governance import user_in_role
+
+pytestmark = pytest.mark.django_db
+
+
+def log(obj=None):
+    rows = TagVersion.objects.order_by("id")
+    if obj is not None:
+        rows = rows.filter(object_id=obj.pk)
+    return list(rows.values_list("action", flat=True))
+
+
+@pytest.mark.parametrize("twin", ["bestellt", " BESTELLT ", "Be-stellt", "béstellt"])
+def test_normalised_names_are_one_name(make_tag, make_dimension, twin):
+    make_tag(name="Bestellt")
+    with pytest.raises(VocabularyError, match="“Bestellt” already exists"):
+        tag_create(dimension=make_dimension(), name=twin)
+    assert Tag.objects.count() == 1
+
+
+def test_near_twin_is_refused_until_confirmed_with_a_reason(make_tag, make_dimension):
+    make_tag(name="Bestellt")
+    dimension = make_dimension()
+    with pytest.raises(NearTwinWarning, match="“Bestellt”") as warning:
+        tag_create(dimension=dimension, name="Bestelt")
+    assert [t.name for t in warning.value.twins] == ["Bestellt"]
+    with pytest.raises(NearTwinWarning):
+        tag_create(dimension=dimension, name="Bestelt", near_twins_confirmed=True)
+
+    tag = tag_create(dimension=dimension, name="Bestelt", near_twins_confirmed=True,
+                     reason="the supplier's word")
+
+    entry = TagVersion.objects.get(object_id=tag.pk)
+    assert (entry.action, entry.reason) == ("created", "the supplier's word")
+    assert entry.changes["near_twins_confirmed"] is True
+
+
+@override_settings(TAGWERK_TAG_SYNONYMS=[["Bestellt", "Ordered"], ["Bezahlt", "Paid"]])
+def test_configured_synonyms_are_near_twins(make_tag, make_dimension):
+    make_tag(name="Bestellt")
+    with pytest.raises(NearTwinWarning, match="Bestellt"):
+        tag_create(dimension=make_dimension(), name="ordered")
+    assert tag_create(dimension=make_dimension(), name="Paid").pk  # no "Bezahlt" yet
+
+
+def test_edit_distance():
+    assert edit_distance("bestellt", "bestelt", 2) == 1
+    assert edit_distance("vip", "svip", 2) == 1
+    assert edit_distance("interessesport", "interessereisen", 2) == 3
+
+
+def test_rename_needs_a_reason_and_every_kind_of_change_is_logged(make_tag, make_dimension,
+                                                                   superuser):
+    tag = tag_create(dimension=make_dimension(name="Interesse"), name="Sport", actor=superuser)
+    tag.name = "Interesse-Sport"
+    with pytest.raises(VocabularyError, match="reason") as refused:
+        tag_save(tag=tag, actor=superuser)
+    assert refused.value.field == "reason"
+    assert Tag.objects.get(pk=tag.pk).name == "Sport"
+
+    tag.colour, tag.dimension = "#FF0000", make_dimension(name="Hobby")
+    tag_save(tag=tag, actor=superuser, reason="one name per meaning")
+    tag.symbol = "⚽"
+    tag_save(tag=tag, actor=superuser)
+    tag_save(tag=tag, actor=superuser)  # unchanged: no entry
+
+    assert log(tag) == ["created", "renamed", "moved", "recoloured", "changed"]
+    renamed = TagVersion.objects.get(object_id=tag.pk, action="renamed")
+    assert renamed.changes["name"] == ["Sport", "Interesse-Sport"]
+    assert (renamed.actor, renamed.reason) == (superuser, "one name per meaning")
+    assert TagVersion.objects.get(object_id=tag.pk, action="moved").changes["dimension"] == [
+        "Interesse", "Hobby"]
+
+
+def test_moving_into_a_single_choice_dimension_must_not_break_it(make_tag, make_dimension,
+                                                                  make_contact):
+    stage = make_dimension(single_choice=True)
+    ordered, paid = make_tag(dimension=stage, name="Bestellt"), make_tag(name="Bezahlt")
+    tags_change(contacts=[make_contact()], add=[ordered, paid])
+    paid.dimension = stage
+    with pytest.raises(VocabularyError, match="1 contacts hold"):
+        tag_save(tag=paid, reason="x")
+
+
+def test_marketer_cannot_change_the_vocabulary(make_tag):
+    marketer = user_in_role("marketer")
+    tag = make_tag(name="VIP")
+    with pytest.raises(TagPermissionDenied, match="define"):
+        tag_archive(tag=tag, actor=marketer, reason="x")
+    tag.name = "VIP-Kunde"
+    with pytest.raises(TagPermissionDenied):
+        tag_save(tag=tag, actor=marketer, reason="x")
+    assert Tag.objects.get(pk=tag.pk).name == "VIP" and log() == []
+
+
+def test_archive_and_restore_are_logged_once(make_tag, make_contact, superuser):
+    tag = make_tag()
+    with pytest.raises(VocabularyError, match="reason"):
+        tag_archive(tag=tag, actor=superuser, reason=" ")
+    assert tag_archive(tag=tag, actor=superuser, reason="season over") is True
+    assert tag_archive(tag=tag, actor=superuser, reason="again") is False
+    with pytest.raises(TagChangeError, match="Archived"):
+        tags_change(contacts=[make_contact()], add=[tag])
+    assert tag_restore(tag=tag, actor=superuser, reason="back") is True
+    assert log(tag) == ["archived", "restored"]
+    assert Tag.objects.get(pk=tag.pk).is_archived is False
+
+
+def test_merge_moves_holders_without_duplicates_and_archives_the_source(
+        make_tag, make_contact, superuser):
+    ordered, bestellt = make_tag(name="Ordered"), make_tag(name="Bestellt")
+    both, only_ordered, only_bestellt = make_contact(), make_contact(), make_contact()
+    tags_change(contacts=[both, only_ordered], add=[ordered])
+    tags_change(contacts=[both, only_bestellt], add=[bestellt])
+
+    result = tag_merge(source=ordered, target=bestellt, actor=superuser, reason="one name")
+
+    assert (result.contacts, result.moved) == (2, 1)
+    assert set(TagAssignment.objects.filter(tag=bestellt).values_list("contact_id", flat=True)) \
+        == {both.pk, only_ordered.pk, only_bestellt.pk}
+    assert not TagAssignment.objects.filter(tag=ordered).exists()
+    ordered.refresh_from_db()
+    assert ordered.is_archived
+    assert log(ordered) == ["merged", "archived"]
+    merged = TagVersion.objects.get(object_id=ordered.pk, action="merged")
+    assert merged.changes["into"] == "Bestellt" and merged.reason == "one name"
+    history = AssignmentHistory.objects.filter(reason="merge")
+    assert sorted(history.values_list("action", flat=True)) == ["added", "removed", "removed"]
+    assert set(history.values_list("actor_id", flat=True)) == {superuser.pk}
+    # A repeat finds nothing left to move.
+    assert tag_merge(source=ordered, target=bestellt, actor=superuser, reason="x").moved == 0
+
+
+def test_merge_into_a_single_choice_dimension_replaces(make_tag, make_dimension, make_contact):
+    stage = make_dimension(single_choice=True)
+    cart, ordered = make_tag(dimension=stage, name="Warenkorb"), make_tag(dimension=stage,
+                                                                          name="Bestellt")
+    old = make_tag(name="Bestellung")
+    contact = make_contact()
+    tags_change(contacts=[contact], add=[cart, old])
+    result = tag_merge(source=old, target=ordered, reason="duplicate")
+    assert result.replaced == 1
+    assert set(contact.tags.values_list("name", flat=True)) == {"Bestellt"}
+
+
+def test_references_are_counts_and_other_apps_can_add_theirs(make_tag, make_contact,
+                                                             monkeypatch):
+    monkeypatch.setattr("tagging.vocabulary._REFERENCE_COUNTERS", [])
+    tag = make_tag()
+    tags_change(contacts=make_contact.create_batch(3), add=[tag])
+    register_tag_reference("segments", lambda t: 2 if t.pk == tag.pk else 0)
+    refs = {r.label: r.count for r in tag_references(tag)}
+    assert refs == {"contacts holding it": 3, "segments": 2}
+    assert tag_references(make_tag()) == []
+
+
+def test_delete_removes_assignments_with_history_and_logs_the_reason(make_tag, make_contact,
+                                                                      superuser):
+    tag = make_tag(name="Alt")
+    tags_change(contacts=make_contact.create_batch(2), add=[tag])
+    with pytest.raises(VocabularyError):
+        tag_delete(tag=tag, actor=superuser, reason="")
+    removed = tag_delete(tag=tag, actor=superuser, reason="typo")
+    assert removed == 2
+    assert not Tag.objects.filter(name="Alt").exists()
+    assert AssignmentHistory.objects.filter(action="removed", tag_id=tag.pk).count() == 2
+    entry = TagVersion.objects.get(action="deleted")
+    assert (entry.object_name, entry.reason, entry.changes["contacts_untagged"]) == (
+        "Alt", "typo", 2)
+
+
+def test_dimension_rules_and_log(make_dimension, make_tag, superuser):
+    from tagging.models import Dimension
+
+    dimension = dimension_save(dimension=Dimension(name="Kaufkraft"), actor=superuser)
+    with pytest.raises(VocabularyError, match="already exists"):
+        dimension_save(dimension=Dimension(name="KAUFKRAFT"))
+    make_tag(dimension=dimension)
+    with pytest.raises(VocabularyError, match="still has 1 tags"):
+        dimension_delete(dimension=dimension, actor=superuser, reason="x")
+    Tag.objects.filter(dimension=dimension).delete()
+    dimension_delete(dimension=dimension, actor=superuser, reason="unused")
+    assert log() == ["created", "deleted"]
+    with pytest.raises(TagPermissionDenied):
+        dimension_save(dimension=Dimension(name="Neu"), actor=user_in_role("marketer"))
