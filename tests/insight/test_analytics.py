@@ -57,7 +57,7 @@ def test_holders_against_everybody_else(shop, now):
 
 
 def test_a_tag_combination_means_holding_all_of_them(shop, now):
-    makeup, sport, fans, _others = shop
+    makeup, sport, _fans, _others = shop
     subject = analytics_subject(tag_ids=[makeup.pk, sport.pk])
 
     assert subject.label == "Interesse-Make-up + Interesse-Sport"
