@@ -21,3 +21,13 @@ def pct(value, digits: int = 0) -> str:
         return percent(None if value in (None, "") else float(value), int(digits))
     except (TypeError, ValueError):
         return "—"
+
+
+@register.filter
+def band_text(value: str) -> str:
+    """A tag-count band code (``too_coarse``) as words (“too coarse”)."""
+    from django.utils.translation import gettext
+
+    from tagging.insight.selectors import BAND_TEXT
+
+    return gettext(BAND_TEXT.get(value, value))

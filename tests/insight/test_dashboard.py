@@ -199,3 +199,14 @@ def test_dashboard_shows_the_latest_health_headline(client, superuser, tag):
 
     assert "1 without holders" in page
     assert f"/admin/tagging/healthreport/{report.pk}/change/" in page
+
+
+def test_tag_names_are_escaped_in_the_charts(client, superuser, tag, contacts):
+    tag("<script>alert(1)</script>", holders=contacts(1))
+    dashboard_snapshot_refresh()
+    client.force_login(superuser)
+
+    page = client.get("/admin/").content.decode()
+
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -250,3 +250,26 @@ def test_average_assignment_lifetime_from_history(tag, contacts, now):
 
     assert (row["ended"], row["avg_days"]) == (2, 15.0)
     assert (row["open"], row["open_avg_days"]) == (1, 400.0)
+
+
+@pytest.mark.parametrize(("size", "twin"), [(94, False), (95, True), (96, True)])
+def test_near_twins_on_a_large_base_are_found_through_a_sample(tag, contacts, monkeypatch,
+                                                                size, twin):
+    from tagging.insight import selectors
+
+    monkeypatch.setattr(selectors, "SAMPLE_ASSIGNMENTS", 60)  # ~190 assignments: every 3rd
+    people = contacts(100)  # the two tags share 2 × size − 100 of 100: 88, 90, 92 %
+    tag("Alpha Gruppe", holders=people[:size])
+    tag("Zebra Liste", holders=people[100 - size:])
+
+    pairs = health_findings()["near_twins"]
+
+    assert bool(pairs) is twin
+    if twin:
+        assert pairs[0]["overlap"] == (2 * size - 100) / 100
+
+
+def test_a_numbered_series_is_not_a_twin(tag):
+    tag("Kampagne 2024")
+    tag("Kampagne 2025")
+    assert health_findings()["near_twins"] == []
