@@ -246,6 +246,7 @@ class HealthReportAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(self._report_url(report))
 
     def dashboard_refresh_view(self, request):
+        self._require(request, "crm.view_contact")
         if request.method == "POST":
             dashboard_refresh_task.delay_on_commit()
             self.message_user(request, _("The dashboard is being recomputed; reload in a moment."),

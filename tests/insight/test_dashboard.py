@@ -210,3 +210,14 @@ def test_tag_names_are_escaped_in_the_charts(client, superuser, tag, contacts):
 
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_staff_without_contact_rights_sees_no_dashboard(client, staff_user, contacts):
+    contacts(3)
+    client.force_login(staff_user)
+
+    page = client.get("/admin/").content.decode()
+
+    assert "tw-dashboard" not in page
+    assert not DashboardSnapshot.objects.exists()
+    assert client.post("/admin/tagging/healthreport/dashboard/refresh/").status_code == 403
