@@ -8,35 +8,37 @@ nothing else, and running it again gives the same dates.
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from crm.models import Contact
 from tagging.models import AssignmentHistory, TagAssignment
 
+BUCKETS_PER_DAY = 1
+
 
 def demo_history_spread(*, weeks: int = 16, seed: int = 42) -> int:
-    """Backdate the demo's assignments and their history; return how many were moved."""
+    """Backdate the demo's assignments and their history; return how many rows were moved.
+
+    Set-based: one UPDATE per day of the period (rows fall into a
+    bucket by a hash of their id), then a clamp to the contact's creation.
+    """
     now = timezone.now()
-    rows = list(AssignmentHistory.objects.filter(source_ref="demo").order_by("id")
-                .values_list("id", "contact_id", "tag_id"))
-    created = dict(Contact.objects.filter(pk__in={r[1] for r in rows})
-                   .values_list("pk", "created_at"))
-    history, when = [], {}
-    for pk, contact_id, tag_id in rows:
-        rng = random.Random(seed * 1_000_003 + pk)
-        at = max(created[contact_id], now - timedelta(days=rng.uniform(0, weeks * 7)))
-        history.append(AssignmentHistory(pk=pk, at=at))
-        when[(contact_id, tag_id)] = at
-    assignments = [
-        TagAssignment(pk=a_pk, assigned_at=when[(c, t)])
-        for a_pk, c, t in TagAssignment.objects.filter(source_ref="demo")
-        .values_list("pk", "contact_id", "tag_id") if (c, t) in when
-    ]
+    buckets = weeks * 7 * BUCKETS_PER_DAY
+    demo = AssignmentHistory.objects.filter(source_ref="demo")
+    moved = 0
     with transaction.atomic():
-        AssignmentHistory.objects.bulk_update(history, ["at"], batch_size=2000)
-        TagAssignment.objects.bulk_update(assignments, ["assigned_at"], batch_size=2000)
-    return len(history)
+        for k in range(buckets):
+            moved += demo.extra(
+                where=["((id + %s) * 7919) %% %s = %s"], params=[seed, buckets, k],
+            ).update(at=now - timedelta(hours=24 / BUCKETS_PER_DAY * k))
+        created = Contact.objects.filter(pk=OuterRef("contact_id")).values("created_at")[:1]
+        demo.filter(at__lt=Subquery(created)).update(at=Subquery(created))
+        held_since = (AssignmentHistory.objects.filter(
+            source_ref="demo", contact_id=OuterRef("contact_id"), tag_id=OuterRef("tag_id"))
+            .order_by("-at").values("at")[:1])
+        TagAssignment.objects.filter(source_ref="demo").update(assigned_at=Subquery(held_since))
+    return moved
