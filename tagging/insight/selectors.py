@@ -479,7 +479,7 @@ def find_vocabulary_churn(*, now: datetime) -> dict:
     return {"quarter": f"{start.year}-Q{(start.month - 1) // 3 + 1}", "since": _iso(start),
             "added": rows([VersionAction.CREATED]), "retired": rows(retired_actions),
             "url": f"{reverse('admin:tagging_tagversion_changelist')}?"
-                   f"{urlencode({'object_type__exact': 'tag', 'at__gte': start.date()})}"}
+                   f"{urlencode({'object_type__exact': 'tag', 'at__date__gte': start.date()})}"}
 
 
 def _seconds_between(later: str, earlier: str) -> str:

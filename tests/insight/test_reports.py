@@ -245,3 +245,39 @@ def test_contacts_list_filters_used_by_the_findings(client, superuser, tag, cont
 
     assert "Schläfer" in page and "Wach" not in page
     assert client.get("/admin/crm/contact/?insight_tag=abc").status_code == 200
+
+
+def _links(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.endswith("url") and isinstance(item, str):
+                yield item
+            else:
+                yield from _links(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _links(item)
+
+
+def test_every_link_in_a_report_opens_a_page(client, superuser, tag, contacts, now):
+    from tagging.models import TagVersion
+
+    kaufkraft = DimensionFactory(name="Kaufkraft")
+    people = contacts(3, idle_days=200)
+    tag("VIP", kaufkraft, holders=people)
+    tag("Historischer Bestand - Reaktivierung erforderlich", kaufkraft)
+    tag("Bestellt", holders=people)
+    tag("Bestelt", holders=people[:1])
+    tag("Verwaist")
+    TagVersion.objects.create(action="created", object_type="tag", object_id=1,
+                              object_name="Neu")
+    report = health_report_create(now=now)
+    client.force_login(superuser)
+
+    links = set(_links(report.findings))
+
+    assert len(links) >= 8
+    for url in links:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "?e=1" not in response.get("Location", ""), url
