@@ -132,8 +132,11 @@ def test_dashboard_page_reads_the_snapshot_with_constant_queries(
         holders=people[:2])
     dashboard_snapshot_refresh()
     client.force_login(superuser)
+    # The admin theme (django-admin-interface) is created on the very first page of a fresh
+    # database; that is not the dashboard's doing.
+    client.get("/admin/")
 
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(6):
         response = client.get("/admin/")
 
     page = response.content.decode()
@@ -144,7 +147,7 @@ def test_dashboard_page_reads_the_snapshot_with_constant_queries(
     # More data does not mean more queries: the page never counts contacts itself.
     tag("Interesse-Sport", DimensionFactory(name="Sport"), holders=contacts(20))
     dashboard_snapshot_refresh()
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(6):
         client.get("/admin/")
 
 
