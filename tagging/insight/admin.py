@@ -11,6 +11,7 @@ import csv
 from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.validators import validate_email
 from django.db.models import Exists, OuterRef, Q
@@ -94,6 +95,30 @@ class InsightContactAdminMixin:
 
     def get_list_filter(self, request):
         return [*super().get_list_filter(request), HoldsTagFilter, IdleFilter]
+
+
+# --- analytics cache -------------------------------------------------------------------
+
+
+def _analytics_data(subject) -> dict:
+    """The analytics of a subject, cached for ``ANALYTICS_CACHE_SECONDS``.
+
+    At a million contacts one subject takes seconds; the page, a reload and
+    the CSV export right after it then share one computation.
+    """
+    ids = ",".join(str(t.pk) for t in sorted(subject.tags, key=lambda t: t.pk))
+    key = f"insight:analytics:{subject.dimension.pk if subject.dimension else '-'}:{ids}"
+
+    def compute() -> dict:
+        now = timezone.now()
+        return {"at": now, "metrics": holder_metrics(subject, now=now),
+                "breakdown": tag_breakdown(subject.tags, now=now),
+                "over_time": holders_over_time(subject.tags, now=now)}
+
+    seconds = insight_setting("ANALYTICS_CACHE_SECONDS")
+    if not seconds:
+        return compute()
+    return cache.get_or_set(key, compute, timeout=seconds)
 
 
 # --- health reports ---------------------------------------------------------------------
@@ -282,15 +307,14 @@ class HealthReportAdmin(admin.ModelAdmin):
             else set(),
         }
         if subject:
-            now = timezone.now()
-            metrics = holder_metrics(subject, now=now)
-            over_time = holders_over_time(subject.tags[:8], now=now)
-            breakdown = tag_breakdown(subject.tags, now=now)
+            data = _analytics_data(subject)
+            metrics, over_time, breakdown = data["metrics"], data["over_time"], data["breakdown"]
             context.update({
+                "computed_at": data["at"],
                 "metrics": metrics, "breakdown": breakdown,
                 "over_time_chart": charts.line_chart(
                     [charts.Series(s["name"], s["values"], s["colour"]) for s in
-                     over_time["series"]], over_time["labels"], width=720, height=220,
+                     over_time["series"][:8]], over_time["labels"], width=720, height=220,
                     title=_("Holders over time")),
                 "conversion_chart": charts.bar_chart(
                     [charts.Bar(r["name"], r["conversion"] or 0, r["colour"],
@@ -307,25 +331,26 @@ class HealthReportAdmin(admin.ModelAdmin):
             self.message_user(request, error or _("Pick a tag or a dimension first."),
                               messages.ERROR)
             return HttpResponseRedirect(reverse("admin:tagging_healthreport_analytics"))
-        now = timezone.now()
+        data = _analytics_data(subject)
+        now = data["at"]
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         filename = f"tag-analytics-{now:%Y%m%d}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response.write("\ufeff")  # Excel opens UTF-8 (umlauts) correctly with a BOM
         writer = csv.writer(response)
         writer.writerow([_("section"), _("subject"), _("measure"), _("holders"), _("others")])
-        for metric in holder_metrics(subject, now=now):
+        for metric in data["metrics"]:
             writer.writerow(["comparison", subject.label, metric.label, metric.holders,
                              metric.others])
         writer.writerow([])
         columns = ["holders", "conversion", "frequency", "revenue", "revenue_per_contact",
                    "read_rate", "reply_rate"]
         writer.writerow([_("section"), _("tag"), _("dimension"), *columns])
-        for row in tag_breakdown(subject.tags, now=now):
+        for row in data["breakdown"]:
             writer.writerow(["per_tag", row["name"], row["dimension"],
                              *[row[c] for c in columns]])
         writer.writerow([])
-        over_time = holders_over_time(subject.tags, now=now)
+        over_time = data["over_time"]
         writer.writerow([_("section"), _("tag"), *over_time["labels"]])
         for series in over_time["series"]:
             writer.writerow(["holders_over_time", series["name"], *series["values"]])

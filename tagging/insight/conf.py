@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     # Without any snapshot yet, the first page view computes one in place up to this
     # many contacts; above it the computation is queued for the worker.
     "SYNC_DASHBOARD_MAX_CONTACTS": 100_000,
+    # Tag analytics of one tag, combination or dimension are cached this long (0: never).
+    "ANALYTICS_CACHE_SECONDS": 600,
     # How many dashboard snapshots and health reports to keep.
     "KEEP_SNAPSHOTS": 20,
     "KEEP_REPORTS": 104,

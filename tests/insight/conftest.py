@@ -60,3 +60,13 @@ def history(contact, tag, action: str, at) -> AssignmentHistory:
 
 
 ADDED, REMOVED = HistoryAction.ADDED, HistoryAction.REMOVED
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Analytics are cached by tag ids, which a later test may reuse."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -139,3 +139,15 @@ def test_analytics_bad_input_explains_instead_of_failing(client, superuser, quer
 def test_analytics_needs_the_right_to_see_tags(client, staff_user, shop):
     client.force_login(staff_user)
     assert client.get("/admin/tagging/healthreport/analytics/?tags=1").status_code == 403
+
+
+def test_analytics_are_computed_once_for_page_and_export(client, superuser, shop,
+                                                        django_assert_max_num_queries):
+    makeup, *_ = shop
+    client.force_login(superuser)
+    client.get(f"/admin/tagging/healthreport/analytics/?tags={makeup.pk}")
+
+    with django_assert_max_num_queries(6):  # session, user, the subject — no aggregates
+        response = client.get(
+            f"/admin/tagging/healthreport/analytics/export.csv?tags={makeup.pk}")
+    assert b"Revenue in all" in response.content
