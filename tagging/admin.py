@@ -6,6 +6,7 @@ from guardian.admin import GuardedModelAdmin
 from crm.admin import ContactAdmin
 from crm.models import Contact
 from tagging.governance_admin import DimensionGovernanceMixin, TagGovernanceMixin, VersionLogMixin
+from tagging.insight.admin import InsightContactAdminMixin
 from tagging.models import AssignmentHistory, Dimension, Tag, TagVersion
 from tagging.profile_admin import ContactTagProfileMixin
 from tagging.selectors import contacts_with_tags, dimensions_with_counts, tags_with_counts
@@ -99,7 +100,7 @@ admin.site.unregister(Contact)
 
 
 @admin.register(Contact)
-class TaggedContactAdmin(ContactTagProfileMixin, ContactAdmin):
+class TaggedContactAdmin(ContactTagProfileMixin, InsightContactAdminMixin, ContactAdmin):
     """The contact admin with tags: chips in the list and on the profile."""
 
     list_display = ["phone", "display_name", "tag_chips", "consent_status", "country",

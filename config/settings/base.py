@@ -188,3 +188,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Insight (issue 8): health report and dashboard; defaults in tagging/insight/conf.py ---
+TAGWERK_INSIGHT = {
+    "REPORT_RECIPIENTS": env_list("TAGWERK_HEALTH_REPORT_RECIPIENTS", []),
+}

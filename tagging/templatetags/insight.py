@@ -1,0 +1,33 @@
+"""``{% insight_dashboard as dash %}``: the dashboard's context on the admin index."""
+
+from django import template
+
+from tagging.insight.dashboard import dashboard_context
+
+register = template.Library()
+
+
+@register.simple_tag
+def insight_dashboard() -> dict:
+    return dashboard_context()
+
+
+@register.filter
+def pct(value, digits: int = 0) -> str:
+    """0.4123 → “41 %”; None → “—”."""
+    from tagging.insight.charts import percent
+
+    try:
+        return percent(None if value in (None, "") else float(value), int(digits))
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
+def band_text(value: str) -> str:
+    """A tag-count band code (``too_coarse``) as words (“too coarse”)."""
+    from django.utils.translation import gettext
+
+    from tagging.insight.selectors import BAND_TEXT
+
+    return gettext(BAND_TEXT.get(value, value))
