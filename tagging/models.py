@@ -223,3 +223,7 @@ class TagVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d} {self.action} {self.object_name}"
+
+
+# --- imports (issue 5) ---------------------------------------------------
+from tagging.imports.models import ImportedContact, ImportJob  # noqa: E402, F401
