@@ -16,7 +16,8 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from crm.models import Contact, Gender
-from crm.phones import InvalidPhoneNumber, normalize_phone
+from crm.phones import InvalidPhoneNumber
+from tagging.imports.phones import normalize_with_country
 from tagging.imports.reader import NumberCell, RawRow, header_key
 from tagging.models import Dimension, Tag, TagVersion, VersionAction
 from tagging.permissions import can_apply
@@ -119,6 +120,7 @@ def map_columns(headers: list[str], *, attributes: bool = False) -> ColumnMappin
 class ParsedRow:
     number: int
     phone: str
+    country: str
     facts: dict[str, object] = field(default_factory=dict)
     attributes: dict[str, str] = field(default_factory=dict)
     add: list[Tag] = field(default_factory=list)
@@ -192,10 +194,10 @@ class RowParser:
         cells = raw.cells
         phone_cell = cells[self.phone_index] if self.phone_index < len(cells) else ""
         try:
-            phone = self._phone(phone_cell)
+            phone, country = self._phone(phone_cell)
         except InvalidPhoneNumber as exc:
             return RowFailure(raw.number, Reason.INVALID_PHONE, str(exc), cells)
-        row = ParsedRow(raw.number, phone)
+        row = ParsedRow(raw.number, phone, country)
         add_names: list[str] = []
         remove_names: list[str] = []
         for column, cell in zip(self.mapping.columns, cells, strict=False):
@@ -216,7 +218,7 @@ class RowParser:
                                       f"{column.header}: {problem}", cells)
         return self._tags(row, add_names, remove_names, cells)
 
-    def _phone(self, cell: str) -> str:
+    def _phone(self, cell: str) -> tuple[str, str]:
         if isinstance(cell, NumberCell):
             # Digits starting with the region's country code lost their "+"; others most
             # likely lost their trunk "0".
@@ -225,10 +227,10 @@ class RowParser:
                                                                             f"+{cell}"]
             for guess in guesses:
                 try:
-                    return normalize_phone(guess, self.region)
+                    return normalize_with_country(guess, self.region)
                 except InvalidPhoneNumber:
                     continue
-        return normalize_phone(unescape(cell.strip()), self.region)
+        return normalize_with_country(unescape(cell.strip()), self.region)
 
     def _fact(self, row: ParsedRow, name: str, value: str) -> str:
         if name == "gender":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import tempfile
 from collections import Counter, defaultdict
@@ -21,14 +22,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from crm.models import ConsentStatus, Contact
-from crm.phones import country_of
 from tagging.exports import escape_cell
 from tagging.imports.models import ImportedContact, ImportJob, ImportStatus, UpdateMode
 from tagging.imports.reader import UnreadableFile, open_table
@@ -271,6 +271,9 @@ class _Engine:
         self.sample: list[dict] = []
         self.seen: dict[int, int] = {}  # phone digits -> first row number
         self.encoding = self.delimiter = ""
+        self._blank = {name: (None if name == "birth_date" else "") for name in FACT_FIELDS}
+        self._consent_source = (job.consent_source or
+                                _("import #%(id)s") % {"id": job.pk})[:200]
 
     def execute(self) -> Outcome:
         job = self.job
@@ -394,7 +397,7 @@ class _Engine:
         }
         held = self._held(existing, batch)
         now = timezone.now()
-        new_contacts: list[Contact] = []
+        new_contacts: list[dict] = []
         updates: dict[tuple[str, ...], list[Contact]] = defaultdict(list)
         plans: list[tuple[ParsedRow, int | None]] = []
         for row in batch:
@@ -419,10 +422,7 @@ class _Engine:
             self._count_tags(plans, held)
             return
         if new_contacts:
-            Contact.objects.bulk_create(new_contacts)
-            ids = {c.phone: c.pk for c in new_contacts}
-            if None in ids.values():  # backends that do not return ids
-                ids = dict(Contact.objects.filter(phone__in=list(ids)).values_list("phone", "id"))
+            ids = contacts_insert(new_contacts)
             ImportedContact.objects.bulk_create(
                 [ImportedContact(job_id=job.pk, contact_id=pk) for pk in ids.values()])
             plans = [(row, pk if pk is not None else ids[row.phone]) for row, pk in plans]
@@ -430,14 +430,16 @@ class _Engine:
             Contact.objects.bulk_update(objs, [*names, "updated_at"])
         self._change_tags(plans)
 
-    def _new_contact(self, row: ParsedRow, now) -> Contact:
+    def _new_contact(self, row: ParsedRow, now) -> dict:
         job = self.job
         opted_in = job.consent_basis == ConsentStatus.OPTED_IN
-        return Contact(
-            phone=row.phone, country=country_of(row.phone), attributes=row.attributes,
+        values = dict(self._blank)
+        values.update(
+            phone=row.phone, country=row.country, attributes=row.attributes,
             consent_status=ConsentStatus.OPTED_IN if opted_in else ConsentStatus.UNKNOWN,
-            consent_source=(job.consent_source or _("import #%(id)s") % {"id": job.pk})[:200],
-            consent_at=now if opted_in else None, created_at=now, **row.facts)
+            consent_source=self._consent_source, consent_at=now if opted_in else None,
+            created_at=now, updated_at=now, **row.facts)
+        return values
 
     def _changes(self, row: ParsedRow, current: dict) -> dict:
         overwrite = self.job.update_mode == UpdateMode.OVERWRITE
@@ -510,6 +512,47 @@ class _Engine:
             result = tags_change(contacts=ids, add=[tags[tag_id]], **common)
             self.outcome.tags_added += result.added
             self.outcome.tags_removed += result.replaced
+
+
+def contacts_insert(rows: list[dict]) -> dict[str, int]:
+    """Insert new contacts (all with the same keys); return phone → id.
+
+    On PostgreSQL one ``INSERT … SELECT FROM unnest(…) RETURNING`` per batch: one
+    array parameter per column instead of one parameter per value, and no model
+    instances. Columns not given get their model default, so fields added to
+    Contact later keep working.
+    """
+    if connection.vendor != "postgresql":
+        objects = [Contact(**row) for row in rows]
+        Contact.objects.bulk_create(objects)
+        if all(o.pk for o in objects):
+            return {o.phone: o.pk for o in objects}
+        return dict(Contact.objects.filter(phone__in=[r["phone"] for r in rows])
+                    .values_list("phone", "id"))
+    qn = connection.ops.quote_name
+    given = list(rows[0])
+    fields = {f.attname: f for f in Contact._meta.concrete_fields if not f.primary_key}
+    columns, selects, arrays, constants = [], [], [], []
+    for i, name in enumerate(given):
+        f = fields[name]
+        columns.append(qn(f.column))
+        if f.get_internal_type() == "JSONField":
+            arrays.append(("%s::text[]::jsonb[]", [json.dumps(r[name]) for r in rows]))
+        else:
+            arrays.append((f"%s::{f.db_type(connection)}[]",
+                           [f.get_db_prep_save(r[name], connection) for r in rows]))
+        selects.append(f"u.c{i}")
+    for name, f in fields.items():
+        if name not in given:
+            columns.append(qn(f.column))
+            selects.append("%s")
+            constants.append(f.get_db_prep_save(f.get_default(), connection))
+    sql = (f"INSERT INTO {qn(Contact._meta.db_table)} ({', '.join(columns)}) "
+           f"SELECT {', '.join(selects)} FROM unnest({', '.join(a for a, _v in arrays)}) "
+           f"AS u({', '.join(f'c{i}' for i in range(len(given)))}) RETURNING phone, id")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*constants, *(v for _a, v in arrays)])
+        return dict(cursor.fetchall())
 
 
 def history_counts(job: ImportJob) -> dict[str, int]:
