@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 
 import phonenumbers
 from django.conf import settings
@@ -20,6 +21,7 @@ from crm.phones import InvalidPhoneNumber
 from tagging.imports.phones import normalize_with_country
 from tagging.imports.reader import NumberCell, RawRow, header_key
 from tagging.models import Dimension, Tag, TagVersion, VersionAction
+from tagging.names import name_key
 from tagging.permissions import can_apply
 
 FACT_FIELDS = ["first_name", "last_name", "salutation", "gender", "birth_date", "language",
@@ -162,9 +164,7 @@ class TagBook:
         return self._allowed[tag.dimension_id]
 
     def get(self, name: str) -> Tag | None:
-        from tagging.names import name_key
-
-        key = name_key(name)
+        key = _key(name)
         tag = self.by_key.get(key)
         if tag is None and self.create_in is not None:
             tag = Tag(name=name[:120], dimension=self.create_in, name_key=key)
@@ -289,9 +289,9 @@ class RowParser:
         return row
 
 
+@lru_cache(maxsize=4096)
 def _key(name: str) -> str:
-    from tagging.names import name_key
-
+    """Tag names repeat on every row: fold each spelling once."""
     return name_key(name)
 
 
