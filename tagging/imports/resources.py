@@ -23,8 +23,6 @@ class ContactResource(resources.ModelResource):
         model = Contact
         import_id_fields = ["phone"]
         fields = ["phone", "first_name", "last_name", "city", "tags"]
-        skip_unchanged = True
-        use_bulk = False
 
     def before_import_row(self, row, **kwargs):
         row["phone"] = normalize_phone(row["phone"])
