@@ -45,7 +45,7 @@ from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAss
 from tagging.permissions import can_define
 from tagging.services import operation_undo, tags_change
 
-BATCH_SIZE = 5_000
+BATCH_SIZE = 10_000
 PREVIEW_ROWS = 10
 FAILURE_WARNING_SHARE = 0.10
 
