@@ -159,6 +159,15 @@ def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None =
     except (ImportRefused, UnreadableFile) as exc:
         _refuse(job, str(exc))
         raise ImportRefused(str(exc)) from None
+    except BaseException:
+        # Never leave a job "running" forever: say what is in the database, then fail loudly.
+        rows = ImportJob.objects.filter(pk=job.pk).values_list("rows", flat=True).first()
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED, finished_at=timezone.now(),
+            message=_("The import stopped because of an internal error after %(n)d rows. "
+                      "Everything counted below is in the database: undo it, or upload the "
+                      "file again to import the rest.") % {"n": rows or 0})
+        raise
     job.refresh_from_db()
     job.status, job.finished_at, job.progress = ImportStatus.DONE, timezone.now(), 1.0
     job.report = _report(job, outcome)
@@ -362,6 +371,7 @@ class _Engine:
             self.outcome.errors[failure.reason] += 1
         if self.dry_run:
             self._apply(batch)
+            ImportJob.objects.filter(pk=self.job.pk).update(progress=fraction)
             return
         for attempt in range(2):
             try:

@@ -176,3 +176,32 @@ def test_command_dry_run_writes_nothing(vocabulary, capsys):
 def test_command_refuses_a_file_without_phone_column(vocabulary):
     with pytest.raises(CommandError, match="no phone column"):
         call_command("import_contacts", str(CORPUS / "no_phone.csv"))
+
+
+def test_a_crash_marks_the_job_failed_with_what_was_committed(vocabulary, tmp_path,
+                                                              monkeypatch):
+    from tagging.imports import services
+    from tagging.imports.services import import_run
+
+    path = tmp_path / "f.csv"
+    path.write_text("phone\n" + "".join(f"+49151230{i:05d}\n" for i in range(30)))
+    job = import_create(path=path, consent_basis=ConsentBasis.UNKNOWN)
+    monkeypatch.setattr(services, "BATCH_SIZE", 10)
+    calls = {"n": 0}
+    original = services._Engine._apply
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("database went away")
+        return original(self, batch)
+
+    monkeypatch.setattr(services._Engine, "_apply", flaky)
+
+    with pytest.raises(RuntimeError):
+        import_run(job=job)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    assert "after 20 rows" in job.message
+    assert job.created == Contact.objects.count() == 20
