@@ -205,3 +205,22 @@ def test_a_crash_marks_the_job_failed_with_what_was_committed(vocabulary, tmp_pa
     assert job.status == ImportStatus.FAILED
     assert "after 20 rows" in job.message
     assert job.created == Contact.objects.count() == 20
+
+
+def test_other_columns_go_into_attributes_when_asked(vocabulary, run_import):
+    job = run_import("phone,Lieblingsfarbe,Kundennummer\n+4915123000001,blau,K-17\n",
+                     extra_columns_to_attributes=True)
+
+    assert job.created == 1
+    assert Contact.objects.get().attributes == {"Lieblingsfarbe": "blau", "Kundennummer": "K-17"}
+
+
+def test_invalid_values_fail_their_row_naming_the_column(vocabulary, run_import):
+    job = run_import("phone,gender,birth_date\n+4915123000001,x,\n+4915123000002,f,31.02.1990\n"
+                     "+4915123000003,weiblich,24.12.1990\n")
+
+    assert job.errors == {"invalid_value": 2}
+    lines = job.failed_rows.open("rb").read().decode("utf-8-sig")
+    assert "invalid_value: gender: “x” is not a gender" in lines
+    assert "invalid_value: birth_date: “31.02.1990” is not a date" in lines
+    assert str(Contact.objects.get().birth_date) == "1990-12-24"
