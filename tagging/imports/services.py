@@ -118,6 +118,12 @@ def import_analyse(*, job: ImportJob) -> Outcome:
     except (ImportRefused, UnreadableFile) as exc:
         _refuse(job, str(exc))
         raise ImportRefused(str(exc)) from None
+    except BaseException:
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED, finished_at=timezone.now(),
+            message=_("The preview stopped because of an internal error; nothing was "
+                      "imported. Try again, or send the file to your administrator."))
+        raise
     job.preview = {
         "mapping": engine.mapping.as_list(), "rows": engine.sample,
         "encoding": engine.encoding, "delimiter": engine.delimiter,
