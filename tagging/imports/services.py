@@ -145,7 +145,8 @@ def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None =
     """
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
-        if job.status in (ImportStatus.DONE, ImportStatus.UNDONE, ImportStatus.REFUSED):
+        if job.status in (ImportStatus.DONE, ImportStatus.UNDONE, ImportStatus.REFUSED,
+                          ImportStatus.FAILED):
             return _outcome_of(job)
         if job.status == ImportStatus.RUNNING:
             # A worker died in the middle: what it committed is counted; the rest is not
