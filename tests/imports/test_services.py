@@ -224,3 +224,29 @@ def test_invalid_values_fail_their_row_naming_the_column(vocabulary, run_import)
     assert "invalid_value: gender: “x” is not a gender" in lines
     assert "invalid_value: birth_date: “31.02.1990” is not a date" in lines
     assert str(Contact.objects.get().birth_date) == "1990-12-24"
+
+
+def test_a_redelivered_task_changes_nothing(vocabulary, run_import):
+    from tagging.imports.services import import_run
+
+    job = run_import("phone,tags\n+4915123000001,VIP\n")
+
+    outcome = import_run(job=job)
+
+    assert (outcome.created, outcome.tags_added) == (1, 1)
+    assert Contact.objects.count() == 1 and TagAssignment.objects.count() == 1
+
+
+def test_a_job_left_running_by_a_dead_worker_is_reported_as_interrupted(vocabulary, tmp_path):
+    from tagging.imports.services import import_run
+
+    path = tmp_path / "f.csv"
+    path.write_text("phone\n+4915123000001\n")
+    job = import_create(path=path, consent_basis=ConsentBasis.UNKNOWN)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, rows=0)
+
+    import_run(job=job)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED and "interrupted after 0 rows" in job.message
+    assert Contact.objects.count() == 0
