@@ -82,12 +82,12 @@ def fast_path(path: Path) -> tuple[float, dict]:
     from tagging.imports.models import ConsentBasis
     from tagging.imports.services import import_create, import_run
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     # Consent "unknown" leaves the base's consent as it is.
     job = import_create(path=path, consent_basis=ConsentBasis.UNKNOWN, region="DE")
     import_run(job=job)
     job.refresh_from_db()
-    return time.perf_counter() - started, job.report
+    return time.perf_counter() - started, {**job.report, "cpu": time.process_time() - cpu}
 
 
 def baseline(path: Path) -> tuple[float, int]:
@@ -126,7 +126,7 @@ def million(path: Path, rows: int) -> dict:
                             env={**os.environ, "LOG_LEVEL": "WARNING"}, text=True)
     samples = []
     while proc.poll() is None:
-        time.sleep(5)
+        time.sleep(2)
         current = ImportJob.objects.filter(pk=job.pk).values("rows", "progress", "status")[0]
         samples.append((round(time.perf_counter() - started), current["rows"],
                         round(100 * current["progress"])))
