@@ -7,5 +7,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 app = Celery("tagwerk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# insight (issue 8): its tasks live in a sub-package autodiscovery does not visit.
-app.autodiscover_tasks(["tagging.insight"])
+# Sub-packages with their own tasks.py, which autodiscovery (one level per app) does not visit.
+app.autodiscover_tasks(["tagging.insight", "tagging.imports"])

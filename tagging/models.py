@@ -278,3 +278,5 @@ class DashboardSnapshot(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M}"
 
 # --- /insight --------------------------------------------------------------------------
+# --- imports (issue 5) ---------------------------------------------------
+from tagging.imports.models import ImportedContact, ImportJob  # noqa: E402, F401

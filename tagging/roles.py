@@ -26,12 +26,14 @@ ROLES: dict[str, list[str]] = {
         "tagging.add_tag", "tagging.change_tag", "tagging.delete_tag", "tagging.view_tag",
         "tagging.define_dimension_tags",
         "tagging.view_tagversion", "tagging.view_assignmenthistory",
+        "tagging.add_importjob", "tagging.view_importjob",
         "crm.view_contact",
     ],
     MARKETERS: [
         "tagging.apply_dimension_tags",
         "tagging.view_dimension", "tagging.view_tag",
         "tagging.view_tagversion", "tagging.view_assignmenthistory",
+        "tagging.add_importjob", "tagging.view_importjob",
         "crm.view_contact", "crm.change_contact",
     ],
     AGENTS: [

@@ -1,0 +1,210 @@
+"""Admin screens for imports: upload → preview → confirm → progress → report → undo,
+and the contact list's export actions."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from tagging.exports import contacts_export, export_csv_lines
+from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus
+from tagging.imports.services import (
+    ImportRefused,
+    file_sha256,
+    import_check_options,
+)
+from tagging.imports.tasks import import_analyse_task, import_run_task, import_undo_task
+
+MAX_UPLOAD_HINT = _("CSV, TXT or XLSX, up to a million rows.")
+ACTIVE = {ImportStatus.UPLOADED, ImportStatus.ANALYSING, ImportStatus.QUEUED,
+          ImportStatus.RUNNING}
+
+
+class ImportForm(forms.ModelForm):
+    class Meta:
+        model = ImportJob
+        fields = ["file", "consent_basis", "consent_source", "region", "encoding",
+                  "update_mode", "create_missing_tags", "missing_tags_dimension",
+                  "extra_columns_to_attributes"]
+        widgets = {"consent_basis": forms.RadioSelect, "update_mode": forms.RadioSelect}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["consent_basis"].help_text = _(
+            "Required: state on what basis the people in this file may get WhatsApp "
+            "marketing. Opted-out and blocklisted numbers are never switched back.")
+
+    def clean_region(self):
+        return (self.cleaned_data.get("region") or "").upper()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("consent_basis") == ConsentBasis.OPTED_IN and not data.get("consent_source"):
+            self.add_error("consent_source", _("Say where these people opted in, e.g. "
+                                               "“newsletter form on the shop”."))
+        if data.get("create_missing_tags"):
+            probe = ImportJob(actor=self.user, create_missing_tags=True,
+                              missing_tags_dimension=data.get("missing_tags_dimension"))
+            try:
+                import_check_options(job=probe)
+            except ImportRefused as exc:
+                self.add_error("create_missing_tags", str(exc))
+        return data
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    form = ImportForm
+    list_display = ["__str__", "status", "rows", "created", "updated", "unchanged", "failed",
+                    "tags_added", "tags_removed", "actor", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["actor"]
+    job_template = "admin/tagging/importjob/job.html"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+
+        class RequestForm(form):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, user=request.user, **kw)
+
+        return RequestForm
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a job is read, confirmed or undone, never edited
+
+    def save_model(self, request, obj, form, change):
+        obj.actor = request.user
+        obj.original_name = form.cleaned_data["file"].name[:255]
+        super().save_model(request, obj, form, change)
+        obj.file_sha256 = file_sha256(obj.file.path)
+        obj.save(update_fields=["file_sha256"])
+        import_analyse_task.delay_on_commit(obj.pk)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return HttpResponseRedirect(reverse("admin:tagging_importjob_job", args=[obj.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:tagging_importjob_job", args=[object_id]))
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/job/", wrap(self.job_view), name="tagging_importjob_job"),
+            path("<int:pk>/status.json", wrap(self.status_view),
+                 name="tagging_importjob_status"),
+            path("<int:pk>/confirm/", wrap(self.confirm_view), name="tagging_importjob_confirm"),
+            path("<int:pk>/undo/", wrap(self.undo_view), name="tagging_importjob_undo"),
+            path("<int:pk>/failed-rows/", wrap(self.failed_rows_view),
+                 name="tagging_importjob_failed_rows"),
+            *super().get_urls(),
+        ]
+
+    def _job(self, request, pk: int) -> ImportJob:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(ImportJob.objects.select_related("actor"), pk=pk)
+
+    def job_view(self, request, pk: int):
+        job = self._job(request, pk)
+        counts = job.preview.get("counts", {}) if job.status == ImportStatus.READY else None
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "job": job,
+            "title": _("Import #%(id)s: %(name)s") % {"id": job.pk, "name": job.original_name},
+            "active": job.status in ACTIVE, "counts": counts,
+            "errors": sorted((job.errors or {}).items(), key=lambda kv: -kv[1]),
+            "preview_errors": sorted((counts or {}).get("errors", {}).items(),
+                                     key=lambda kv: -kv[1]),
+            "can_confirm": job.status == ImportStatus.READY and self.has_add_permission(request),
+            "can_undo": job.status in (ImportStatus.DONE, ImportStatus.FAILED)
+            and self.has_add_permission(request),
+        }
+        return TemplateResponse(request, self.job_template, context)
+
+    def status_view(self, request, pk: int):
+        job = self._job(request, pk)
+        return JsonResponse({
+            "status": job.status, "status_label": job.get_status_display(),
+            "progress": round(job.progress, 4), "rows": job.rows, "created": job.created,
+            "updated": job.updated, "unchanged": job.unchanged, "failed": job.failed,
+            "tags_added": job.tags_added, "tags_removed": job.tags_removed,
+            "errors": job.errors, "active": job.status in ACTIVE,
+        })
+
+    def confirm_view(self, request, pk: int):
+        if request.method != "POST" or not self.has_add_permission(request):
+            raise PermissionDenied
+        with transaction.atomic():
+            updated = ImportJob.objects.filter(pk=pk, status=ImportStatus.READY).update(
+                status=ImportStatus.QUEUED, progress=0)
+            if updated:
+                import_run_task.delay_on_commit(pk)
+        if not updated:
+            messages.warning(request, _("This import is not waiting for confirmation."))
+        return HttpResponseRedirect(reverse("admin:tagging_importjob_job", args=[pk]))
+
+    def undo_view(self, request, pk: int):
+        if request.method != "POST" or not self.has_add_permission(request):
+            raise PermissionDenied
+        job = self._job(request, pk)
+        if job.undone_at:
+            messages.info(request, _("This import was already undone; nothing changed."))
+        else:
+            import_undo_task.delay_on_commit(job.pk, request.user.pk)
+            messages.success(request, _("The import is being undone."))
+        return HttpResponseRedirect(reverse("admin:tagging_importjob_job", args=[pk]))
+
+    def failed_rows_view(self, request, pk: int):
+        job = self._job(request, pk)
+        if job.failed_rows:
+            handle, name = job.failed_rows.open("rb"), f"import-{job.pk}-failed-rows.csv"
+        elif job.preview.get("failed_rows_file"):
+            handle, name = open(job.preview["failed_rows_file"], "rb"), (  # noqa: SIM115
+                f"import-{job.pk}-dry-run-failed-rows.csv")
+        else:
+            raise Http404(_("This import has no failed rows."))
+        return FileResponse(handle, as_attachment=True, filename=name,
+                            content_type="text/csv; charset=utf-8")
+
+
+class ContactExportMixin:
+    """Export actions for the contact list (added to TaggedContactAdmin's bases)."""
+
+    actions = ["export_contacts_csv", "export_contacts_xlsx"]
+
+    @admin.action(description=_("Export selected contacts as CSV"), permissions=["view"])
+    def export_contacts_csv(self, request, queryset):
+        response = StreamingHttpResponse(export_csv_lines(queryset),
+                                         content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="contacts-{timezone.now():%Y%m%d-%H%M}.csv"')
+        return response
+
+    @admin.action(description=_("Export selected contacts as XLSX"), permissions=["view"])
+    def export_contacts_xlsx(self, request, queryset):
+        import tempfile
+
+        # openpyxl writes the workbook row by row to a temporary file, then it streams.
+        handle = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it)
+        count = contacts_export(queryset=queryset, out=handle, fmt="xlsx")
+        handle.seek(0)
+        self.message_user(request, ngettext("%(n)d contact exported.",
+                                            "%(n)d contacts exported.", count) % {"n": count})
+        return FileResponse(handle, as_attachment=True,
+                            filename=f"contacts-{timezone.now():%Y%m%d-%H%M}.xlsx")

@@ -1,0 +1,587 @@
+"""Contact imports: dry run, run, report, undo.
+
+One engine serves the preview (``dry_run=True``: reads the whole file and
+counts what would happen, writes nothing) and the import itself. The file is
+streamed and handled in batches; each batch is one transaction that writes
+contacts with bulk SQL, changes tags through ``tagging.services.tags_change``
+(one call per tag and batch, never per row) and updates the job's counters,
+so the counters always equal what the database holds, even after a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from crm.models import ConsentStatus, Contact
+from tagging.exports import escape_cell
+from tagging.imports.models import ImportedContact, ImportJob, ImportStatus, UpdateMode
+from tagging.imports.reader import UnreadableFile, open_table
+from tagging.imports.rules import (
+    FACT_FIELDS,
+    ParsedRow,
+    Reason,
+    RowFailure,
+    RowParser,
+    TagBook,
+    map_columns,
+)
+from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAssignment
+from tagging.permissions import can_define
+from tagging.services import operation_undo, tags_change
+
+BATCH_SIZE = 10_000
+PREVIEW_ROWS = 10
+FAILURE_WARNING_SHARE = 0.10
+
+
+class ImportRefused(ValueError):
+    """The file or the options cannot be imported at all; nothing was written."""
+
+
+@dataclass
+class Outcome:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    tags_added: int = 0
+    tags_removed: int = 0
+    errors: Counter = field(default_factory=Counter)
+    tags_created: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "created": self.created, "updated": self.updated,
+                "unchanged": self.unchanged, "failed": self.failed,
+                "tags_added": self.tags_added, "tags_removed": self.tags_removed,
+                "errors": dict(sorted(self.errors.items()))}
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_create(*, path: str | Path, actor=None, name: str = "", **options) -> ImportJob:
+    """Create a job for a file already on disk (the command's way in); the admin form
+    creates the job itself from the upload."""
+    from django.core.files import File
+
+    job = ImportJob(actor=actor, original_name=name or Path(path).name, **options)
+    with open(path, "rb") as fh:
+        job.file.save(Path(path).name, File(fh), save=False)
+    job.file_sha256 = file_sha256(job.file.path)
+    import_check_options(job=job)
+    job.save()
+    return job
+
+
+def import_check_options(*, job: ImportJob) -> None:
+    """Refuse options the importer may not use (before anything is read or written)."""
+    if job.create_missing_tags:
+        if job.missing_tags_dimension is None:
+            raise ImportRefused(_("Choose the dimension in which missing tags are created."))
+        if not can_define(job.actor, job.missing_tags_dimension):
+            raise ImportRefused(_(
+                "Only a tag administrator of “%(dim)s” may create missing tags; untick "
+                "“create missing tags” or ask one.") % {"dim": job.missing_tags_dimension})
+
+
+def import_analyse(*, job: ImportJob) -> Outcome:
+    """The preview: first rows as parsed, column mapping and a full dry run's counts.
+
+    Writes nothing but the job's ``preview``; a refused file sets status ``refused``.
+    """
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.ANALYSING)
+    try:
+        engine = _Engine(job, dry_run=True)
+        outcome = engine.execute()
+    except (ImportRefused, UnreadableFile) as exc:
+        _refuse(job, str(exc))
+        raise ImportRefused(str(exc)) from None
+    except BaseException:
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED, finished_at=timezone.now(),
+            message=_("The preview stopped because of an internal error; nothing was "
+                      "imported. Try again, or send the file to your administrator."))
+        raise
+    job.preview = {
+        "mapping": engine.mapping.as_list(), "rows": engine.sample,
+        "encoding": engine.encoding, "delimiter": engine.delimiter,
+        "counts": outcome.as_dict(), "tags_created": outcome.tags_created,
+        "failure_warning": _share(outcome) > FAILURE_WARNING_SHARE,
+        "previously_imported": _previous(job),
+        "failed_rows_file": str(engine.failures.path) if outcome.failed else "",
+    }
+    job.status = ImportStatus.READY
+    job.save(update_fields=["preview", "status"])
+    return outcome
+
+
+def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None = None) -> Outcome:
+    """Import the file for real and write the report.
+
+    A job that is already done (a re-delivered task) is returned as it is. Re-running
+    the same file as a new job changes nothing and the report says so.
+    """
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.status in (ImportStatus.DONE, ImportStatus.UNDONE, ImportStatus.REFUSED,
+                          ImportStatus.FAILED):
+            return _outcome_of(job)
+        if job.status == ImportStatus.RUNNING:
+            # A worker died in the middle: what it committed is counted; the rest is not
+            # imported. Say so instead of pretending, and let the person re-run the file.
+            job.status, job.finished_at = ImportStatus.FAILED, timezone.now()
+            job.message = _("The import was interrupted after %(n)d rows. Everything counted "
+                            "below is in the database; upload the file again to import the "
+                            "rest (rows already imported will show as unchanged).") % {
+                                "n": job.rows}
+            job.save()
+            return _outcome_of(job)
+        job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
+        job.save(update_fields=["status", "started_at"])
+    engine = _Engine(job, dry_run=False, progress=progress)
+    try:
+        outcome = engine.execute()
+    except (ImportRefused, UnreadableFile) as exc:
+        _refuse(job, str(exc))
+        raise ImportRefused(str(exc)) from None
+    except BaseException:
+        # Never leave a job "running" forever: say what is in the database, then fail loudly.
+        rows = ImportJob.objects.filter(pk=job.pk).values_list("rows", flat=True).first()
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED, finished_at=timezone.now(),
+            message=_("The import stopped because of an internal error after %(n)d rows. "
+                      "Everything counted below is in the database: undo it, or upload the "
+                      "file again to import the rest.") % {"n": rows or 0})
+        raise
+    job.refresh_from_db()
+    job.status, job.finished_at, job.progress = ImportStatus.DONE, timezone.now(), 1.0
+    job.report = _report(job, outcome)
+    job.message = " ".join(job.report["notes"])
+    job.save()
+    return outcome
+
+
+def import_undo(*, job: ImportJob, actor=None) -> dict:
+    """Take the import back: remove the tags it added, restore those it removed, delete
+    the contacts it created unless something else touched them since.
+
+    Idempotent: a second undo changes nothing and returns the first undo's report.
+    """
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.undone_at:
+            return {**job.undo_report, "already_undone": True}
+        if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
+            raise ImportRefused(_("Only a finished import can be undone."))
+        result = operation_undo(operation=job.operation, actor=actor,
+                                source_ref=f"undo:{job.source_ref}")
+        history = AssignmentHistory.objects.filter(contact_id=OuterRef("contact_id")).exclude(
+            operation__in=[job.operation, result.operation])
+        candidates = (
+            job.created_contacts.annotate(touched=Exists(history))
+            .filter(touched=False, contact__updated_at__lte=job.finished_at or timezone.now())
+            .values_list("contact_id", flat=True)
+        )
+        ids = list(candidates)
+        deleted = 0
+        for start in range(0, len(ids), BATCH_SIZE):
+            chunk = ids[start:start + BATCH_SIZE]
+            deleted += Contact.objects.filter(pk__in=chunk).delete()[1].get("crm.Contact", 0)
+        kept = job.created_contacts.count() - deleted
+        job.undo_report = {"tags_removed": result.removed, "tags_restored": result.added,
+                           "contacts_deleted": deleted, "contacts_kept": kept}
+        job.undone_at, job.status = timezone.now(), ImportStatus.UNDONE
+        job.save(update_fields=["undo_report", "undone_at", "status"])
+    return job.undo_report
+
+
+def _refuse(job: ImportJob, message: str) -> None:
+    job.status, job.message, job.finished_at = ImportStatus.REFUSED, message, timezone.now()
+    job.save(update_fields=["status", "message", "finished_at"])
+
+
+def _share(outcome: Outcome) -> float:
+    return outcome.failed / outcome.rows if outcome.rows else 0.0
+
+
+def _previous(job: ImportJob) -> int | None:
+    if not job.file_sha256:
+        return None
+    return (ImportJob.objects.filter(file_sha256=job.file_sha256, status=ImportStatus.DONE)
+            .exclude(pk=job.pk).order_by("-created_at").values_list("pk", flat=True).first())
+
+
+def _outcome_of(job: ImportJob) -> Outcome:
+    return Outcome(job.rows, job.created, job.updated, job.unchanged, job.failed,
+                   job.tags_added, job.tags_removed, Counter(job.errors))
+
+
+def _report(job: ImportJob, outcome: Outcome) -> dict:
+    notes = []
+    if not (job.created or job.updated or job.tags_added or job.tags_removed):
+        notes.append(_("Nothing changed: every contact and tag in this file was already in "
+                       "Tagwerk."))
+    if _share(outcome) > FAILURE_WARNING_SHARE:
+        notes.append(_("%(share).0f%% of the rows failed (more than 10%%): fix the file using "
+                       "the failed rows download and upload it again.")
+                     % {"share": 100 * _share(outcome)})
+    previous = _previous(job)
+    if previous:
+        notes.append(_("The same file was imported before as import #%(id)d.") % {"id": previous})
+    if outcome.tags_created:
+        notes.append(ngettext("%(n)d missing tag was created: %(tags)s.",
+                              "%(n)d missing tags were created: %(tags)s.",
+                              len(outcome.tags_created))
+                     % {"n": len(outcome.tags_created), "tags": ", ".join(outcome.tags_created)})
+    return {**outcome.as_dict(), "notes": notes, "tags_created": outcome.tags_created,
+            "failure_warning": _share(outcome) > FAILURE_WARNING_SHARE}
+
+
+class _FailedRows:
+    """The downloadable CSV of failed rows: the original columns, row_number, error."""
+
+    def __init__(self, headers: list[str], path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.fh = path.open("w", newline="", encoding="utf-8-sig")
+        self.writer = csv.writer(self.fh)
+        self.width = len(headers)
+        self.writer.writerow([escape_cell(h) for h in [*headers, "row_number", "error"]])
+
+    def write(self, failure: RowFailure) -> None:
+        cells = (failure.cells + [""] * self.width)[: self.width]
+        self.writer.writerow([escape_cell(c) for c in cells] +
+                             [failure.number, f"{failure.reason}: {failure.message}"])
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class _Engine:
+    def __init__(self, job: ImportJob, *, dry_run: bool,
+                 progress: Callable[[ImportJob], None] | None = None):
+        self.job, self.dry_run, self.progress = job, dry_run, progress
+        self.outcome = Outcome()
+        self.sample: list[dict] = []
+        self.seen: dict[int, int] = {}  # phone digits -> first row number
+        self.encoding = self.delimiter = ""
+        self._blank = {name: (None if name == "birth_date" else "") for name in FACT_FIELDS}
+        self._consent_source = (job.consent_source or
+                                _("import #%(id)s") % {"id": job.pk})[:200]
+
+    def execute(self) -> Outcome:
+        job = self.job
+        import_check_options(job=job)
+        path = job.file.path
+        size = max(os.path.getsize(path), 1)
+        with open_table(path, encoding=job.encoding) as table:
+            self.encoding, self.delimiter = table.encoding, table.delimiter
+            self.mapping = map_columns(table.headers, attributes=job.extra_columns_to_attributes)
+            if self.mapping.phone_index is None:
+                found = ", ".join(f"“{h[:40]}”" for h in table.headers[:20] if h) or _("none")
+                raise ImportRefused(_(
+                    "The file has no phone column, so nothing was imported. Columns found: "
+                    "%(cols)s. Name the column with the numbers “phone” (or phone_number, "
+                    "Telefonnummer, 电话号码, 手机号, wa_id).") % {"cols": found})
+            self.tags = TagBook(actor=job.actor, dry_run=self.dry_run,
+                                create_in=job.missing_tags_dimension
+                                if job.create_missing_tags else None,
+                                reason=_("Created by import #%(id)s") % {"id": job.pk})
+            parser = RowParser(self.mapping, region=job.region or None, tags=self.tags)
+            self.failures = _FailedRows(table.headers, self._failed_path())
+            batch: list[ParsedRow] = []
+            pending: list[RowFailure] = []
+            try:
+                for raw in table.rows():
+                    self.outcome.rows += 1
+                    result = parser.parse(raw)
+                    if isinstance(result, ParsedRow):
+                        key = int(result.phone[1:])
+                        first = self.seen.setdefault(key, raw.number)
+                        if first != raw.number:
+                            result = RowFailure(raw.number, Reason.DUPLICATE, _(
+                                "%(phone)s is already in row %(first)d; the first occurrence "
+                                "counts.") % {"phone": result.phone, "first": first}, raw.cells)
+                    if len(self.sample) < PREVIEW_ROWS:
+                        self.sample.append(self._sample(raw.number, raw.cells, result))
+                    if isinstance(result, RowFailure):
+                        pending.append(result)
+                    else:
+                        batch.append(result)
+                    if len(batch) + len(pending) >= BATCH_SIZE:
+                        self._flush(batch, pending, self._fraction(table, size))
+                        batch, pending = [], []
+                self._flush(batch, pending, 1.0)
+            finally:
+                self.failures.close()
+        self.outcome.tags_created = self.tags.created
+        if self.dry_run and not self.outcome.failed:
+            self.failures.path.unlink(missing_ok=True)
+        if not self.dry_run and self.outcome.failed:
+            job.failed_rows.name = str(self.failures.path.relative_to(settings.MEDIA_ROOT))
+            job.save(update_fields=["failed_rows"])
+        return self.outcome
+
+    def _failed_path(self) -> Path:
+        if self.dry_run:
+            directory = Path(settings.MEDIA_ROOT) / "imports" / "preview"
+            directory.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkstemp(dir=directory, suffix=".csv")[1])
+        return Path(default_storage.path(f"imports/failed/import-{self.job.pk}-failed-rows.csv"))
+
+    @staticmethod
+    def _fraction(table, size: int) -> float:
+        try:
+            return min(table._close.__self__.tell() / size, 0.99)
+        except (AttributeError, OSError, ValueError):
+            return 0.0
+
+    def _sample(self, number: int, cells: list[str], result) -> dict:
+        if isinstance(result, RowFailure):
+            outcome = f"{result.reason}: {result.message}"
+        else:
+            outcome = " ".join(filter(None, [
+                result.phone,
+                "+" + ", ".join(t.name for t in result.add) if result.add else "",
+                "−" + ", ".join(t.name for t in result.remove) if result.remove else "",
+            ]))
+        return {"row_number": number, "cells": cells[:30], "outcome": outcome,
+                "ok": not isinstance(result, RowFailure)}
+
+    def _flush(self, batch: list[ParsedRow], failures: list[RowFailure],
+               fraction: float) -> None:
+        for failure in failures:
+            self.failures.write(failure)
+            self.outcome.failed += 1
+            self.outcome.errors[failure.reason] += 1
+        if self.dry_run:
+            self._apply(batch)
+            ImportJob.objects.filter(pk=self.job.pk).update(progress=fraction)
+            return
+        for attempt in range(2):
+            try:
+                with transaction.atomic():
+                    before = (self.outcome.created, self.outcome.updated, self.outcome.unchanged,
+                              self.outcome.tags_added, self.outcome.tags_removed)
+                    self._apply(batch)
+                    o = self.outcome
+                    ImportJob.objects.filter(pk=self.job.pk).update(
+                        rows=o.rows, created=o.created, updated=o.updated,
+                        unchanged=o.unchanged, failed=o.failed, tags_added=o.tags_added,
+                        tags_removed=o.tags_removed, errors=dict(o.errors), progress=fraction)
+                break
+            except IntegrityError:
+                # Someone created one of these numbers at the same moment: read again.
+                (self.outcome.created, self.outcome.updated, self.outcome.unchanged,
+                 self.outcome.tags_added, self.outcome.tags_removed) = before
+                if attempt:
+                    raise
+        if self.progress:
+            self.job.rows, self.job.progress = self.outcome.rows, fraction
+            self.progress(self.job)
+
+    def _apply(self, batch: list[ParsedRow]) -> None:
+        if not batch:
+            return
+        job, outcome = self.job, self.outcome
+        fields = ["id", "consent_status", "is_blocked", "attributes", *FACT_FIELDS]
+        existing = {
+            row["phone"]: row
+            for row in Contact.objects.filter(phone__in=[r.phone for r in batch])
+            .values("phone", *fields)
+        }
+        held = self._held(existing, batch)
+        now = timezone.now()
+        new_contacts: list[dict] = []
+        updates: dict[tuple[str, ...], list[Contact]] = defaultdict(list)
+        plans: list[tuple[ParsedRow, int | None]] = []
+        for row in batch:
+            current = existing.get(row.phone)
+            if current is None:
+                new_contacts.append(self._new_contact(row, now))
+                plans.append((row, None))
+                outcome.created += 1
+                continue
+            changes = self._changes(row, current)
+            tag_change = any((current["id"], t.pk) not in held for t in row.add) or any(
+                (current["id"], t.pk) in held for t in row.remove)
+            if changes:
+                updates[tuple(sorted(changes))].append(Contact(id=current["id"], updated_at=now,
+                                                               **changes))
+            if changes or tag_change:
+                outcome.updated += 1
+            else:
+                outcome.unchanged += 1
+            plans.append((row, current["id"]))
+        if self.dry_run:
+            self._count_tags(plans, held)
+            return
+        if new_contacts:
+            ids = contacts_insert(new_contacts)
+            ImportedContact.objects.bulk_create(
+                [ImportedContact(job_id=job.pk, contact_id=pk) for pk in ids.values()])
+            plans = [(row, pk if pk is not None else ids[row.phone]) for row, pk in plans]
+        for names, objs in updates.items():
+            Contact.objects.bulk_update(objs, [*names, "updated_at"])
+        self._change_tags(plans)
+
+    def _new_contact(self, row: ParsedRow, now) -> dict:
+        job = self.job
+        opted_in = job.consent_basis == ConsentStatus.OPTED_IN
+        values = dict(self._blank)
+        values.update(
+            phone=row.phone, country=row.country, attributes=row.attributes,
+            consent_status=ConsentStatus.OPTED_IN if opted_in else ConsentStatus.UNKNOWN,
+            consent_source=self._consent_source, consent_at=now if opted_in else None,
+            created_at=now, updated_at=now, **row.facts)
+        return values
+
+    def _changes(self, row: ParsedRow, current: dict) -> dict:
+        overwrite = self.job.update_mode == UpdateMode.OVERWRITE
+        changes = {
+            name: value for name, value in row.facts.items()
+            if current[name] != value and (overwrite or current[name] in ("", None))
+        }
+        if row.attributes:
+            attributes = dict(current["attributes"] or {})
+            for key, value in row.attributes.items():
+                if attributes.get(key) != value and (overwrite or not attributes.get(key)):
+                    attributes[key] = value
+            if attributes != (current["attributes"] or {}):
+                changes["attributes"] = attributes
+        # Consent only ever moves from unknown to opted in: an opted-out or blocklisted
+        # number is never switched back by an import.
+        if (self.job.consent_basis == ConsentStatus.OPTED_IN and not current["is_blocked"]
+                and current["consent_status"] == ConsentStatus.UNKNOWN):
+            changes.update(consent_status=ConsentStatus.OPTED_IN, consent_at=timezone.now(),
+                           consent_source=(self.job.consent_source or
+                                           _("import #%(id)s") % {"id": self.job.pk})[:200])
+        return changes
+
+    def _held(self, existing: dict, batch: list[ParsedRow]) -> set[tuple[int, int]]:
+        """(contact, tag) pairs already held among the tags this batch touches and their
+        single-choice rivals."""
+        tag_ids = {t.pk for r in batch for t in (*r.add, *r.remove) if t.pk}
+        if self.dry_run:
+            dims = {t.dimension_id for r in batch for t in r.add if t.dimension.single_choice}
+            tag_ids |= set(Tag.objects.filter(dimension_id__in=dims).values_list("pk", flat=True))
+        if not existing or not tag_ids:
+            return set()
+        return set(TagAssignment.objects.filter(
+            contact_id__in=[c["id"] for c in existing.values()], tag_id__in=tag_ids,
+        ).values_list("contact_id", "tag_id"))
+
+    def _count_tags(self, plans: list[tuple[ParsedRow, int | None]], held: set) -> None:
+        rivals: dict[int, list[int]] = {}
+        for row, contact_id in plans:
+            for tag in row.add:
+                if contact_id is not None and (contact_id, tag.pk) in held:
+                    continue
+                self.outcome.tags_added += 1
+                if contact_id is not None and tag.dimension.single_choice and tag.pk:
+                    if tag.pk not in rivals:
+                        rivals[tag.pk] = list(Tag.objects.filter(dimension_id=tag.dimension_id)
+                                              .exclude(pk=tag.pk).values_list("pk", flat=True))
+                    self.outcome.tags_removed += sum(
+                        (contact_id, r) in held for r in rivals[tag.pk])
+            if contact_id is not None:
+                self.outcome.tags_removed += sum((contact_id, t.pk) in held for t in row.remove)
+
+    def _change_tags(self, plans: list[tuple[ParsedRow, int]]) -> None:
+        adds: dict[int, list[int]] = defaultdict(list)
+        removes: dict[int, list[int]] = defaultdict(list)
+        tags: dict[int, Tag] = {}
+        for row, contact_id in plans:
+            for tag in row.add:
+                adds[tag.pk].append(contact_id)
+                tags[tag.pk] = tag
+            for tag in row.remove:
+                removes[tag.pk].append(contact_id)
+                tags[tag.pk] = tag
+        common = {"actor": self.job.actor, "source": Source.IMPORT,
+                  "source_ref": self.job.source_ref, "operation": self.job.operation}
+        for tag_id, ids in removes.items():
+            result = tags_change(contacts=ids, remove=[tags[tag_id]], **common)
+            self.outcome.tags_removed += result.removed
+        for tag_id, ids in adds.items():
+            result = tags_change(contacts=ids, add=[tags[tag_id]], **common)
+            self.outcome.tags_added += result.added
+            self.outcome.tags_removed += result.replaced
+
+
+def contacts_insert(rows: list[dict]) -> dict[str, int]:
+    """Insert new contacts (all with the same keys); return phone → id.
+
+    On PostgreSQL one ``INSERT … SELECT FROM unnest(…) RETURNING`` per batch: one
+    array parameter per column instead of one parameter per value, and no model
+    instances. Columns not given get their model default, so fields added to
+    Contact later keep working.
+    """
+    if connection.vendor != "postgresql":
+        objects = [Contact(**row) for row in rows]
+        Contact.objects.bulk_create(objects)
+        if all(o.pk for o in objects):
+            return {o.phone: o.pk for o in objects}
+        return dict(Contact.objects.filter(phone__in=[r["phone"] for r in rows])
+                    .values_list("phone", "id"))
+    qn = connection.ops.quote_name
+    given = list(rows[0])
+    fields = {f.attname: f for f in Contact._meta.concrete_fields if not f.primary_key}
+    types = ["jsonb" if fields[n].get_internal_type() == "JSONField"
+             else fields[n].db_type(connection) for n in given]
+    temp_columns = ", ".join(f"c{i} {t}" for i, t in enumerate(types))
+    columns = [qn(fields[n].column) for n in given]
+    selects = [f"c{i}" for i in range(len(given))]
+    constants = []
+    for name, f in fields.items():
+        if name not in given:
+            columns.append(qn(f.column))
+            selects.append("%s")
+            constants.append(f.get_db_prep_save(f.get_default(), connection))
+    jsons = [i for i, n in enumerate(given) if fields[n].get_internal_type() == "JSONField"]
+    with connection.cursor() as cursor:
+        # COPY is psycopg's fastest way in; the temporary table lives for this batch's
+        # transaction only.
+        cursor.execute(f"CREATE TEMPORARY TABLE tw_import_new ({temp_columns}) ON COMMIT DROP")
+        with cursor.cursor.copy(f"COPY tw_import_new ({', '.join(selects[:len(given)])}) "
+                                "FROM STDIN") as copy:
+            for row in rows:
+                values = [row[n] for n in given]
+                for i in jsons:
+                    values[i] = json.dumps(values[i])
+                copy.write_row(values)
+        cursor.execute(
+            f"INSERT INTO {qn(Contact._meta.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selects)} FROM tw_import_new RETURNING phone, id", constants)
+        result = dict(cursor.fetchall())
+        cursor.execute("DROP TABLE tw_import_new")
+        return result
+
+
+def history_counts(job: ImportJob) -> dict[str, int]:
+    """What the tag history holds for this import (the report's tag numbers must match)."""
+    rows = AssignmentHistory.objects.filter(operation=job.operation)
+    return {"added": rows.filter(action=HistoryAction.ADDED).count(),
+            "removed": rows.filter(action=HistoryAction.REMOVED).count()}

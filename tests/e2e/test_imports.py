@@ -1,0 +1,40 @@
+"""Real browser: upload → preview → confirm → report → download failed rows."""
+
+import pytest
+
+from crm.models import Contact
+from tests.imports.conftest import CORPUS, vocabulary  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.usefixtures("vocabulary")
+def test_import_from_upload_to_failed_rows_download(login, live_server, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    page = login()
+    page.goto(f"{live_server.url}/admin/tagging/importjob/add/")
+
+    page.set_input_files("#id_file", str(CORPUS / "mixed.csv"))
+    page.check("input[name=consent_basis][value=opted_in]")
+    page.fill("#id_consent_source", "Messe 2026")
+    page.click("input[name=_save]")
+
+    counts = page.locator("#tw-preview-counts")
+    assert "invalid_phone" in counts.inner_text()
+    assert page.locator("#tw-preview-rows tbody tr").count() == 10
+    assert Contact.objects.count() == 0
+
+    page.click("#tw-confirm")
+    report = page.locator("#tw-report")
+    report.wait_for()
+    assert report.locator("[data-key=created]").inner_text() == "5"
+    assert report.locator("[data-key=failed]").inner_text() == "5"
+    assert report.locator("[data-reason=duplicate_in_file]").inner_text() == "1"
+    assert "more than 10%" in page.content()
+    assert Contact.objects.count() == 5
+
+    with page.expect_download() as download_info:
+        page.click("#tw-failed-rows")
+    lines = download_info.value.path().read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "phone,tags,first_name,row_number,error"
+    assert len(lines) == 6
