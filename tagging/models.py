@@ -223,3 +223,7 @@ class TagVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d} {self.action} {self.object_name}"
+
+
+# --- audiences: saved segments and bulk operations (tagging/audience_models.py) ---
+from tagging.audience_models import BulkOperation, BulkStatus, Segment  # noqa: E402, F401
