@@ -5,6 +5,7 @@ from guardian.admin import GuardedModelAdmin
 
 from crm.admin import ContactAdmin
 from crm.models import Contact
+from tagging.audience_admin import AudienceAdminMixin
 from tagging.models import AssignmentHistory, Dimension, Tag, TagVersion
 from tagging.selectors import contacts_with_tags, dimensions_with_counts, tags_with_counts
 
@@ -97,7 +98,7 @@ admin.site.unregister(Contact)
 
 
 @admin.register(Contact)
-class TaggedContactAdmin(ContactAdmin):
+class TaggedContactAdmin(AudienceAdminMixin, ContactAdmin):
     """The contact admin with tags: chips in the list and on the profile."""
 
     list_display = ["phone", "display_name", "tag_chips", "consent_status", "country",

@@ -188,3 +188,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- audiences (tagging/audience_tasks.py) ----------------------------------
+CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "tagging.audience_tasks"]
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "audiences-segment-counts": {"task": "tagging.audience_tasks.segment_counts_refresh_task",
+                                 "schedule": 3600.0},
+}
