@@ -66,7 +66,6 @@ class ExpressionFilter(admin.ListFilter):
             return contacts_matching(self.value, queryset)
         except SegmentError as error:
             self.error = error
-            messages.error(request, _("Expression not applied: %(e)s") % {"e": error})
             return queryset.none()
 
 
@@ -143,9 +142,13 @@ class AudienceAdminMixin:
     change_list_template = "admin/tagging/audiences/contact_change_list.html"
 
     def get_list_filter(self, request):
-        dims = list(Dimension.objects.prefetch_related("tags").order_by("order", "name"))
+        # One query for the whole vocabulary, whatever the number of dimensions.
+        by_dimension: dict[int, tuple[Dimension, list[Tag]]] = {}
+        for tag in Tag.objects.select_related("dimension").order_by(
+                "dimension__order", "dimension__name", "name"):
+            by_dimension.setdefault(tag.dimension_id, (tag.dimension, []))[1].append(tag)
         return [ExpressionFilter, *super().get_list_filter(request),
-                *(dimension_filter(d, list(d.tags.all())) for d in dims)]
+                *(dimension_filter(d, tags) for d, tags in by_dimension.values())]
 
     def get_paginator(self, request, queryset, per_page, orphans=0,
                       allow_empty_first_page=True):
@@ -180,7 +183,12 @@ class AudienceAdminMixin:
             "audience_count_url": reverse(
                 f"admin:{self.opts.app_label}_{self.opts.model_name}_audience_count"),
         }
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        cl = getattr(response, "context_data", {}).get("cl")
+        for spec in getattr(cl, "filter_specs", []):
+            if isinstance(spec, ExpressionFilter) and spec.error:
+                response.context_data["audience_error"] = spec.error
+        return response
 
     # --- Manage tags -----------------------------------------------------------
 

@@ -74,14 +74,18 @@ def bulk_preview(*, contacts: QuerySet[Contact], add: list[Tag], remove: list[Ta
     return preview
 
 
-def bulk_operation_start(*, contacts: QuerySet[Contact] | list[int], add: list[Tag],
-                         remove: list[Tag], actor=None, selection: str = "",
-                         preview: BulkPreview | None = None) -> BulkOperation:
+def bulk_operation_start(*, contacts: QuerySet[Contact] | list[int], add: list[Tag] = (),
+                         remove: list[Tag] = (), actor=None, selection: str = "",
+                         preview: BulkPreview | None = None,
+                         background: bool | None = None) -> BulkOperation:
     """Record a bulk change and run it: now when small, on a worker above the threshold.
+
+    ``background`` forces the choice (a command waits for its result).
 
     Rights and the request are checked first; a refusal raises and records
     nothing. The contacts are fixed now, so the worker changes exactly them.
     """
+    add, remove = list(add), list(remove)
     _check_request(add, remove)
     ensure_can_apply(actor, [*add, *remove])
     ids = contact_ids(contacts)
@@ -94,7 +98,9 @@ def bulk_operation_start(*, contacts: QuerySet[Contact] | list[int], add: list[T
         total=len(ids),
         contact_blob=BulkOperation.pack_ids(ids),
     )
-    if len(ids) > settings.TAGWERK_BULK_ASYNC_THRESHOLD:
+    if background is None:
+        background = len(ids) > settings.TAGWERK_BULK_ASYNC_THRESHOLD
+    if background:
         from tagging.audience_tasks import bulk_operation_run_task
 
         bulk_operation_run_task.delay_on_commit(bulk.pk)
