@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
@@ -90,6 +91,26 @@ def dimension_filter(dimension: Dimension, tags: list[Tag]) -> type[admin.Simple
     return TagFilter
 
 
+class CountryFilter(admin.SimpleListFilter):
+    """Country filter whose choices are cached: the stock one runs ``SELECT DISTINCT country``
+    over every contact on every page view (400 ms at a million contacts)."""
+
+    title = gettext_lazy("country")
+    parameter_name = "country"
+    cache_key, cache_seconds = "tagwerk:audiences:countries", 600
+
+    def lookups(self, request, model_admin):
+        countries = cache.get(self.cache_key)
+        if countries is None:
+            countries = list(Contact.objects.order_by("country").values_list("country", flat=True)
+                             .distinct())
+            cache.set(self.cache_key, countries, self.cache_seconds)
+        return [(c, c) for c in countries if c]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(country=self.value()) if self.value() else queryset
+
+
 class EstimatingPaginator(Paginator):
     """Counts exactly when filtered; estimates the unfiltered total from table statistics.
 
@@ -147,7 +168,8 @@ class AudienceAdminMixin:
         for tag in Tag.objects.select_related("dimension").order_by(
                 "dimension__order", "dimension__name", "name"):
             by_dimension.setdefault(tag.dimension_id, (tag.dimension, []))[1].append(tag)
-        return [ExpressionFilter, *super().get_list_filter(request),
+        stock = [CountryFilter if f == "country" else f for f in super().get_list_filter(request)]
+        return [ExpressionFilter, *stock,
                 *(dimension_filter(d, tags) for d, tags in by_dimension.values())]
 
     def get_paginator(self, request, queryset, per_page, orphans=0,
