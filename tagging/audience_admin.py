@@ -151,10 +151,14 @@ class ManageTagsForm(forms.Form):
 
 
 def _selection_text(request: HttpRequest, select_across: bool, count: int) -> str:
-    params = {k: v for k, v in request.GET.items() if k not in ("p", "o")}
+    """How the contacts were chosen, as the user saw it, for the operation's record."""
     if not select_across:
         return _("%(n)s selected rows") % {"n": count}
-    return urlencode(params) or _("all contacts")
+    params = {k: v for k, v in request.GET.items() if k not in ("p", "o", EXPR)}
+    parts = [request.GET.get(EXPR, "").strip()]
+    if params:
+        parts.append(_("filters: %(f)s") % {"f": urlencode(params)})
+    return " · ".join(p for p in parts if p) or _("all contacts")
 
 
 class AudienceAdminMixin:
