@@ -121,3 +121,19 @@ def test_tag_ids_follow_every_kind_of_write(vocabulary, make_contact):
     assert set(contacts_matching('"B" AND "Stufe/*"', fast=True)) == {second}
     second.delete()
     assert set(contacts_matching('"Stufe/*"', fast=True)) == {first}
+
+
+def test_fast_path_stays_on_the_right_table_inside_subqueries(vocabulary, make_contact):
+    """The array test must follow Django's alias relabelling (U0, U1 …) into subqueries."""
+    holder, other = make_contact(), make_contact()
+    tags_change(contacts=[holder], add=[vocabulary["A"]])
+    tags_change(contacts=[holder, other], add=[vocabulary["B"]])
+    inner = contacts_matching('"A"')
+    via_subquery = TagAssignment.objects.filter(contact__in=inner, tag=vocabulary["B"])
+    assert [a.contact_id for a in via_subquery] == [holder.pk]
+    from django.db.models import Exists, OuterRef
+
+    from crm.models import Contact
+
+    flagged = Contact.objects.filter(Exists(inner.filter(pk=OuterRef("pk"))))
+    assert list(flagged) == [holder]
