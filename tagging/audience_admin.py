@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from guardian.shortcuts import get_objects_for_user
 
 from crm.models import Contact
 from tagging.audience_services import (
@@ -31,7 +32,7 @@ from tagging.audience_services import (
     segment_counts_refresh,
 )
 from tagging.models import BulkOperation, BulkStatus, Dimension, Segment, Tag
-from tagging.permissions import can_apply
+from tagging.permissions import APPLY
 from tagging.segments import SegmentError, TagRef, contacts_matching, to_q
 from tagging.services import TagChangeError
 
@@ -227,8 +228,13 @@ class AudienceAdminMixin:
 
     def has_manage_tags_permission(self, request) -> bool:
         user = request.user
-        return user.is_active and user.is_staff and any(
-            can_apply(user, d) for d in Dimension.objects.all())
+        if not (user.is_active and user.is_staff):
+            return False
+        if user.is_superuser or user.has_perm(f"tagging.{APPLY}"):
+            return True
+        # Agents hold the right on a few dimensions (guardian): one query, not one per dimension.
+        return get_objects_for_user(user, f"tagging.{APPLY}", Dimension,
+                                    accept_global_perms=False).exists()
 
     def manage_tags(self, request, queryset):
         """Choose tags → see how many gain and lose each → apply (now or on a worker)."""

@@ -300,3 +300,17 @@ def test_tag_contacts_command_dry_run_then_apply(base):
     assert len(holders(tags["potential"])) == 4
     with pytest.raises(CommandError, match="Unknown tag"):
         call_command("tag_contacts", "--where", EXPR, "--add", "Gibtsnicht")
+
+
+def test_manage_tags_is_offered_only_to_users_who_may_apply_tags(client, base,
+                                                                django_user_model):
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_contact"))
+    client.force_login(viewer)
+    response = client.get(reverse(CHANGELIST))
+    assert response.status_code == 200
+    assert 'value="manage_tags"' not in response.content.decode()
+    from guardian.shortcuts import assign_perm
+
+    assign_perm("tagging.apply_dimension_tags", viewer, base["tags"]["inactive"].dimension)
+    assert 'value="manage_tags"' in client.get(reverse(CHANGELIST)).content.decode()
