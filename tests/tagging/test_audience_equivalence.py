@@ -1,4 +1,4 @@
-"""The fast path (tag-set table with a GIN index on PostgreSQL) selects exactly what the plain reference does.
+"""The fast path (tag-set table on PostgreSQL) selects exactly what the reference does.
 
 Random contacts, random tag changes made through ``tags_change`` (so the
 triggers that keep ``tag_ids`` in step are exercised by adds, removals and
