@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
 
@@ -157,7 +158,7 @@ def bench_bulk() -> list[str]:
     line = (f"Bulk “Manage tags” on `{expr}` ({bulk.total:,} contacts): "
             f"+{bulk.added:,} “{add[0].name}”, −{bulk.removed:,} “{remove[0].name}”, "
             f"{history:,} history rows. Preview (counts per tag) "
-            f"{(previewed - started):.2f} s; apply incl. selection, history, tag_ids triggers "
+            f"{(previewed - started):.2f} s; apply incl. selection, history, tag-set triggers "
             f"and the BulkOperation record {(done - previewed):.2f} s; "
             f"**end to end {(done - started):.2f} s**. Undo: {(undone - undo_started):.2f} s.")
     print(line, flush=True)
@@ -199,6 +200,7 @@ def run(argv: list[str]) -> str:
     from benchmarks.dataset import ensure_dataset
     from tagging import tag_index
 
+    load_before = os.getloadavg()[0]
     sizes = ensure_dataset()
     if not tag_index.available():
         raise SystemExit("The audiences benchmark needs PostgreSQL.")
@@ -214,6 +216,8 @@ def run(argv: list[str]) -> str:
         out += ["", *bench_bulk()]
     if "--skip-page" not in argv:
         out += ["", *bench_page(max(5, runs))]
-    out += ["", f"_Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}._"]
+    out += ["", f"_Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; 1-minute load "
+                f"average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+                f"(2 cores shared with other engineers' tests and benchmarks)._"]
     return "\n".join(out)
 
