@@ -33,7 +33,7 @@ from tagging.audience_services import (
 )
 from tagging.models import BulkOperation, BulkStatus, Dimension, Segment, Tag
 from tagging.permissions import APPLY
-from tagging.segments import SegmentError, TagRef, contacts_matching, to_q
+from tagging.segments import SegmentError, TagRef, contacts_matching, count_matching, to_q
 from tagging.services import TagChangeError
 
 EXPR = "expr"
@@ -199,7 +199,7 @@ class AudienceAdminMixin:
         if not expression:
             return JsonResponse({"count": None})
         try:
-            return JsonResponse({"count": contacts_matching(expression).count()})
+            return JsonResponse({"count": count_matching(expression)})
         except SegmentError as error:
             return JsonResponse({"error": error.message, "position": error.position},
                                 status=400)
