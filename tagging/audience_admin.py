@@ -6,6 +6,8 @@ segment and bulk-operation admins are registered here.
 
 from __future__ import annotations
 
+import contextlib
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -181,7 +183,14 @@ class AudienceAdminMixin:
 
     def get_paginator(self, request, queryset, per_page, orphans=0,
                       allow_empty_first_page=True):
-        return EstimatingPaginator(queryset, per_page, orphans, allow_empty_first_page)
+        paginator = EstimatingPaginator(queryset, per_page, orphans, allow_empty_first_page)
+        expression = request.GET.get(EXPR, "").strip()
+        if expression and not set(request.GET) - {EXPR, "p", "o"}:
+            # The expression is the only filter: count it the cheapest way (a tag-only
+            # expression is counted on the tag-set table without reading contacts).
+            with contextlib.suppress(SegmentError):  # the filter reports it
+                paginator.count = count_matching(expression)
+        return paginator
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name

@@ -75,6 +75,7 @@ def test_changelist_filters_by_expression_and_survives_a_bad_one(client, superus
     response = client.get(reverse(CHANGELIST), {"expr": EXPR})
     shown = {c.pk for c in response.context["cl"].result_list}
     assert shown == {c.pk for c in base["recent"][:4]}
+    assert response.context["cl"].result_count == 4
     assert 'value="last_interaction within 30d AND NOT &quot;Bestellt&quot;"' in \
         response.content.decode()
     bad = client.get(reverse(CHANGELIST), {"expr": '"Bestellt" AND'})
