@@ -339,6 +339,11 @@ class BulkOperationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_view_permission(self, request, obj=None):
+        # Whoever started an operation may watch its progress and undo it.
+        own = obj is not None and obj.actor_id == request.user.pk
+        return own or super().has_view_permission(request, obj)
+
     @admin.display(description=gettext_lazy("tags"))
     def tag_names(self, obj: BulkOperation) -> str:
         names = dict(Tag.objects.filter(pk__in=[*obj.add_tag_ids, *obj.remove_tag_ids])
@@ -364,9 +369,9 @@ class BulkOperationAdmin(admin.ModelAdmin):
         ]
 
     def progress_view(self, request, pk: int):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
         bulk = get_object_or_404(BulkOperation, pk=pk)
+        if not self.has_view_permission(request, bulk):
+            raise PermissionDenied
         return JsonResponse({
             "status": bulk.status, "status_display": bulk.get_status_display(),
             "processed": bulk.processed, "total": bulk.total, "percent": bulk.percent,
@@ -375,9 +380,9 @@ class BulkOperationAdmin(admin.ModelAdmin):
         })
 
     def undo_view(self, request, pk: int):
-        if request.method != "POST" or not self.has_view_permission(request):
-            raise PermissionDenied
         bulk = get_object_or_404(BulkOperation, pk=pk)
+        if request.method != "POST" or not self.has_view_permission(request, bulk):
+            raise PermissionDenied
         self._undo(request, [bulk])
         return redirect("admin:tagging_bulkoperation_change", bulk.pk)
 

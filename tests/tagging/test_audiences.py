@@ -315,3 +315,23 @@ def test_manage_tags_is_offered_only_to_users_who_may_apply_tags(client, base,
 
     assign_perm("tagging.apply_dimension_tags", viewer, base["tags"]["inactive"].dimension)
     assert 'value="manage_tags"' in client.get(reverse(CHANGELIST)).content.decode()
+
+
+def test_a_marketer_follows_and_undoes_the_operation_they_started(client, base,
+                                                                  django_user_model):
+    marketer = django_user_model.objects.create_user("marketer", password="x", is_staff=True)
+    marketer.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_contact", "apply_dimension_tags"]))
+    bulk = bulk_operation_start(contacts=[c.pk for c in base["recent"]],
+                                add=[base["tags"]["potential"]], actor=marketer)
+    client.force_login(marketer)
+    progress = client.get(reverse("admin:tagging_bulkoperation_progress", args=[bulk.pk]))
+    assert progress.json()["status"] == "done"
+    assert client.get(reverse("admin:tagging_bulkoperation_change",
+                              args=[bulk.pk])).status_code == 200
+    client.post(reverse("admin:tagging_bulkoperation_undo", args=[bulk.pk]))
+    assert holders(base["tags"]["potential"]) == set()
+    other = bulk_operation_start(contacts=[base["recent"][0].pk],
+                                 add=[base["tags"]["potential"]])
+    forbidden = client.get(reverse("admin:tagging_bulkoperation_progress", args=[other.pk]))
+    assert forbidden.status_code == 403
