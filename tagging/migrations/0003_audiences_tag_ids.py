@@ -1,4 +1,4 @@
-"""PostgreSQL only: crm_contact.tag_ids mirrored by triggers, with a GIN index.
+"""PostgreSQL only: tagging_contacttagset (tag ids per contact) kept by triggers, GIN-indexed.
 
 See tagging/tag_index.py for why. On SQLite this migration does nothing and
 segments compile to EXISTS subqueries.
