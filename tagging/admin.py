@@ -5,6 +5,7 @@ from guardian.admin import GuardedModelAdmin
 
 from crm.admin import ContactAdmin
 from crm.models import Contact
+from tagging.audience_admin import AudienceAdminMixin
 from tagging.governance_admin import DimensionGovernanceMixin, TagGovernanceMixin, VersionLogMixin
 from tagging.imports.admin import ContactExportMixin  # imports & exports (issue 5)
 from tagging.insight.admin import InsightContactAdminMixin
@@ -101,8 +102,8 @@ admin.site.unregister(Contact)
 
 
 @admin.register(Contact)
-class TaggedContactAdmin(ContactTagProfileMixin, InsightContactAdminMixin, ContactExportMixin,
-                         ContactAdmin):
+class TaggedContactAdmin(AudienceAdminMixin, ContactTagProfileMixin, InsightContactAdminMixin,
+                         ContactExportMixin, ContactAdmin):
     """The contact admin with tags: chips in the list and on the profile."""
 
     list_display = ["phone", "display_name", "tag_chips", "consent_status", "country",

@@ -279,4 +279,6 @@ class DashboardSnapshot(models.Model):
 
 # --- /insight --------------------------------------------------------------------------
 # --- imports (issue 5) ---------------------------------------------------
+# --- audiences: saved segments and bulk operations (tagging/audience_models.py) ---
+from tagging.audience_models import BulkOperation, BulkStatus, Segment  # noqa: E402, F401
 from tagging.imports.models import ImportedContact, ImportJob  # noqa: E402, F401

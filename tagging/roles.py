@@ -34,6 +34,8 @@ ROLES: dict[str, list[str]] = {
         "tagging.view_dimension", "tagging.view_tag",
         "tagging.view_tagversion", "tagging.view_assignmenthistory",
         "tagging.add_importjob", "tagging.view_importjob",
+        "tagging.add_segment", "tagging.change_segment", "tagging.delete_segment",
+        "tagging.view_segment", "tagging.view_bulkoperation",
         "crm.view_contact", "crm.change_contact",
     ],
     AGENTS: [

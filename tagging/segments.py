@@ -33,6 +33,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from crm.models import ConsentStatus, Contact
+from tagging import tag_index
 from tagging.models import Dimension, Tag, TagAssignment
 from tagging.names import name_key
 
@@ -367,18 +368,51 @@ def parse(text: str) -> Node:
 # --- Compilation -----------------------------------------------------------------
 
 
-def to_q(node: Node, now: datetime | None = None) -> Q:
-    """Compile a syntax tree to a ``Q`` on ``Contact``."""
+def to_q(node: Node, now: datetime | None = None, *, fast: bool | None = None) -> Q:
+    """Compile a syntax tree to a ``Q`` on ``Contact``.
+
+    ``fast`` (default: wherever it exists) tests tags on the contact's
+    ``tag_ids`` array (see ``tagging.tag_index``); ``fast=False`` is the plain
+    reference with one ``EXISTS`` per tag. Both select the same contacts.
+    """
     now = now or timezone.now()
+    if fast is None:
+        fast = tag_index.available()
+    return _compile(node, now, fast, {})
+
+
+def _compile(node: Node, now: datetime, fast: bool, dims: dict[int, list[int]]) -> Q:
     if isinstance(node, BoolOp):
+        items = list(node.items)
         combined = Q()
-        for item in node.items:
-            q = to_q(item, now)
+        if fast:
+            # Fold plain tags into one array test each: "A" AND "B" AND NOT "C" is
+            # tag_ids @> {A,B} AND NOT tag_ids && {C}, served by one GIN lookup.
+            held, absent, rest = [], [], []
+            for item in items:
+                if isinstance(item, TagRef) and len(_tag_ids(item, dims)) == 1:
+                    held.append(_tag_ids(item, dims)[0])
+                elif (isinstance(item, Not) and isinstance(item.item, TagRef)
+                      and node.op == "and"):
+                    absent.extend(_tag_ids(item.item, dims))
+                else:
+                    rest.append(item)
+            if len(held) > 1 or absent:
+                mode = "all" if node.op == "and" else "any"
+                if held:  # holds these and none of those: one lookup of the tag set
+                    combined = Q(tag_index.TagIdsTest(mode, held, absent=absent))
+                else:
+                    combined = ~Q(tag_index.TagIdsTest("any", absent))
+                items = rest
+        for item in items:
+            q = _compile(item, now, fast, dims)
             combined = (combined & q) if node.op == "and" else (combined | q)
         return combined
     if isinstance(node, Not):
-        return ~to_q(node.item, now)
+        return ~_compile(node.item, now, fast, dims)
     if isinstance(node, TagRef):
+        if fast:
+            return Q(tag_index.TagIdsTest("any", _tag_ids(node, dims)))
         held = TagAssignment.objects.filter(contact_id=OuterRef("pk"))
         if node.dimension_id is not None:
             held = held.filter(tag__dimension_id=node.dimension_id)
@@ -388,6 +422,16 @@ def to_q(node: Node, now: datetime | None = None) -> Q:
     if isinstance(node, Within):
         return Q(**{f"{FIELDS[node.field].column}__gte": now - node.delta})
     return _condition_q(node, now)
+
+
+def _tag_ids(node: TagRef, dims: dict[int, list[int]]) -> list[int]:
+    if node.dimension_id is None:
+        return list(node.tag_ids)
+    if node.dimension_id not in dims:
+        dims[node.dimension_id] = list(
+            Tag.objects.filter(dimension_id=node.dimension_id).values_list("pk", flat=True)
+        )
+    return dims[node.dimension_id]
 
 
 def _condition_q(node: Condition, now: datetime) -> Q:
@@ -431,14 +475,59 @@ def _age_q(op: str, years: int, today: date) -> Q:
 
 
 def contacts_matching(expression: str, queryset: QuerySet[Contact] | None = None,
-                      now: datetime | None = None) -> QuerySet[Contact]:
+                      now: datetime | None = None, *,
+                      fast: bool | None = None) -> QuerySet[Contact]:
     """Contacts matching ``expression`` (one SQL query); raise ``SegmentError`` when invalid."""
     queryset = Contact.objects.all() if queryset is None else queryset
-    return queryset.filter(to_q(parse(expression), now))
+    return queryset.filter(to_q(parse(expression), now, fast=fast))
 
 
-def count_matching(expression: str, now: datetime | None = None) -> int:
-    return contacts_matching(expression, now=now).count()
+def count_matching(expression: str, now: datetime | None = None, *,
+                   fast: bool | None = None) -> int:
+    """Number of contacts matching ``expression``.
+
+    With the fast path, an expression of tags only that a contact without tags
+    cannot match (``"A" AND NOT "B"``, but not ``NOT "A"``) is counted on the
+    narrow tag-set table alone, without reading the contact table.
+    """
+    node = parse(expression)
+    fast = tag_index.available() if fast is None else fast
+    if fast and _tags_only(node) and not _holds(node, frozenset(), {}):
+        dims: dict[int, list[int]] = {}
+        sql, params = _set_sql(node, dims)
+        return tag_index.count_where(sql, params)
+    return Contact.objects.filter(to_q(node, now, fast=fast)).count()
+
+
+def _tags_only(node: Node) -> bool:
+    if isinstance(node, BoolOp):
+        return all(_tags_only(i) for i in node.items)
+    if isinstance(node, Not):
+        return _tags_only(node.item)
+    return isinstance(node, TagRef)
+
+
+def _holds(node: Node, held: frozenset[int], dims: dict[int, list[int]]) -> bool:
+    """The expression's value for a contact holding exactly ``held``."""
+    if isinstance(node, BoolOp):
+        values = (_holds(i, held, dims) for i in node.items)
+        return all(values) if node.op == "and" else any(values)
+    if isinstance(node, Not):
+        return not _holds(node.item, held, dims)
+    return bool(held & set(_tag_ids(node, dims)))
+
+
+def _set_sql(node: Node, dims: dict[int, list[int]]) -> tuple[str, list]:
+    """The expression as a condition on one tag-set row (``tag_ids``)."""
+    if isinstance(node, BoolOp):
+        parts = [_set_sql(i, dims) for i in node.items]
+        joiner = " AND " if node.op == "and" else " OR "
+        return ("(" + joiner.join(sql for sql, _p in parts) + ")",
+                [p for _sql, params in parts for p in params])
+    if isinstance(node, Not):
+        sql, params = _set_sql(node.item, dims)
+        return f"NOT {sql}", params
+    return tag_index.array_condition("any", _tag_ids(node, dims))
 
 
 def referenced_tag_ids(node: Node) -> set[int]:

@@ -193,3 +193,10 @@ LOGGING = {
 TAGWERK_INSIGHT = {
     "REPORT_RECIPIENTS": env_list("TAGWERK_HEALTH_REPORT_RECIPIENTS", []),
 }
+
+# --- Audiences: saved segment counts, refreshed hourly (beat copies this into its table) ---
+CELERY_IMPORTS = ["tagging.audience_tasks"]
+CELERY_BEAT_SCHEDULE = {
+    "audiences-segment-counts": {"task": "tagging.audience_tasks.segment_counts_refresh_task",
+                                 "schedule": 3600.0},
+}

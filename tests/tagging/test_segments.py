@@ -102,3 +102,46 @@ def test_archived_tags_still_work(world, make_tag):
 
     Tag.objects.filter(name="VIP").update(is_archived=True)
     assert names(world, '"VIP"') == {"vip_never_interacted"}
+
+
+# --- audiences: more grammar ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    ('NOT "VIP" AND "Kaufkraft/*"', {"svip_churn"}),  # NOT binds tighter than AND
+    ('NOT ("VIP" OR "SVIP") AND consent = "opted_out"', {"ordered_recent"}),
+    ('"VIP" or "SVIP" and "Drohender Abwanderer"', {"vip_never_interacted", "svip_churn"}),
+    ('("VIP" or "SVIP") and "Drohender Abwanderer"', {"svip_churn"}),
+    ('"SVIP" -- a comment runs to the end of the line\n OR "VIP"',
+     {"vip_never_interacted", "svip_churn"}),
+    ("last_interaction within 2w AND last_interaction WITHIN 264h", {"makeup_done",
+                                                                     "svip_churn"}),
+    ("purchases != 1 AND purchases >= 4", {"makeup_done"}),
+    ('"Kaufkraft/VIP" AND NOT "kaufkraft/svip"', {"vip_never_interacted"}),
+])
+def test_precedence_case_comments_and_units(world, expression, expected):
+    assert names(world, expression) == expected
+
+
+def test_quotes_inside_a_tag_name_are_escaped(world, make_tag, make_contact):
+    quoted = make_tag(name='Sagt "Hallo"')
+    contact = make_contact()
+    tags_change(contacts=[contact], add=[quoted])
+    assert list(contacts_matching(r'"Sagt \"Hallo\""')) == [contact]
+
+
+@pytest.mark.parametrize(("expression", "message", "position"), [
+    ('"VIP" AND lastinteraction within 30d', "did you mean “last_interaction”", 11),
+    ('"VIP" "SVIP"', "expected AND, OR or the end", 7),
+    ('"VIP" AND (', "ends too early", 12),
+    ("country > \"DE\"", "is text; compare it with = or !=", 9),
+    ('consent = "yes"', "consent is one of", 11),
+    ("age within 3d", "“within” works only on dates", 1),
+    ('"VIP" & "SVIP"', "unexpected character “&”", 7),
+    ('"Kaufkraf/*"', "unknown dimension “Kaufkraf” — did you mean “Kaufkraft”", 1),
+])
+def test_more_errors_with_positions(world, expression, message, position):
+    with pytest.raises(SegmentError) as error:
+        parse(expression)
+    assert message in error.value.message
+    assert error.value.position == position
