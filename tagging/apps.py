@@ -6,3 +6,11 @@ class TaggingConfig(AppConfig):
     name = "tagging"
     verbose_name = _("Tagging")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # rules (issue 6): event rules react to recorded events; the admin for rules.
+        from crm.events import events_recorded
+        from tagging.rules import admin as _rules_admin  # noqa: F401
+        from tagging.rules.receivers import on_events_recorded
+
+        events_recorded.connect(on_events_recorded, dispatch_uid="tagging.rules.events")

@@ -223,3 +223,7 @@ class TagVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d} {self.action} {self.object_name}"
+
+
+# --- rules (issue 6): Rule and RuleRun live in tagging/rules/models.py --------------------------
+from tagging.rules.models import Rule, RuleRun  # noqa: E402, F401
