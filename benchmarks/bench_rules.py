@@ -6,6 +6,7 @@
    Python (one segment check and, where needed, one ``tags_change`` per
    contact) on a random sample, scaled to the base. Both run inside a
    transaction that is rolled back, so the dataset stays as built.
+   The clock is also moved one day on, to time the steady daily run.
 2. Event ingestion through ``POST /api/events/``: gunicorn (2 sync workers) on
    loopback, two client threads sending batches of 1,000 events (purchases,
    reads, interactions, cart abandonments) for existing contacts, with facts
@@ -65,30 +66,33 @@ def _scheduled_rules():
     return rules_ordered(Rule.objects.filter(enabled=True, trigger=RuleTrigger.SCHEDULE))
 
 
-def _set_based() -> tuple[list[tuple[str, int, int, int, float]], float, float]:
+def _set_based():
+    """First run (the built dataset ignores the rules), next day's run, and a re-run."""
+    from datetime import timedelta
+
     from django.db import transaction
+    from django.utils import timezone
 
     from tagging.rules.services import rules_run
 
-    rows, first = [], 0.0
-    second = 0.0
+    now = timezone.now()
+    results = {}
     try:
         with transaction.atomic():
-            started = time.monotonic()
-            for outcome in rules_run(rules=_scheduled_rules()):
-                rows.append((outcome.rule, outcome.matched, outcome.added, outcome.removed,
-                             outcome.duration_ms / 1000))
-                if outcome.errors:
-                    raise SystemExit(f"{outcome.rule}: {outcome.errors}")
-            first = time.monotonic() - started
-            started = time.monotonic()
-            again = rules_run(rules=_scheduled_rules())
-            second = time.monotonic() - started
-            assert sum(o.added + o.removed for o in again) == 0, "second run changed tags"
+            for label, when in (("first", now), ("next_day", now + timedelta(days=1)),
+                                ("again", now + timedelta(days=1))):
+                started = time.monotonic()
+                outcomes = rules_run(rules=_scheduled_rules(), now=when)
+                results[label] = (outcomes, time.monotonic() - started)
+                failed = [o for o in outcomes if o.errors]
+                if failed:
+                    raise SystemExit(f"{failed[0].rule}: {failed[0].errors}")
+            assert sum(o.added + o.removed for o in results["again"][0]) == 0, \
+                "a second run at the same time changed tags"
             raise _Rollback
     except _Rollback:
         pass
-    return rows, first, second
+    return results
 
 
 def _per_contact(sample: int) -> dict[str, float]:
@@ -137,29 +141,47 @@ def _rules_section(sample: int) -> str:
     from crm.models import Contact
 
     contacts = Contact.objects.count()
-    rows, first, second = _set_based()
+    results = _set_based()
     per_contact = _per_contact(sample)
+    first, first_s = results["first"]
+    next_day, next_s = results["next_day"]
+    again_s = results["again"][1]
     lines = [
         f"### Scheduled starter rules over {contacts:,} contacts (PostgreSQL)",
         "",
-        f"One `rules_run` of the {len(rows)} scheduled starter rules (highest priority "
-        f"first), in a transaction rolled back afterwards. Baseline: the same rules contact "
-        f"by contact in Python on a random sample of {sample:,} contacts, scaled to "
-        f"{contacts:,}.",
+        f"`rules_run` of the {len(first)} scheduled starter rules, highest priority first, "
+        "inside a transaction rolled back afterwards. **First run**: the built dataset's tags "
+        "ignore the rules, so this run corrects ~1M assignments. **Next day**: the same rules "
+        "with the clock one day later (what the daily beat run does). Baseline: the same "
+        f"rules contact by contact in Python (segment check, then `tags_change` for that "
+        f"contact) on a random sample of {sample:,} contacts, scaled to {contacts:,}; it "
+        "starts from the same state as the first run.",
         "",
-        "| rule | matched | added | removed | set-based | per contact (scaled) | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| rule | matched | changed (first) | first run | changed (next day) | next day | "
+        "contact by contact (scaled) | ratio to first run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     total_baseline = 0.0
-    for name, matched, added, removed, seconds in rows:
-        scaled = per_contact[name] * contacts
+    for one, day in zip(first, next_day, strict=True):
+        scaled = per_contact[one.rule] * contacts
         total_baseline += scaled
-        lines.append(f"| {name} | {matched:,} | {added:,} | {removed:,} | {seconds:.2f} s | "
-                     f"{scaled:,.0f} s | {scaled / max(seconds, 0.001):,.0f}× |")
-    lines.append(f"| **all** | | | | **{first:.1f} s** | **{total_baseline:,.0f} s** | "
-                 f"{total_baseline / max(first, 0.001):,.0f}× |")
-    lines += ["", f"Target ≤ 60 s: {'met' if first <= 60 else 'NOT met'} ({first:.1f} s). "
-              f"Second run right after (idempotent, nothing to change): {second:.1f} s."]
+        seconds = one.duration_ms / 1000
+        lines.append(
+            f"| {one.rule} | {one.matched:,} | {one.added + one.removed:,} | {seconds:.1f} s | "
+            f"{day.added + day.removed:,} | {day.duration_ms / 1000:.1f} s | {scaled:,.0f} s | "
+            f"{scaled / max(seconds, 0.001):,.0f}× |")
+    lines.append(f"| **all** | | {sum(o.added + o.removed for o in first):,} | "
+                 f"**{first_s:.1f} s** | {sum(o.added + o.removed for o in next_day):,} | "
+                 f"**{next_s:.1f} s** | **{total_baseline:,.0f} s** | "
+                 f"{total_baseline / max(first_s, 0.001):,.0f}× |")
+    lines += [
+        "",
+        f"Target ≤ 60 s for all rules: next-day run {next_s:.1f} s "
+        f"({'met' if next_s <= 60 else 'NOT met'}); first run {first_s:.1f} s "
+        f"({'met' if first_s <= 60 else 'NOT met'}). A re-run at the same time changed "
+        f"nothing and took {again_s:.1f} s. The machine's load average during the run: "
+        f"{os.getloadavg()[0]:.1f} on 2 cores (shared with other benchmarks).",
+    ]
     return "\n".join(lines)
 
 

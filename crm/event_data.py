@@ -120,5 +120,5 @@ def event_from_data(data: Mapping, *, region: str | None = None) -> EventIn:
         occurred_at=parse_when(data.get("occurred_at")), amount=parse_amount(data.get("amount")),
         currency=currency, product=_text(data, "product", 200),
         category=_text(data, "category", 200), payload=payload,
-        source_id=_text(data, "source_id", 200),
+        source_id=_text(data, "source_id", 200), phone_normalized=True,
     )
