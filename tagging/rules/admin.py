@@ -248,6 +248,10 @@ class RuleAdmin(admin.ModelAdmin):
         rule = get_object_or_404(Rule, pk=rule_id)
         if request.method != "POST" or not self.has_run_permission(request):
             raise PermissionDenied
+        if not rule.is_scheduled:
+            self.message_user(request, _("Event rules run when their events arrive; use the "
+                                         "preview to see what they do."), messages.ERROR)
+            return redirect("admin:tagging_rule_change", rule.pk)
         outcome = rule_run(rule=rule, trigger=RunTrigger.MANUAL, actor=request.user)
         if outcome.errors:
             self.message_user(request, outcome.errors, messages.ERROR)

@@ -377,6 +377,10 @@ def rule_run(*, rule: Rule, trigger: str = RunTrigger.MANUAL, now: datetime | No
     outcome = RuleOutcome(rule.pk, rule.name, dry_run=dry_run)
     started = time.monotonic()
     try:
+        if rule.trigger == RuleTrigger.EVENT and event_ids is None:
+            # Without its events, an event rule would act on its whole audience.
+            raise ValueError(_("“%(rule)s” runs when its events arrive; preview it instead.")
+                             % {"rule": rule.name})
         with transaction.atomic():
             if not dry_run:
                 Rule.objects.select_for_update().filter(pk=rule.pk).first()

@@ -192,3 +192,11 @@ def test_event_rule_filters_on_category(make_contact, make_tag,
             EventIn(kind="purchase", contact_id=b.pk, category="Puder")])
     assert set(TagAssignment.objects.values_list("contact_id", flat=True)) == {a.pk}
     assert RuleRun.objects.get().trigger == "event"
+
+
+def test_an_event_rule_never_runs_over_its_whole_audience(make_contact, make_tag):
+    make_contact()
+    rule = make_rule("Cart", add=[make_tag()], trigger=RuleTrigger.EVENT,
+                     event_kind="cart_abandoned")
+    outcome = rule_run(rule=rule)
+    assert "events arrive" in outcome.errors and not TagAssignment.objects.exists()
