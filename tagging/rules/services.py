@@ -220,8 +220,13 @@ def _held(tag_ids: Iterable[int]) -> Exists:
 
 def _tag_steps(matching: QuerySet[Contact], adding: list[Tag], removing: list[Tag],
                new_tags: dict[str, tuple[Tag | None, QuerySet[Contact]]],
-               dimension: Dimension | None) -> list[Step]:
-    """Steps for fixed tags on ``matching`` and template tags on their own contact sets."""
+               dimension: Dimension | None, count_replacements: bool) -> list[Step]:
+    """Steps for fixed tags on ``matching`` and template tags on their own contact sets.
+
+    Replacements (a rival of a single-choice tag) are counted for previews and
+    dry runs only; a real run learns them from ``tags_change``, which saves a
+    query over the audience per rival.
+    """
     steps = [Step(REMOVE, t.name, t, _ids(matching.filter(_held([t.pk])))) for t in removing]
     removed = {t.pk for t in removing}
     targets = [(t.name, t, matching) for t in adding]
@@ -233,8 +238,8 @@ def _tag_steps(matching: QuerySet[Contact], adding: list[Tag], removing: list[Ta
         lacking = contacts.exclude(_held([tag.pk]))
         steps.append(Step(ADD, name, tag, _ids(lacking)))
         for rival in Tag.objects.filter(pk__in=[pk for pk in _rivals(tag) if pk not in removed]):
-            steps.append(Step(REPLACE, rival.name, rival,
-                              _ids(lacking.filter(_held([rival.pk])))))
+            ids = _ids(lacking.filter(_held([rival.pk]))) if count_replacements else []
+            steps.append(Step(REPLACE, rival.name, rival, ids))
     return steps
 
 
@@ -252,7 +257,8 @@ def _event_filter(rule: Rule, event_ids: Sequence[int]) -> QuerySet[Event]:
 
 
 def _plan(rule: Rule, *, now: datetime, event_ids: Sequence[int] | None,
-          create_tags: bool) -> tuple[set[int] | None, int, list[Step]]:
+          create_tags: bool, count_replacements: bool = True
+          ) -> tuple[set[int] | None, int, list[Step]]:
     """(matched ids or None, matched count, steps) for ``rule`` against the current state.
 
     Matched ids are materialised only for event rules (a handful of contacts);
@@ -289,7 +295,7 @@ def _plan(rule: Rule, *, now: datetime, event_ids: Sequence[int] | None,
             name = template_render(rule.add_template, when=now)
             new_tags[name] = (_template_tag(name, dimension, cache, create_tags), matching)
         count = matching.count()
-    steps = _tag_steps(matching, adding, removing, new_tags, dimension)
+    steps = _tag_steps(matching, adding, removing, new_tags, dimension, count_replacements)
     if rule.sync and event_ids is None:
         # Holders who no longer match lose the tag (e.g. "Geburtstag bald" after the day).
         for tag in adding + [t for t, _qs in new_tags.values() if t is not None]:
@@ -310,12 +316,16 @@ def _apply_claims(steps: list[Step], context: RunContext | None, matching_ids) -
     without it), not only for those it changed; a sync removal decides it for
     the holders it removes it from.
     """
-    if context is None:
+    if context is None or not context.watch:
         return
     for step in steps:
         if step.tag is None:
             continue
-        blocked = context.claims.get((step.tag.pk, _opposite(_direction(step))))
+        blocked = set(context.claims.get((step.tag.pk, _opposite(_direction(step))), ()))
+        if step.action == ADD:
+            # Adding a single-choice tag also takes away its rivals: respect their claims.
+            for rival in _rivals(step.tag):
+                blocked |= context.claims.get((rival, ADD), set())
         if blocked:
             step.contact_ids = [i for i in step.contact_ids if i not in blocked]
     matched: set[int] | None = None
@@ -385,7 +395,8 @@ def rule_run(*, rule: Rule, trigger: str = RunTrigger.MANUAL, now: datetime | No
             if not dry_run:
                 Rule.objects.select_for_update().filter(pk=rule.pk).first()
             matched, outcome.matched, outcome.steps = _plan(
-                rule, now=now, event_ids=event_ids, create_tags=not dry_run)
+                rule, now=now, event_ids=event_ids, create_tags=not dry_run,
+                count_replacements=dry_run)
             _apply_claims(outcome.steps, context,
                           lambda: matched if matched is not None
                           else set(_ids(_who(rule, Contact.objects.all(), now))))

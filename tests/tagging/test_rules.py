@@ -200,3 +200,19 @@ def test_an_event_rule_never_runs_over_its_whole_audience(make_contact, make_tag
                      event_kind="cart_abandoned")
     outcome = rule_run(rule=rule)
     assert "events arrive" in outcome.errors and not TagAssignment.objects.exists()
+
+
+def test_a_later_rule_does_not_replace_a_single_choice_tag_just_set(make_contact,
+                                                                   make_dimension, make_tag):
+    stage = make_dimension(name="Stufe", single_choice=True)
+    gold, silver = make_tag(name="Gold", dimension=stage), make_tag(name="Silber",
+                                                                   dimension=stage)
+    both, small = make_contact(purchase_count=5), make_contact(purchase_count=1)
+    first = make_rule("Gold first", "purchases > 3", add=[gold], priority=200)
+    second = make_rule("Silver", "purchases > 0", add=[silver], priority=100)
+
+    rules_run(rules=[first, second])
+
+    held = dict(TagAssignment.objects.values_list("contact_id", "tag__name"))
+    assert held == {both.pk: "Gold", small.pk: "Silber"}
+    assert AssignmentHistory.objects.filter(contact=both).count() == 1
