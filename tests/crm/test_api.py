@@ -132,3 +132,10 @@ def test_admin_shows_a_new_token_once_and_revokes_it(client, superuser):
     client.post("/admin/crm/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     assert post(client, {"type": "interaction", "phone": "+491701234567"}, raw).status_code \
         == 401
+
+
+def test_a_body_over_the_upload_limit_is_413(client, token, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = [{"type": "interaction", "phone": "+491701234567", "name": "x" * 50}] * 30
+    response = post(client, big, token)
+    assert response.status_code == 413 and response.json()["error"] == "body_too_large"
