@@ -20,7 +20,8 @@ def test_a_marketer_writes_a_rule_previews_it_and_runs_it(login, live_server, ma
     page.select_option("#id_add_tags_from", label="Stammkunde")
     page.click("#id_add_tags_add")
     page.click("input[name=_continue]")
-    assert page.locator(".messagelist .success").count() == 1
+    page.wait_for_url(f"{live_server.url}/admin/tagging/rule/*/change/")
+    assert "was added successfully" in page.locator(".messagelist .success").inner_text()
 
     page.click("a.tw-preview-link")
     summary = page.locator(".tw-preview-summary").inner_text()
