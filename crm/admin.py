@@ -51,3 +51,55 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # append-only
+
+
+# --- rules (issue 6): API tokens ------------------------------------------------------------
+
+from django import forms  # noqa: E402
+from django.contrib import messages  # noqa: E402
+from django.utils.translation import ngettext  # noqa: E402
+
+from crm.models import ApiScope, ApiToken  # noqa: E402
+from crm.tokens import api_token_issue, api_tokens_revoke  # noqa: E402
+
+
+class ApiTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"), choices=ApiScope.choices, initial=[ApiScope.EVENTS_WRITE],
+        widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "scopes"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    form = ApiTokenForm
+    list_display = ["name", "prefix", "scopes", "created_at", "created_by", "last_used_at",
+                    "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["prefix", "created_at", "created_by", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        return ["name", "scopes"] if obj is None else ["name", *self.readonly_fields, "scopes"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "scopes"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        obj.scopes, obj.created_by = form.cleaned_data["scopes"], request.user
+        raw = api_token_issue(token=obj)
+        self.message_user(request, _(
+            "Token “%(name)s” created. Copy it now — it is not shown again: %(token)s")
+            % {"name": obj.name, "token": raw}, messages.WARNING)
+
+    @admin.action(description=_("Revoke selected tokens"), permissions=["change"])
+    def revoke(self, request, queryset):
+        count = api_tokens_revoke(tokens=queryset)
+        self.message_user(request, ngettext("%(n)d token revoked.", "%(n)d tokens revoked.",
+                                            count) % {"n": count})

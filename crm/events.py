@@ -15,22 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
-    Count,
-    DateTimeField,
-    DecimalField,
-    F,
-    IntegerField,
-    Max,
-    Min,
-    OuterRef,
     Q,
-    Subquery,
-    Sum,
-    Value,
 )
-from django.db.models.functions import Coalesce, Greatest, Least
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -40,6 +28,8 @@ from crm.phones import InvalidPhoneNumber, country_of, normalize_phone
 
 # Sent once per events_record() call with ``events`` (the stored Event rows).
 events_recorded = Signal()
+
+KINDS = frozenset(EventKind.values)  # EventKind.values builds a new list on every access
 
 # Kinds that mean the contact did something (PRODUCT.md: "last interaction").
 INBOUND = [EventKind.INTERACTION, EventKind.PURCHASE, EventKind.CART_ABANDONED,
@@ -61,6 +51,9 @@ class EventIn:
     category: str = ""
     payload: dict = field(default_factory=dict)
     source_id: str = ""
+    # True when ``phone`` is already E.164 from normalize_phone (the API and the CSV
+    # import validate first): parsing a number twice was a third of an API batch's time.
+    phone_normalized: bool = False
 
 
 @dataclass
@@ -82,11 +75,12 @@ def events_record(*, events: Sequence[EventIn], source: str = "service",
     failed: dict[int, str] = {}
     phones: dict[int, str] = {}
     for index, event in enumerate(events):
-        if event.kind not in EventKind.values:
+        if event.kind not in KINDS:
             failed[index] = f"unknown kind “{event.kind}”"
         elif event.contact_id is None:
             try:
-                phones[index] = normalize_phone(event.phone, region)
+                phones[index] = event.phone if event.phone_normalized else normalize_phone(
+                    event.phone, region)
             except InvalidPhoneNumber as exc:
                 failed[index] = f"invalid_phone: {exc}"
     batch = uuid.uuid4()
@@ -123,7 +117,8 @@ def events_record(*, events: Sequence[EventIn], source: str = "service",
         EventModel.objects.bulk_create(rows, batch_size=1000)
         if rows:
             _update_facts(batch)
-    stored = list(EventModel.objects.filter(batch=batch)) if rows else []
+    # PostgreSQL and SQLite >= 3.35 hand the new ids back from the bulk insert.
+    stored = rows if all(row.pk for row in rows) else list(EventModel.objects.filter(batch=batch))
     if stored:
         transaction.on_commit(lambda: events_recorded.send(sender=EventModel, events=stored))
     return EventsResult(stored, duplicates, failed, created)
@@ -144,39 +139,56 @@ def _contact_ids(phones: set[str], create: bool) -> tuple[dict[str, int], int]:
 
 
 def _update_facts(batch: uuid.UUID) -> int:
-    """Fold one batch of new events into its contacts' facts in a single UPDATE."""
-    new = EventModel.objects.filter(batch=batch, contact_id=OuterRef("pk")).order_by()
+    """Fold one batch of new events into its contacts' facts in a single UPDATE.
 
-    def agg(kinds, function, column="occurred_at", output=None):
-        output = output or DateTimeField()
-        return Subquery(
-            new.filter(kind__in=kinds).values("contact_id")
-            .annotate(v=function(column)).values("v"),
-            output_field=output,
-        )
+    ``UPDATE … FROM`` one aggregate of the batch (one pass over its events,
+    grouped by contact) rather than a correlated subquery per fact and
+    contact: the latter is at the planner's mercy and took seconds for 1,000
+    contacts on a 1M-contact base. Works on PostgreSQL and SQLite ≥ 3.33.
+    """
+    qn = connection.ops.quote_name
+    contact, event = qn(Contact._meta.db_table), qn(EventModel._meta.db_table)
+    inbound = ", ".join(f"'{kind}'" for kind in INBOUND)
 
-    def later(current: str, candidate) -> Coalesce:
-        # NULL-safe GREATEST: SQLite's max() returns NULL when any argument is NULL.
-        return Greatest(Coalesce(current, candidate), Coalesce(candidate, current))
+    def at(condition: str, function: str) -> str:
+        return f"{function}(CASE WHEN {condition} THEN occurred_at END)"
 
-    def earlier(current: str, candidate) -> Coalesce:
-        return Least(Coalesce(current, candidate), Coalesce(candidate, current))
+    def pick(column: str, better: str) -> str:  # NULL-safe GREATEST/LEAST, both backends
+        return (f"CASE WHEN agg.{column} IS NULL THEN {contact}.{column} "
+                f"WHEN {contact}.{column} IS NULL OR agg.{column} {better} {contact}.{column} "
+                f"THEN agg.{column} ELSE {contact}.{column} END")
 
-    purchases = [EventKind.PURCHASE]
-    money = DecimalField(max_digits=14, decimal_places=2)
-    return Contact.objects.filter(
-        pk__in=EventModel.objects.filter(batch=batch).values("contact_id")
-    ).update(
-        purchase_count=F("purchase_count") + Coalesce(
-            agg(purchases, lambda c: Count("*"), output=IntegerField()), Value(0)),
-        total_spent=F("total_spent") + Coalesce(
-            agg(purchases, Sum, "amount", output=money), Value(Decimal(0)), output_field=money),
-        first_purchase_at=earlier("first_purchase_at", agg(purchases, Min)),
-        last_purchase_at=later("last_purchase_at", agg(purchases, Max)),
-        last_interaction_at=later("last_interaction_at", agg(INBOUND, Max)),
-        last_read_at=later("last_read_at", agg([EventKind.MESSAGE_READ], Max)),
-        last_reply_at=later("last_reply_at", agg([EventKind.MESSAGE_REPLIED], Max)),
-    )
+    def later(column: str) -> str:
+        return pick(column, ">")
+
+    purchase = f"kind = '{EventKind.PURCHASE}'"
+    first = pick("first_purchase_at", "<")
+    sql = f"""
+        UPDATE {contact} SET
+            purchase_count = {contact}.purchase_count + agg.purchases,
+            total_spent = {contact}.total_spent + agg.spent,
+            first_purchase_at = {first},
+            last_purchase_at = {later("last_purchase_at")},
+            last_interaction_at = {later("last_interaction_at")},
+            last_read_at = {later("last_read_at")},
+            last_reply_at = {later("last_reply_at")}
+        FROM (
+            SELECT contact_id,
+                   SUM(CASE WHEN {purchase} THEN 1 ELSE 0 END) AS purchases,
+                   SUM(CASE WHEN {purchase} THEN COALESCE(amount, 0) ELSE 0 END) AS spent,
+                   {at(purchase, "MIN")} AS first_purchase_at,
+                   {at(purchase, "MAX")} AS last_purchase_at,
+                   {at(f"kind IN ({inbound})", "MAX")} AS last_interaction_at,
+                   {at(f"kind = '{EventKind.MESSAGE_READ}'", "MAX")} AS last_read_at,
+                   {at(f"kind = '{EventKind.MESSAGE_REPLIED}'", "MAX")} AS last_reply_at
+            FROM {event} WHERE batch = %s GROUP BY contact_id
+        ) AS agg
+        WHERE {contact}.id = agg.contact_id
+    """
+    value = EventModel._meta.get_field("batch").get_db_prep_value(batch, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value])
+        return cursor.rowcount
 
 
 def contact_events(contact: Contact, kinds: Sequence[str] | None = None):

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -163,3 +164,44 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or self.kind} · {self.contact_id} · {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+# --- rules (issue 6): API tokens ------------------------------------------------------------
+
+
+class ApiScope(models.TextChoices):
+    EVENTS_WRITE = "events:write", _("events:write — send events")
+
+
+class ApiToken(models.Model):
+    """A bearer token for the HTTP API; only its SHA-256 is stored.
+
+    The secret is shown once, when the token is created in the admin. A
+    revoked token stays in the list (for the record of who used what) but is
+    refused from that moment on.
+    """
+
+    name = models.CharField(_("name"), max_length=100,
+                            help_text=_("Who or what uses it, e.g. “Shop (Shopify)”."))
+    prefix = models.CharField(_("prefix"), max_length=12, editable=False,
+                              help_text=_("The token's first characters, to recognise it."))
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(_("scopes"), default=list, blank=True,
+                              help_text=_("What the token may do."))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                   blank=True, related_name="+", verbose_name=_("created by"))
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -14,3 +14,9 @@ class TaggingConfig(AppConfig):
 
         post_migrate.connect(roles_sync_after_migrate, sender=self,
                              dispatch_uid="tagging.roles_sync")
+        # rules (issue 6): event rules react to recorded events; the admin for rules.
+        from crm.events import events_recorded
+        from tagging.rules import admin as _rules_admin  # noqa: F401
+        from tagging.rules.receivers import on_events_recorded
+
+        events_recorded.connect(on_events_recorded, dispatch_uid="tagging.rules.events")

@@ -282,3 +282,6 @@ class DashboardSnapshot(models.Model):
 # --- audiences: saved segments and bulk operations (tagging/audience_models.py) ---
 from tagging.audience_models import BulkOperation, BulkStatus, Segment  # noqa: E402, F401
 from tagging.imports.models import ImportedContact, ImportJob  # noqa: E402, F401
+
+# --- rules (issue 6): Rule and RuleRun live in tagging/rules/models.py --------------------------
+from tagging.rules.models import Rule, RuleRun  # noqa: E402, F401

@@ -27,6 +27,8 @@ ROLES: dict[str, list[str]] = {
         "tagging.define_dimension_tags",
         "tagging.view_tagversion", "tagging.view_assignmenthistory",
         "tagging.add_importjob", "tagging.view_importjob",
+        "tagging.add_rule", "tagging.change_rule", "tagging.delete_rule", "tagging.view_rule",
+        "tagging.view_rulerun",
         "crm.view_contact",
     ],
     MARKETERS: [
@@ -36,6 +38,7 @@ ROLES: dict[str, list[str]] = {
         "tagging.add_importjob", "tagging.view_importjob",
         "tagging.add_segment", "tagging.change_segment", "tagging.delete_segment",
         "tagging.view_segment", "tagging.view_bulkoperation",
+        "tagging.view_rule", "tagging.view_rulerun",
         "crm.view_contact", "crm.change_contact",
     ],
     AGENTS: [

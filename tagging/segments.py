@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -33,7 +34,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from crm.models import ConsentStatus, Contact
-from tagging import tag_index
+from tagging import segment_facts, tag_index
 from tagging.models import Dimension, Tag, TagAssignment
 from tagging.names import name_key
 
@@ -57,6 +58,7 @@ class FieldSpec:
     kind: str
     choices: tuple[str, ...] = ()
     fold: str = ""  # "upper" or "lower": how stored values are written
+    q: Callable[[str, Decimal, datetime], Q] | None = None  # computed fact (segment_facts)
 
 
 FIELDS: dict[str, FieldSpec] = {
@@ -76,6 +78,9 @@ FIELDS: dict[str, FieldSpec] = {
     "city": FieldSpec("city", TEXT),
     "consent": FieldSpec("consent_status", TEXT, tuple(ConsentStatus.values), fold="lower"),
     "blocked": FieldSpec("is_blocked", TEXT, ("true", "false"), fold="lower"),
+    # rules (issue 6): computed facts, see tagging/segment_facts.py
+    "reads_per_week": FieldSpec("", NUMBER, q=segment_facts.reads_per_week_q),
+    "birthday_in": FieldSpec("birth_date", NUMBER, q=segment_facts.birthday_in_q),
 }
 
 _OPS = {"=": "exact", "!=": "exact", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
@@ -436,6 +441,8 @@ def _tag_ids(node: TagRef, dims: dict[int, list[int]]) -> list[int]:
 
 def _condition_q(node: Condition, now: datetime) -> Q:
     spec = FIELDS[node.field]
+    if spec.q is not None:
+        return spec.q(node.op, node.value, now)
     if spec.kind == AGE:
         q = _age_q(node.op, int(node.value), now.date())
         return q

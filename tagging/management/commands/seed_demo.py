@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from crm.models import Contact
 from tagging.demo import seed_demo
+from tagging.rules.starter import rules_load_starter
 
 
 class Command(BaseCommand):
@@ -26,6 +27,7 @@ class Command(BaseCommand):
             return
         started = time.monotonic()
         result = seed_demo(contacts=contacts, seed=seed)
+        rules_load_starter()  # rules (issue 6)
         seconds = time.monotonic() - started
         if json:
             self.stdout.write(_json({**result.__dict__, "seconds": round(seconds, 2)}))

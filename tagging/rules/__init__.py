@@ -1,0 +1,1 @@
+"""Rules that keep tags true: When (event or schedule) → Who (segment) → Then (tag changes)."""

@@ -1,0 +1,138 @@
+"""The starter rules: PRODUCT.md §6, in the demo's German vocabulary.
+
+Seven rules of the source documents. A rule has one trigger and one audience,
+so rule 3 (purchase / cart abandoned) and rule 5 (the lifecycle) are written
+as several rows, numbered 3a–3b and 5a–5e. Loading is idempotent by
+``starter_key``: a starter rule that exists (even edited or renamed) is left
+as it is, so people can tune them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from tagging.demo import vocabulary_ensure
+from tagging.models import Dimension
+from tagging.names import name_key
+from tagging.rules.models import IntervalUnit, Rule, RuleTrigger
+from tagging.rules.services import rule_save
+
+PURCHASES_DIMENSION = ("Käufe", "#495057", "Dated product tags written by rule 3a.")
+
+DAILY = {"schedule_crontab": "10 3 * * *"}  # 03:10, after midnight's birthdays and imports
+
+
+@dataclass(frozen=True)
+class Starter:
+    key: str
+    name: str
+    description: str
+    segment: str = ""
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    priority: int = 100
+    options: dict = field(default_factory=dict)
+
+
+STARTERS = [
+    Starter("starter-1", "1 Hochwertiger Kunde: mehr als 3 Käufe",
+            "More than 3 purchases → “Hochwertiger Kunde”.",
+            "purchases > 3", add=("Hochwertiger Kunde",),
+            options={"schedule_every": 1, "schedule_unit": IntervalUnit.HOURS}),
+    Starter("starter-2", "2 Seit 14 Tagen nichts gelesen",
+            "No message read for more than 14 days → remove “Hohe Aktivität”, add "
+            "“Beobachtung notwendig”. Contacts younger than 14 days are not judged yet.",
+            "NOT last_read within 14d AND NOT created within 14d",
+            add=("Beobachtung notwendig",), remove=("Hohe Aktivität",), options=DAILY),
+    Starter("starter-3a", "3a Kauf: Warenkorbabbruch weg, Kauf-Tag dazu",
+            "On a purchase → remove “Warenkorbabbruch”, add “Gekauft <Monat> <Produkt>” "
+            "(created in “Käufe” on first use). Priority over 3b: a purchase in the same "
+            "batch as a cart abandonment wins.",
+            remove=("Warenkorbabbruch",), priority=110,
+            options={"trigger": RuleTrigger.EVENT, "event_kind": "purchase",
+                     "add_template": "Gekauft {date:%Y-%m} {product}"}),
+    Starter("starter-3b", "3b Warenkorbabbruch",
+            "On a cart abandoned event → “Warenkorbabbruch”.",
+            add=("Warenkorbabbruch",),
+            options={"trigger": RuleTrigger.EVENT, "event_kind": "cart_abandoned"}),
+    Starter("starter-4", "4 Seit 60 Tagen nichts gelesen: Drohender Abwanderer",
+            "No (marketing) message read for more than 60 days → remove the activity tags that "
+            "mean active (“Hohe Aktivität”, “Hohes Potenzial - Nachverfolgung erforderlich”), "
+            "add “Drohender Abwanderer”, which starts the win-back.",
+            "NOT last_read within 60d AND NOT created within 60d",
+            add=("Drohender Abwanderer",),
+            remove=("Hohe Aktivität", "Hohes Potenzial - Nachverfolgung erforderlich"),
+            options=DAILY),
+    Starter("starter-5a", "5a Lebenszyklus: Neukunde (Tag 0–30)",
+            "Days 0–30 after joining → “Neukunde” (unless the first purchase is over 60 days "
+            "old, see 5e).",
+            "created within 30d AND NOT (purchases >= 1 AND NOT first_purchase within 60d)",
+            add=("Neukunde",), priority=90, options=DAILY),
+    Starter("starter-5b", "5b Lebenszyklus: Wachstum, hohe Frequenz (Tag 31–90)",
+            "Days 31–90 with at least one read message per week on average (last 4 weeks) → "
+            "“Wachstum-Hohe Frequenz”.",
+            "NOT created within 30d AND created within 90d AND reads_per_week >= 1",
+            add=("Wachstum-Hohe Frequenz",), priority=90, options=DAILY),
+    Starter("starter-5c", "5c Lebenszyklus: Wachstum, niedrige Frequenz (Tag 31–90)",
+            "Days 31–90 with less than one read message per week → “Wachstum-Niedrige "
+            "Frequenz”.",
+            "NOT created within 30d AND created within 90d AND reads_per_week < 1",
+            add=("Wachstum-Niedrige Frequenz",), priority=90, options=DAILY),
+    Starter("starter-5d", "5d Lebenszyklus: nach 90 Tagen ohne zweiten Kauf",
+            "Past 90 days in the lifecycle without a second purchase → remove “Neukunde”, add "
+            "“Drohender Abwanderer”.",
+            'NOT created within 90d AND purchases < 2 AND "Lebenszyklus/*"',
+            add=("Drohender Abwanderer",), remove=("Neukunde",), priority=95, options=DAILY),
+    Starter("starter-5e", "5e Neukunde endet 60 Tage nach dem ersten Kauf",
+            "“Neukunde” never survives 60 days after the first purchase.",
+            '"Neukunde" AND purchases >= 1 AND NOT first_purchase within 60d',
+            remove=("Neukunde",), priority=95, options=DAILY),
+    Starter("starter-6", "6 Schlafende VIPs (vierteljährlich)",
+            "Quarterly: “VIP” without interaction for more than 180 days → remove “VIP”, add "
+            "“Historischer Bestand - Reaktivierung erforderlich”.",
+            '"VIP" AND NOT last_interaction within 180d',
+            add=("Historischer Bestand - Reaktivierung erforderlich",), remove=("VIP",),
+            options={"schedule_crontab": "0 4 1 1,4,7,10 *"}),
+    Starter("starter-7", "7 Geburtstag bald",
+            "Birthday today or within the next 7 days → “Geburtstag bald”; removed again "
+            "after the birthday.",
+            "birthday_in <= 7", add=("Geburtstag bald",),
+            options={"schedule_crontab": "5 0 * * *", "sync": True}),
+]
+
+
+def _purchases_dimension() -> Dimension:
+    name, colour, description = PURCHASES_DIMENSION
+    dimension = Dimension.objects.filter(name_key=name_key(name)).first()
+    if dimension is None:
+        dimension = Dimension(name=name, colour=colour, description=description, order=90)
+        dimension.save()
+    return dimension
+
+
+def rules_load_starter() -> tuple[int, int]:
+    """Create the starter rules that are missing; return (created, already there)."""
+    created = existing = 0
+    with transaction.atomic():
+        tags = vocabulary_ensure()
+        dimension = _purchases_dimension()
+        known = set(Rule.objects.exclude(starter_key="").values_list("starter_key", flat=True))
+        names = set(Rule.objects.values_list("name", flat=True))
+        for starter in STARTERS:
+            if starter.key in known or starter.name in names:
+                existing += 1
+                continue
+            options = dict(starter.options)
+            if options.get("add_template"):
+                options["template_dimension"] = dimension
+            rule = Rule(name=starter.name, description=starter.description,
+                        segment=starter.segment, priority=starter.priority,
+                        starter_key=starter.key, **options)
+            rule_save(rule=rule, add_tags=[tags[n] for n in starter.add],
+                      remove_tags=[tags[n] for n in starter.remove])
+            created += 1
+    return created, existing
+
+
