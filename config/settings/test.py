@@ -19,3 +19,6 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# One cache per test process, emptied between tests (tests/conftest.py); tests of
+# Redis-backed features connect to REDIS_URL themselves.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -26,7 +26,11 @@ from tests.conftest import require_service
 from tests.factories import ContactFactory, TagFactory
 
 ROOT = Path(__file__).resolve().parents[2]
-BROKER = os.environ.get("TAGWERK_TEST_BROKER_URL", "redis://127.0.0.1:6379/5")
+# The broker CI configures when it is Redis (the app under test already talks to it),
+# else a Redis database of its own; each test uses a queue of its own on it.
+_CONFIGURED = os.environ.get("CELERY_BROKER_URL", "")
+BROKER = os.environ.get("TAGWERK_TEST_BROKER_URL") or (
+    _CONFIGURED if _CONFIGURED.startswith("redis://") else "redis://127.0.0.1:6379/5")
 
 
 def needs_postgresql() -> None:
