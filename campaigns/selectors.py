@@ -10,16 +10,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import (
     Count,
-    DecimalField,
     Exists,
     ExpressionWrapper,
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
 )
-from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from campaigns.models import Campaign, Exclusion, Send, SendStatus
@@ -69,7 +66,6 @@ def _purchases(window: timedelta):
 def counts(sends: QuerySet[Send]) -> dict:
     """Sent, delivered, read, replied, failed (by code), conversions, revenue and rates."""
     window = conversion_window()
-    money = DecimalField(max_digits=14, decimal_places=2)
     totals = sends.aggregate(
         recipients=Count("id"),
         queued=Count("id", filter=Q(status__in=[SendStatus.QUEUED, SendStatus.SENDING,
@@ -85,10 +81,15 @@ def counts(sends: QuerySet[Send]) -> dict:
     failed = dict(sends.filter(status=SendStatus.FAILED).values_list("error_code")
                   .annotate(n=Count("id")).order_by().values_list("error_code", "n"))
     converted = sends.filter(sent_at__isnull=False).annotate(
-        bought=Exists(_purchases(window)),
-        revenue=Coalesce(Subquery(_purchases(window).values("contact").annotate(
-            s=Sum("amount")).values("s"), output_field=money), Decimal(0), output_field=money),
-    ).aggregate(conversions=Count("id", filter=Q(bought=True)), revenue=Sum("revenue"))
+        bought=Exists(_purchases(window))).aggregate(
+        conversions=Count("id", filter=Q(bought=True)))
+    # Revenue: purchases by recipients within the window after their message.
+    attributed = sends.filter(
+        contact=OuterRef("contact"), sent_at__lte=OuterRef("occurred_at"),
+        sent_at__gte=ExpressionWrapper(OuterRef("occurred_at") - window,
+                                       output_field=Send._meta.get_field("sent_at")))
+    converted["revenue"] = Event.objects.filter(kind=EventKind.PURCHASE).filter(
+        Exists(attributed)).aggregate(total=Sum("amount"))["total"]
     # Messages that reached WhatsApp (failed ones count: they were attempted).
     attempted = totals["sent"] + totals["failed_total"]
     result = {

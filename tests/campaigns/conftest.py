@@ -12,7 +12,8 @@ TOKEN = "test-token"
 
 
 @pytest.fixture(autouse=True)
-def _outbox():
+def _outbox(settings):
+    settings.WHATSAPP_APP_SECRET = "test-app-secret"
     locmem.reset()
     yield
     locmem.reset()
