@@ -48,7 +48,8 @@ class Template(models.Model):
         _("header image URL"), blank=True,
         help_text=_("Public URL WhatsApp fetches the image from; "
                     "required with a header image when sending through the Cloud API."))
-    footer = models.CharField(_("footer"), max_length=60, blank=True)
+    footer = models.CharField(_("footer"), max_length=200, blank=True,
+                              help_text=_("At most 60 characters (checked before launch)."))
     buttons = models.JSONField(_("buttons"), default=list, blank=True,
                                help_text=_('e.g. [{"type": "quick_reply", "text": "Stop"}]'))
     status = models.CharField(_("approval status"), max_length=20,
