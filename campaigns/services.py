@@ -90,7 +90,8 @@ def template_create(*, name: str, language: str, body: str, category: str = "mar
 def campaign_create(*, name: str, template: Template, audience: str, suppression: str = "",
                     scheduled_at: datetime | None = None, rate_per_second: int | None = None,
                     ab_config: dict | None = None, followup_template: Template | None = None,
-                    followup_after_days: int = 3, actor=None) -> Campaign:
+                    followup_after_days: int = 3, phone_number_id: str = "",
+                    actor=None) -> Campaign:
     for label, expression in (("audience", audience), ("suppression", suppression)):
         if expression.strip():
             try:
@@ -104,7 +105,7 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
         name=name, template=template, audience=audience, suppression=suppression,
         scheduled_at=scheduled_at, rate_per_second=rate_per_second, ab_config=ab_config or {},
         followup_template=followup_template, followup_after_days=followup_after_days,
-        created_by=actor if getattr(actor, "pk", None) else None)
+        phone_number_id=phone_number_id, created_by=actor if getattr(actor, "pk", None) else None)
 
 
 def opt_out_words() -> list[str]:
@@ -527,11 +528,27 @@ def _send_one(campaign: Campaign, templates: dict[str, Template], send: Send,
     except WhatsAppError as error:
         return _handle_error(campaign, send, token, error, bucket)
     now = timezone.now()
-    if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
-            status=SendStatus.SENT, wamid=sent.wamid, sent_at=now, claim=None):
-        # A webhook got here first (it found us by callback data): keep its status.
-        Send.objects.filter(pk=send.pk, wamid="").update(wamid=sent.wamid, sent_at=now)
+    with transaction.atomic():
+        _relaxed_commit()
+        if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
+                status=SendStatus.SENT, wamid=sent.wamid, sent_at=now, claim=None):
+            # A webhook got here first (it found us by callback data): keep its status.
+            Send.objects.filter(pk=send.pk, wamid="").update(wamid=sent.wamid, sent_at=now)
     return "sent"
+
+
+def _relaxed_commit() -> None:
+    """Commit this transaction without waiting for the WAL flush (PostgreSQL only).
+
+    Used only for "sent" writes: a killed *worker* loses nothing (the commit
+    is already in the server), and if the *database server* crashes the last
+    fraction of a second of these writes can be lost, which leaves those sends
+    in flight — exactly the state the reconciler handles. Claims keep the
+    normal, durable commit: they are what prevents a second message.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 MAX_RETRIES = {Action.SLOW_NUMBER: 10, Action.GLOBAL_BACKOFF: 10, Action.RETRY_RECIPIENT: 5,
@@ -548,7 +565,9 @@ def _handle_error(campaign: Campaign, send: Send, token: uuid.UUID, error: Whats
             _fail(send, token, error)
             return "failed"
         if action == Action.SLOW_NUMBER:
-            bucket.penalize(1.0)
+            # Meta refuses "until you are within your allowed level again": a short
+            # pause and a few seconds at half rate are enough.
+            bucket.penalize(0.25, slow_for=5.0)
             delay = 1.0
         elif action == Action.GLOBAL_BACKOFF:
             bucket.penalize(5.0)

@@ -36,6 +36,8 @@ def campaign_send_task(campaign_id: int) -> None:
                                           seconds=30)), None)
     if key is None:
         return
+    if _slot_free(campaign_id, slots):
+        campaign_send_task.delay(campaign_id)  # fan out: fill the next free slot
     try:
         result = services.campaign_send_batch(campaign_id=campaign_id, max_seconds=10)
     finally:
@@ -49,3 +51,11 @@ def campaign_send_task(campaign_id: int) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def webhook_process_task(delivery_id: int) -> None:
     webhook_process(delivery_id=delivery_id)
+
+
+def _slot_free(campaign_id: int, slots: int) -> bool:
+    from campaigns.models import Lease
+
+    taken = Lease.objects.filter(key__startswith=f"send:{campaign_id}:",
+                                 expires_at__gt=timezone.now()).count()
+    return taken < slots

@@ -19,6 +19,7 @@ import hmac
 import itertools
 import json
 import queue
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -100,9 +101,11 @@ def _envelope(key: str, items: list, **extra) -> dict:
 class FakeCloudAPI:
     def __init__(self, *, token: str = "test-token", max_mps: int | None = None,
                  templates: dict[str, int] | None = None, webhook_url: str = "",
-                 app_secret: str = "", latency: float = 0.0):
+                 app_secret: str = "", latency: float = 0.0,
+                 webhook_statuses: tuple[str, ...] = ("sent", "delivered", "read")):
         self.token, self.max_mps, self.templates = token, max_mps, templates
         self.webhook_url, self.app_secret, self.latency = webhook_url, app_secret, latency
+        self.webhook_statuses = webhook_statuses
         self.requests: list[dict] = []  # accepted and refused, with "at" and "code"
         self._injected: deque[tuple[int, str | None]] = deque()
         self._window: deque[float] = deque()
@@ -211,7 +214,7 @@ class FakeCloudAPI:
             if item is None:
                 return
             wamid, to, data = item
-            for status in ("sent", "delivered", "read"):
+            for status in self.webhook_statuses:
                 with contextlib.suppress(httpx.HTTPError):
                     self.post_webhook(status_payload(wamid, status, to, callback_data=data))
 
@@ -233,6 +236,12 @@ class FakeCloudAPI:
 def _handler(api: FakeCloudAPI):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            # Headers and body go out in two writes: without this, Nagle plus the
+            # client's delayed ACK add ~40 ms to every response.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
