@@ -86,7 +86,8 @@ class Workers:
 def gunicorn(api_url: str = "", workers: int = 3):
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{GUNICORN_PORT}",
-         "-w", str(workers), "--log-level", "warning"],
+         "-w", str(workers), "-k", "gthread", "--threads", "4", "--log-level", "warning",
+         "--preload"],
         cwd=ROOT, env=_env(api_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import httpx
 
@@ -170,11 +171,17 @@ def _outcome(api, campaign) -> dict:
               .values_list("phone", flat=True)}
     seconds = Counter(int(t - times[0]) for t in times) if times else Counter()
     full = [seconds[s] for s in range(1, max(seconds, default=0))]  # whole seconds only
+    final = {p.lstrip("+") for p in Send.objects.filter(
+        campaign=campaign, status__in=["sent", "delivered", "read"]).values_list("phone",
+                                                                                flat=True)}
     return {
         "recipients": len(phones), "accepted": len(accepted),
+        "unsent": Send.objects.filter(campaign=campaign,
+                                      status__in=["queued", "sending"]).count(),
         "refused_130429": sum(1 for r in api.requests if r["code"] == 130429),
         "duplicates": sum(n - 1 for n in per_to.values() if n > 1),
-        "lost": len(phones - set(per_to)),
+        # Lost: marked sent here, never accepted by the server.
+        "lost": len(final - set(per_to)),
         "rate": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
         "max_window": api.max_in_any_window(1.0),
         "per_second_min": min(full, default=0), "per_second_max": max(full, default=0),
@@ -204,10 +211,11 @@ def _intake(seconds: float = 15.0, threads: int = 8) -> dict:
 
     latencies: list[float] = []
     errors = Counter()
-    stop = time.monotonic() + seconds
+    stop = 0.0  # set once gunicorn is up and warm
     lock = threading.Lock()
 
     def load(worker: int) -> None:
+        nonlocal stop
         local, n = [], 0
         while time.monotonic() < stop:
             n += 1
@@ -230,6 +238,8 @@ def _intake(seconds: float = 15.0, threads: int = 8) -> dict:
             latencies.extend(local)
 
     with gunicorn():
+        _warm_up()
+        stop = time.monotonic() + seconds
         pool = [threading.Thread(target=load, args=(i,)) for i in range(threads)]
         began = time.monotonic()
         for t in pool:
@@ -242,6 +252,18 @@ def _intake(seconds: float = 15.0, threads: int = 8) -> dict:
             "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1],
             "errors": dict(errors), "threads": threads}
+
+
+def _warm_up(requests: int = 30) -> None:
+    """Let every gunicorn worker open its database and broker connections first."""
+    import httpx
+
+    from tests.campaigns.fake_cloud_api import sign, status_payload
+
+    for n in range(requests):
+        body = json.dumps(status_payload(f"wamid.warm.{n}", "sent", "4917000000000")).encode()
+        httpx.post(f"http://127.0.0.1:{GUNICORN_PORT}/webhooks/whatsapp/", content=body,
+                   headers={"X-Hub-Signature-256": sign(body, SECRET)}, timeout=30)
 
 
 def _crash(kills: int = 10) -> dict:
@@ -281,6 +303,7 @@ def run(argv: list[str]) -> str:
     quick = "--quick" in argv
     n80 = 4 if not quick else 1  # cities of 5,000 contacts
     _prepare(20_000)
+    load_before = os.getloadavg()[0]
     lines = [f"## {TITLE}", "",
              "Fake Cloud API (tests/campaigns/fake_cloud_api.py) on loopback enforcing the "
              "configured rate (130429 above it), two Celery workers (4 threads each, 8 send "
@@ -291,23 +314,24 @@ def run(argv: list[str]) -> str:
     lines += [
         f"### {r80['recipients']:,} sends at a configured 80 msg/s", "",
         "| achieved rate | most in any 1-s window | whole seconds min–max | refused (130429) "
-        "| duplicates | lost | snapshot | wall time |", "|---|---|---|---|---|---|---|---|",
+        "| duplicates | lost | unsent at time limit | snapshot | wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| {r80['rate']:.2f} msg/s ({(r80['rate'] / 80 - 1) * 100:+.1f}%) | "
         f"{r80['max_window']} | {r80['per_second_min']}–{r80['per_second_max']} | "
-        f"{r80['refused_130429']} | {r80['duplicates']} | {r80['lost']} | "
+        f"{r80['refused_130429']} | {r80['duplicates']} | {r80['lost']} | {r80['unsent']} | "
         f"{r80['snapshot_s']:.1f} s | {r80['wall_s']:.0f} s |", "",
         f"Final statuses: {r80['statuses']}.", ""]
     r1k = _send_run(1000, 2, timeout=240)
     lines += [
         f"### {r1k['recipients']:,} sends at a configured 1,000 msg/s", "",
         "| achieved rate | most in any 1-s window | refused (130429) | duplicates | lost "
-        "| wall time |", "|---|---|---|---|---|---|",
+        "| unsent at time limit | wall time |", "|---|---|---|---|---|---|---|",
         f"| {r1k['rate']:.0f} msg/s | {r1k['max_window']} | {r1k['refused_130429']} | "
-        f"{r1k['duplicates']} | {r1k['lost']} | {r1k['wall_s']:.0f} s |", "",
+        f"{r1k['duplicates']} | {r1k['lost']} | {r1k['unsent']} | {r1k['wall_s']:.0f} s |", "",
         f"Final statuses: {r1k['statuses']}.", ""]
     intake = _intake()
     lines += [
-        "### Webhook intake (gunicorn, 3 sync workers, loopback)", "",
+        "### Webhook intake (gunicorn, 3 workers × 4 threads, loopback)", "",
         "| signed webhooks/s | p50 | p99 | errors | client threads |", "|---|---|---|---|---|",
         f"| {intake['rate']:.0f} | {intake['p50_ms']:.1f} ms | {intake['p99_ms']:.1f} ms | "
         f"{intake['errors'] or 0} | {intake['threads']} |", "",
@@ -316,9 +340,13 @@ def run(argv: list[str]) -> str:
     crash = _crash()
     lines += [
         "### Crash test: kill -9 a worker during a 5,000-recipient send", "",
-        "| kills | accepted | duplicates | lost | wall time |", "|---|---|---|---|---|",
+        "| kills | accepted | duplicates | lost | unsent at time limit | wall time |",
+        "|---|---|---|---|---|---|",
         f"| {crash['kills']} | {crash['accepted']} | {crash['duplicates']} | {crash['lost']} | "
-        f"{crash['wall_s']:.0f} s |", "",
+        f"{crash['unsent']} | {crash['wall_s']:.0f} s |", "",
         f"Final statuses: {crash['statuses']}. Sends stuck in flight are adopted by their "
         "`sent` webhook (callback data) or requeued after the grace period (20 s here).", ""]
+    lines += [f"Load average (1 min) on the shared 2-core machine: {load_before:.1f} at the "
+              f"start, {os.getloadavg()[0]:.1f} at the end — other engineers' benchmarks ran "
+              "at the same time, so CPU-bound rates here are lower bounds.", ""]
     return "\n".join(lines)

@@ -21,6 +21,11 @@ def campaigns_tick_task() -> None:
         campaign_send_task.delay(campaign_id)
 
 
+# A slice of sending fits well inside its lease; a worker killed mid-slice frees
+# its slot when the lease runs out.
+SLICE_SECONDS, LEASE_SECONDS = 10, 15
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def campaign_send_task(campaign_id: int) -> None:
     """Send for a while in one of the campaign's slots; re-enqueue while work is due.
@@ -33,13 +38,13 @@ def campaign_send_task(campaign_id: int) -> None:
     slots = getattr(settings, "WHATSAPP_SEND_CONCURRENCY", 2)
     key = next((f"send:{campaign_id}:{slot}" for slot in range(slots)
                 if services.lease_acquire(key=f"send:{campaign_id}:{slot}", holder=holder,
-                                          seconds=30)), None)
+                                          seconds=LEASE_SECONDS)), None)
     if key is None:
         return
     if _slot_free(campaign_id, slots):
         campaign_send_task.delay(campaign_id)  # fan out: fill the next free slot
     try:
-        result = services.campaign_send_batch(campaign_id=campaign_id, max_seconds=10)
+        result = services.campaign_send_batch(campaign_id=campaign_id, max_seconds=SLICE_SECONDS)
     finally:
         services.lease_release(key=key, holder=holder)
     if not result.stopped and Send.objects.filter(
