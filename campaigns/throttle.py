@@ -23,7 +23,7 @@ from campaigns.models import Sender
 
 # KEYS[1]: theoretical arrival time (µs); KEYS[2]: slow-down factor.
 # ARGV[1]: interval (µs); ARGV[2]: how far ahead a slot may be reserved (µs).
-# Returns the wait in µs until the reserved slot, or -wait when nothing was reserved.
+# Returns {wait in µs until the reserved slot (or -wait when nothing was reserved), slot in µs}.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -32,9 +32,9 @@ local interval = tonumber(ARGV[1]) * factor
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - now
-if wait > tonumber(ARGV[2]) then return -wait end
+if wait > tonumber(ARGV[2]) then return {-wait, 0} end
 redis.call('SET', KEYS[1], string.format('%.0f', tat + interval), 'PX', 60000)
-return wait
+return {wait, tat}
 """
 
 # Push the bucket back (130429): nobody gets a slot for ``ARGV[1]`` µs, then
@@ -86,10 +86,15 @@ class RedisBucket(Bucket):
         self._gcra = self.client.register_script(_GCRA)
         self._penalize = self.client.register_script(_PENALIZE)
 
+    #: Slot times (µs, Redis clock) this instance reserved; tests read them.
+    slots: list[int]
+
     def reserve(self) -> float:
-        wait = int(self._gcra(keys=self.keys, args=[int(1_000_000 / self.rate),
-                                                   int(MAX_AHEAD * 1_000_000)]))
-        return wait / 1_000_000
+        wait, slot = self._gcra(keys=self.keys, args=[int(1_000_000 / self.rate),
+                                                     int(MAX_AHEAD * 1_000_000)])
+        if int(wait) >= 0 and hasattr(self, "slots"):
+            self.slots.append(int(slot))
+        return int(wait) / 1_000_000
 
     def penalize(self, seconds: float = 1.0, slow_for: float = 30.0) -> None:
         self._penalize(keys=self.keys, args=[int(seconds * 1_000_000), int(slow_for * 1000)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -56,9 +57,14 @@ def test_redis_bucket_is_global_across_threads():
     require_service(client is not None, "Redis is not reachable on " + REDIS)
     client.delete("tagwerk:bucket:test-number", "tagwerk:slow:test-number")
     bucket = RedisBucket("test-number", 40, client=client)
+    bucket.slots = []
     times = _hammer(bucket, threads=4, each=15)
-    assert _max_in_window(times) <= 41  # 40 slots + one wake-up landing late
-    assert 60 / 40 - 0.1 <= times[-1] - times[0] + 1 / 40 <= 60 / 40 + 0.5
+    # The guarantee is on the slots handed out (wake-ups jitter with machine load).
+    slots = sorted(bucket.slots)
+    assert len(slots) == 60 and len(set(slots)) == 60
+    assert min(b - a for a, b in itertools.pairwise(slots)) >= 25_000 - 1
+    assert _max_in_window([s / 1e6 for s in slots]) <= 40
+    assert times[-1] - times[0] >= 59 / 40 - 0.05
 
 
 @pytest.mark.django_db(transaction=True)
