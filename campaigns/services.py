@@ -518,6 +518,14 @@ def _send_one(campaign: Campaign, templates: dict[str, Template], send: Send,
     template = templates.get(send.variant) or campaign.template
     message = message_for(template, send.contact)
     bucket.acquire()
+    # Re-check the claim and stamp it right before the call: the reconciler only
+    # requeues sends whose stamp is older than the grace period, so a slow loop
+    # never races a requeue (the grace period must exceed the HTTP timeout).
+    with transaction.atomic():
+        _relaxed_commit()
+        if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
+                claimed_at=timezone.now()):
+            return "retried"
     try:
         sent = backend.send_template(to=send.phone, template=message,
                                      callback_data=f"tw:{send.pk}")

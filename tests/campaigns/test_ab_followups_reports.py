@@ -66,7 +66,7 @@ def test_ab_groups_are_random_equal_and_the_rest_is_held(make_campaign, template
 
     snapshot = campaign_launch(campaign=campaign)
     assert snapshot.variants == {"A": 30, "B": 30, "holdout": 10, "held": 80}
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     names = [m["template"]["name"] for m in outbox]
     assert names.count("spring_offer") == 30 and names.count("spring_offer_b") == 30
     # Not random by id order: group A is not simply the 30 lowest ids.
@@ -79,7 +79,7 @@ def test_winner_goes_to_the_rest_after_the_window(make_campaign, template, varia
     bulk_contacts(150)
     campaign = ab_campaign(make_campaign, template, variant_b)
     campaign_launch(campaign=campaign)
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     mark(campaign, "A", "delivered", 30)
     mark(campaign, "B", "delivered", 30)
     mark(campaign, "A", "read", 8)
@@ -92,7 +92,7 @@ def test_winner_goes_to_the_rest_after_the_window(make_campaign, template, varia
     assert campaign.ab_winner == "B" and campaign.ab_summary["significant"]
 
     outbox.clear()
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     assert len(outbox) == 80 and {m["template"]["name"] for m in outbox} == {"spring_offer_b"}
     assert Send.objects.filter(campaign=campaign, status=SendStatus.HOLDOUT).count() == 10
     report = campaign_report(campaign)
@@ -103,7 +103,7 @@ def test_a_close_result_says_it_is_not_significant(make_campaign, template, vari
     bulk_contacts(150)
     campaign = ab_campaign(make_campaign, template, variant_b, metric="reply")
     campaign_launch(campaign=campaign)
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     mark(campaign, "A", "delivered", 30)
     mark(campaign, "B", "delivered", 30)
     mark(campaign, "A", "replied", 3)
@@ -126,7 +126,7 @@ def test_follow_up_goes_to_non_repliers_after_n_days(make_campaign, template, va
     replied, read, silent = contacts(3)
     campaign = make_campaign(followup_template=variant_b, followup_after_days=3)
     campaign_launch(campaign=campaign)
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     now = timezone.now()
     Send.objects.filter(campaign=campaign, contact=replied).update(replied_at=now)
     Send.objects.filter(campaign=campaign, contact=read).update(status=SendStatus.READ,
@@ -150,7 +150,7 @@ def test_report_counts_rates_flags_and_conversions(make_campaign, contacts, outb
     people = contacts(10)
     campaign = make_campaign()
     campaign_launch(campaign=campaign)
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     now = timezone.now()
     sends = list(Send.objects.filter(campaign=campaign).order_by("id"))
     Send.objects.filter(pk__in=[s.pk for s in sends[:8]]).update(

@@ -48,7 +48,7 @@ def test_every_recipient_gets_exactly_one_message_with_personal_values(
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.COMPLETED
     # Running the loop again sends nothing more.
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=1)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     assert len(fake_api.accepted()) == 3
 
 
@@ -65,7 +65,7 @@ def test_130429_slows_the_number_and_retries_the_same_message(fake_api, contacts
     assert Sender.objects.get(phone_number_id="106540352242922").tat > 0  # pushed back
 
     Send.objects.filter(pk=send.pk).update(not_before=timezone.now())
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     assert Send.objects.get(pk=send.pk).status == SendStatus.SENT
     assert len(fake_api.accepted()) == 1
 
@@ -82,7 +82,7 @@ def test_131056_backs_off_only_that_recipient_1_4_16_64_seconds(fake_api, contac
         send = Send.objects.get(campaign=campaign, contact=busy)
         delays.append(round((send.not_before - send.claimed_at).total_seconds()))
         Send.objects.filter(pk=send.pk).update(not_before=timezone.now())
-        campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+        campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
 
     assert delays == [1, 4, 16, 64]
     assert Send.objects.get(campaign=campaign, contact=other).status == SendStatus.SENT
@@ -106,7 +106,7 @@ def test_131048_pauses_the_campaign_and_alerts(fake_api, contacts, make_campaign
     assert set(statuses(campaign).values()) == {SendStatus.QUEUED}
 
     campaign_resume(campaign=campaign)
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     assert len(fake_api.accepted()) == 5
 
 
@@ -165,11 +165,11 @@ def test_368_stops_all_sending_until_resumed(fake_api, contacts, make_campaign):
     assert first.status == CampaignStatus.PAUSED and "368" in first.status_message
     assert Sender.objects.get(phone_number_id="106540352242922").stopped
     campaign_resume(campaign=first)
-    campaign_send_batch(campaign_id=first.pk, max_seconds=2)
+    campaign_send_batch(campaign_id=first.pk, max_seconds=30)
     assert fake_api.accepted() == []  # the number is still stopped
 
     sender_resume(phone_number_id="106540352242922")
-    campaign_send_batch(campaign_id=first.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=first.pk, max_seconds=30)
     assert len(fake_api.accepted()) == 3
 
 
@@ -181,7 +181,7 @@ def test_5xx_is_retried_a_limited_number_of_times(fake_api, contacts, make_campa
     launch_and_send(campaign)
     for _ in range(2):
         Send.objects.filter(campaign=campaign).update(not_before=timezone.now())
-        campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+        campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
 
     send = Send.objects.get(campaign=campaign)
     assert (send.status, send.error_code, send.attempts) == (SendStatus.FAILED, 131000, 3)
@@ -195,7 +195,7 @@ def test_5xx_then_success_is_sent_once(fake_api, contacts, make_campaign):
 
     launch_and_send(campaign)
     Send.objects.filter(campaign=campaign).update(not_before=timezone.now())
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
 
     assert Send.objects.get(campaign=campaign).status == SendStatus.SENT
     assert len(fake_api.accepted()) == 1
@@ -207,20 +207,20 @@ def test_pause_resume_and_cancel(outbox, contacts, make_campaign):
     campaign_launch(campaign=campaign)
 
     campaign_pause(campaign=campaign)
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=1)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     assert outbox == []
 
     campaign_resume(campaign=campaign)
     Send.objects.filter(pk__in=Send.objects.filter(campaign=campaign).values("pk")[:2]).update(
         not_before=timezone.now() + timedelta(hours=1))
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=2)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     assert len(outbox) == 4
 
     assert campaign_cancel(campaign=campaign) == 2
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.CANCELLED
     Send.objects.filter(campaign=campaign).update(not_before=None)
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=1)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     assert len(outbox) == 4
     assert not campaign_resume(campaign=campaign)
 
@@ -234,12 +234,12 @@ def test_a_claimed_send_is_never_claimed_twice(outbox, contacts, make_campaign):
     Send.objects.filter(pk=stuck.pk).update(status=SendStatus.SENDING,
                                             claimed_at=timezone.now())
 
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=2)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     assert len(outbox) == 2
 
     assert inflight_reconcile(grace=600) == 0  # within the grace period: left alone
     assert inflight_reconcile(now=timezone.now() + timedelta(minutes=11)) == 1
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=2)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     phones = Send.objects.filter(campaign=campaign).values_list("phone", flat=True)
     assert sorted(m["to"] for m in outbox) == sorted(p.lstrip("+") for p in phones)
 

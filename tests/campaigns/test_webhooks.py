@@ -54,7 +54,7 @@ def sent(outbox, contacts, make_campaign):
     contacts(1, salutation="Frau", last_name="Chen")
     campaign = make_campaign()
     campaign_launch(campaign=campaign)
-    campaign_send_batch(campaign_id=campaign.pk, max_seconds=2)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     return Send.objects.select_related("contact").get(campaign=campaign)
 
 
