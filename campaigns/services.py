@@ -391,6 +391,9 @@ def _claim(campaign_id: int, limit: int, now: datetime) -> tuple[uuid.UUID, list
     due = (Send.objects.filter(campaign_id=campaign_id, status=SendStatus.QUEUED)
            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).order_by("id"))
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO ON")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("id", flat=True)[:limit])
@@ -468,6 +471,7 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
     own_backend = backend is None
     backend = backend or get_backend(phone_number_id=campaign.phone_number_id or None)
     batch = max(1, min(50, int(bucket.rate // 4) or 1))
+    _relaxed_commits(True)
     try:
         while time.monotonic() < deadline:
             status = Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True)
@@ -505,6 +509,7 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
                     return result
                 setattr(result, outcome, getattr(result, outcome) + 1)
     finally:
+        _relaxed_commits(False)
         if own_backend:
             backend.close()
         campaign_finish_if_done(campaign_id=campaign_id)
@@ -521,11 +526,9 @@ def _send_one(campaign: Campaign, templates: dict[str, Template], send: Send,
     # Re-check the claim and stamp it right before the call: the reconciler only
     # requeues sends whose stamp is older than the grace period, so a slow loop
     # never races a requeue (the grace period must exceed the HTTP timeout).
-    with transaction.atomic():
-        _relaxed_commit()
-        if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
-                claimed_at=timezone.now()):
-            return "retried"
+    if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
+            claimed_at=timezone.now()):
+        return "retried"
     try:
         sent = backend.send_template(to=send.phone, template=message,
                                      callback_data=f"tw:{send.pk}")
@@ -536,27 +539,25 @@ def _send_one(campaign: Campaign, templates: dict[str, Template], send: Send,
     except WhatsAppError as error:
         return _handle_error(campaign, send, token, error, bucket)
     now = timezone.now()
-    with transaction.atomic():
-        _relaxed_commit()
-        if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
-                status=SendStatus.SENT, wamid=sent.wamid, sent_at=now, claim=None):
-            # A webhook got here first (it found us by callback data): keep its status.
-            Send.objects.filter(pk=send.pk, wamid="").update(wamid=sent.wamid, sent_at=now)
+    if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
+            status=SendStatus.SENT, wamid=sent.wamid, sent_at=now, claim=None):
+        # A webhook got here first (it found us by callback data): keep its status.
+        Send.objects.filter(pk=send.pk, wamid="").update(wamid=sent.wamid, sent_at=now)
     return "sent"
 
 
-def _relaxed_commit() -> None:
-    """Commit this transaction without waiting for the WAL flush (PostgreSQL only).
+def _relaxed_commits(on: bool) -> None:
+    """Let the send loop's own writes commit without waiting for the WAL flush (PostgreSQL).
 
-    Used only for "sent" writes: a killed *worker* loses nothing (the commit
-    is already in the server), and if the *database server* crashes the last
-    fraction of a second of these writes can be lost, which leaves those sends
-    in flight — exactly the state the reconciler handles. Claims keep the
-    normal, durable commit: they are what prevents a second message.
+    A killed *worker* loses nothing this way (each commit is already in the
+    server). If the *database server* crashes, the last fraction of a second
+    of stamps, "sent" and retry writes can be lost: those sends fall back to
+    "in flight", which the reconciler handles. Claims are committed durably
+    (``SET LOCAL synchronous_commit TO ON``): they prevent a second message.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute("SET synchronous_commit TO " + ("OFF" if on else "DEFAULT"))
 
 
 MAX_RETRIES = {Action.SLOW_NUMBER: 10, Action.GLOBAL_BACKOFF: 10, Action.RETRY_RECIPIENT: 5,
