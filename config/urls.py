@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include("crm.urls")),  # rules (issue 6): POST /api/events/
+    path("", include("campaigns.urls")),
 ]

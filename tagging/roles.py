@@ -39,6 +39,8 @@ ROLES: dict[str, list[str]] = {
         "tagging.add_segment", "tagging.change_segment", "tagging.delete_segment",
         "tagging.view_segment", "tagging.view_bulkoperation",
         "tagging.view_rule", "tagging.view_rulerun",
+        "campaigns.add_campaign", "campaigns.change_campaign", "campaigns.view_campaign",
+        "campaigns.add_template", "campaigns.change_template", "campaigns.view_template",
         "crm.view_contact", "crm.change_contact",
     ],
     AGENTS: [

@@ -177,6 +177,25 @@ WHATSAPP_APP_SECRET = env("WHATSAPP_APP_SECRET", "")
 WHATSAPP_VERIFY_TOKEN = env("WHATSAPP_VERIFY_TOKEN", "")
 WHATSAPP_MAX_MPS = env_int("WHATSAPP_MAX_MPS", 80)
 
+# --- campaigns (issue 7) -------------------------------------------------------
+# Unique recipients per rolling 24 h (the portfolio's messaging tier: 250, 2000,
+# 10000, 100000; 0 = unlimited).
+WHATSAPP_DAILY_UNIQUE_LIMIT = env_int("WHATSAPP_DAILY_UNIQUE_LIMIT", 0)
+# Workers sending for one campaign at once; the token bucket is shared anyway.
+WHATSAPP_SEND_CONCURRENCY = env_int("WHATSAPP_SEND_CONCURRENCY", 2)
+# A send in flight this long with no webhook is presumed never accepted and queued again.
+WHATSAPP_INFLIGHT_GRACE_SECONDS = env_int("WHATSAPP_INFLIGHT_GRACE_SECONDS", 600)
+# The sandbox posts its webhooks here over HTTP; empty: straight into the intake.
+WHATSAPP_SANDBOX_WEBHOOK_URL = env("WHATSAPP_SANDBOX_WEBHOOK_URL", "")
+CAMPAIGNS_CAP_PER_DAY = env_int("CAMPAIGNS_CAP_PER_DAY", 1)
+CAMPAIGNS_CAP_PER_WEEK = env_int("CAMPAIGNS_CAP_PER_WEEK", 3)
+CAMPAIGNS_CONVERSION_DAYS = env_int("CAMPAIGNS_CONVERSION_DAYS", 7)
+# Fixed schedules (beat copies them into its table); the rest are edited in the admin.
+CELERY_BEAT_SCHEDULE = {
+    "campaigns-tick": {"task": "campaigns.tasks.campaigns_tick_task", "schedule": 2.0},
+}
+# --- /campaigns ----------------------------------------------------------------
+
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "tagwerk@localhost")
 
@@ -196,7 +215,6 @@ TAGWERK_INSIGHT = {
 
 # --- Audiences: saved segment counts, refreshed hourly (beat copies this into its table) ---
 CELERY_IMPORTS = ["tagging.audience_tasks"]
-CELERY_BEAT_SCHEDULE = {
-    "audiences-segment-counts": {"task": "tagging.audience_tasks.segment_counts_refresh_task",
-                                 "schedule": 3600.0},
+CELERY_BEAT_SCHEDULE["audiences-segment-counts"] = {
+    "task": "tagging.audience_tasks.segment_counts_refresh_task", "schedule": 3600.0,
 }

@@ -1,0 +1,224 @@
+"""Template content: variables from contact fields, the API components, pre-launch checks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from campaigns.backends.base import TemplateMessage
+from campaigns.models import SensitiveWord, Template, TemplateCategory, TemplateStatus
+from crm.models import Contact, Gender
+
+BODY_MAX, FOOTER_MAX, IMAGE_MAX_BYTES = 1024, 60, 5 * 1024 * 1024
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+LINK = re.compile(r"(https?://|www\.)\S+", re.I)
+NEUTRAL = "Kundin/Kunde"
+
+
+def _salutation(contact: Contact) -> str:
+    if contact.salutation:
+        return contact.salutation
+    return {Gender.FEMALE: "Frau", Gender.MALE: "Herr"}.get(contact.gender, "")
+
+
+def _salutation_last_name(contact: Contact) -> str:
+    salutation = _salutation(contact)
+    return f"{salutation} {contact.last_name}" if salutation and contact.last_name else ""
+
+
+# source name -> (value from a contact, fallback when the value is empty)
+SOURCES: dict[str, tuple[Callable[[Contact], str], str]] = {
+    "salutation_last_name": (_salutation_last_name, NEUTRAL),
+    "first_name": (lambda c: c.first_name, NEUTRAL),
+    "last_name": (lambda c: c.last_name, NEUTRAL),
+    "full_name": (lambda c: " ".join(p for p in (c.first_name, c.last_name) if p), NEUTRAL),
+    "city": (lambda c: c.city, "–"),
+    "last_purchase_at": (
+        lambda c: c.last_purchase_at.strftime("%d.%m.%Y") if c.last_purchase_at else "", "–"),
+    "total_spent": (lambda c: f"{c.total_spent:.2f}", "0.00"),
+}
+
+
+@dataclass(frozen=True)
+class Variable:
+    source: str
+    fallback: str | None = None
+
+    @classmethod
+    def parse(cls, raw: str | dict) -> Variable:
+        if isinstance(raw, dict):
+            return cls(str(raw.get("source", "")).strip(), raw.get("fallback"))
+        return cls(str(raw).strip())
+
+    def known(self) -> bool:
+        return (self.source in SOURCES or self.source.startswith("text:")
+                or (self.source.startswith("attributes.") and len(self.source) > 11))
+
+    def value(self, contact: Contact) -> str:
+        if self.source.startswith("text:"):
+            return self.source[5:]
+        if self.source.startswith("attributes."):
+            value, fallback = str((contact.attributes or {}).get(self.source[11:], "")), "–"
+        else:
+            getter, fallback = SOURCES[self.source]
+            value = getter(contact)
+        value = (value or "").strip()
+        return value or (self.fallback if self.fallback is not None else fallback)
+
+
+def variables_of(template: Template) -> list[Variable]:
+    return [Variable.parse(v) for v in template.variables or []]
+
+
+def placeholders(text: str) -> list[str]:
+    return list(dict.fromkeys(PLACEHOLDER.findall(text)))
+
+
+def render_values(template: Template, contact: Contact) -> list[str]:
+    return [v.value(contact) for v in variables_of(template)]
+
+
+def render_preview(template: Template, contact: Contact) -> str:
+    """The body as ``contact`` will read it."""
+    values = render_values(template, contact)
+
+    def fill(match: re.Match) -> str:
+        key = match.group(1)
+        index = int(key) - 1 if key.isdigit() else -1
+        return values[index] if 0 <= index < len(values) else match.group(0)
+
+    text = PLACEHOLDER.sub(fill, template.body)
+    return f"{text}\n\n{template.footer}" if template.footer else text
+
+
+def message_for(template: Template, contact: Contact) -> TemplateMessage:
+    """The Cloud API template object for one contact (reference §1.3)."""
+    components: list[dict] = []
+    link = template.header_image_link
+    if not link and template.header_image:
+        link = template.header_image.url
+    if link:
+        components.append({"type": "header",
+                           "parameters": [{"type": "image", "image": {"link": link}}]})
+    values = render_values(template, contact)
+    if values:
+        components.append({"type": "body",
+                           "parameters": [{"type": "text", "text": v} for v in values]})
+    return TemplateMessage(name=template.name, language=template.language,
+                           components=components)
+
+
+# --- Pre-launch checks ---------------------------------------------------------
+
+BLOCK, WARN = "block", "warn"
+SPAM_NOTE = _("Links must point at a registered domain relevant to your business; the same "
+              "link sent daily for a week to many users raises the spam-classification risk "
+              "by about 70% (PRODUCT.md §7). Plain text is safest.")
+
+
+@dataclass(frozen=True)
+class Check:
+    level: str  # "block" or "warn"
+    code: str
+    message: str
+
+
+def template_checks(template: Template, *, opt_out_words: list[str] | None = None) -> list[Check]:
+    """What is wrong with ``template`` before anyone receives it."""
+    checks: list[Check] = []
+    if template.status != TemplateStatus.APPROVED:
+        checks.append(Check(BLOCK, "not_approved", _(
+            "Template “%(name)s” is %(status)s in WhatsApp Manager; only approved templates "
+            "can be sent.") % {"name": template.name, "status": template.get_status_display()}))
+    if len(template.body) > BODY_MAX:
+        checks.append(Check(BLOCK, "body_too_long", _(
+            "The body has %(n)d characters; WhatsApp allows %(max)d.")
+            % {"n": len(template.body), "max": BODY_MAX}))
+    if len(template.footer) > FOOTER_MAX:
+        checks.append(Check(BLOCK, "footer_too_long", _(
+            "The footer has %(n)d characters; WhatsApp allows %(max)d.")
+            % {"n": len(template.footer), "max": FOOTER_MAX}))
+    names = placeholders(template.body)
+    variables = variables_of(template)
+    for index, name in enumerate(names, start=1):
+        if name.isdigit() and name != str(index):
+            checks.append(Check(BLOCK, "placeholders_not_sequential", _(
+                "Placeholders must be {{1}}, {{2}} … in order; found {{%(name)s}} at "
+                "position %(pos)d.") % {"name": name, "pos": index}))
+            break
+    if len(variables) < len(names):
+        missing = ", ".join("{{" + n + "}}" for n in names[len(variables):])
+        checks.append(Check(BLOCK, "unmapped_variables", _(
+            "No contact field is mapped to %(missing)s; add a variable for each placeholder.")
+            % {"missing": missing}))
+    elif len(variables) > len(names):
+        checks.append(Check(BLOCK, "extra_variables", _(
+            "%(n)d variables are mapped but the body has only %(p)d placeholders; WhatsApp "
+            "would refuse every message (error 132000).") % {"n": len(variables),
+                                                             "p": len(names)}))
+    for variable in variables:
+        if not variable.known():
+            checks.append(Check(BLOCK, "unknown_variable", _(
+                "Unknown variable source “%(source)s”; use one of %(known)s, attributes.<key> "
+                "or text:<fixed text>.") % {"source": variable.source,
+                                             "known": ", ".join(SOURCES)}))
+    text = f"{template.body}\n{template.footer}".casefold()
+    for word in SensitiveWord.objects.all():
+        if word.word.casefold() in text:
+            checks.append(Check(BLOCK if word.blocks else WARN, "sensitive_word", _(
+                "The text contains the sensitive word “%(word)s”.") % {"word": word.word}))
+    if LINK.search(template.body) or LINK.search(template.footer):
+        checks.append(Check(WARN, "links", _("The message contains a link. ") + SPAM_NOTE))
+    if template.category == TemplateCategory.MARKETING:
+        words = [w.casefold() for w in (opt_out_words or [])]
+        button_text = " ".join(str(b.get("text", "")) for b in template.buttons or []
+                               if isinstance(b, dict)).casefold()
+        if not any(w in text or w in button_text for w in words):
+            checks.append(Check(WARN, "no_opt_out", _(
+                "Marketing messages should say how to opt out, e.g. a footer “Antworte STOP zum "
+                "Abmelden” or a “Stop” quick-reply button.")))
+    checks.extend(image_checks(template))
+    return checks
+
+
+def image_checks(template: Template) -> list[Check]:
+    if not template.header_image:
+        return []
+    checks: list[Check] = []
+    try:
+        size = template.header_image.size
+    except (OSError, ValueError):
+        return [Check(BLOCK, "image_missing", _("The header image file cannot be read."))]
+    if size > IMAGE_MAX_BYTES:
+        checks.append(Check(BLOCK, "image_too_large", _(
+            "The header image is %(mb).1f MB; WhatsApp accepts at most 5 MB.")
+            % {"mb": size / 1024 / 1024}))
+    try:
+        from PIL import Image
+
+        template.header_image.open("rb")
+        with Image.open(template.header_image) as image:
+            kind, dimensions = image.format, image.size
+    except Exception:
+        return [*checks, Check(BLOCK, "image_unreadable", _(
+            "The header image is not a readable JPEG or PNG."))]
+    finally:
+        template.header_image.close()
+    if kind not in ("JPEG", "PNG"):
+        checks.append(Check(BLOCK, "image_format", _(
+            "The header image is %(kind)s; WhatsApp accepts JPEG or PNG.") % {"kind": kind}))
+    if dimensions != (1920, 1080):
+        checks.append(Check(WARN, "image_size", _(
+            "The header image is %(w)d×%(h)d; 1920×1080 shows best on phones.")
+            % {"w": dimensions[0], "h": dimensions[1]}))
+    return checks
+
+
+def consent_q() -> Q:
+    from crm.models import ConsentStatus
+
+    return Q(consent_status=ConsentStatus.OPTED_IN, is_blocked=False)

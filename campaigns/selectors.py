@@ -1,0 +1,163 @@
+"""Reads: campaign reports per variant, the two-proportion z-test, drill-down rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import (
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.utils.translation import gettext as _
+
+from campaigns.models import Campaign, Exclusion, Send, SendStatus
+from crm.models import Event, EventKind
+
+SENT_OR_LATER = [SendStatus.SENT, SendStatus.DELIVERED, SendStatus.READ]
+
+
+@dataclass(frozen=True)
+class ZTest:
+    z: float
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 0.05
+
+
+def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> ZTest | None:
+    """Two-sided two-proportion z-test; None when a group is empty or nothing varies."""
+    if not n1 or not n2:
+        return None
+    pooled = (x1 + x2) / (n1 + n2)
+    variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    if variance <= 0:
+        return ZTest(0.0, 1.0)
+    z = (x1 / n1 - x2 / n2) / math.sqrt(variance)
+    return ZTest(z, math.erfc(abs(z) / math.sqrt(2)))
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def conversion_window() -> timedelta:
+    return timedelta(days=getattr(settings, "CAMPAIGNS_CONVERSION_DAYS", 7))
+
+
+def _purchases(window: timedelta):
+    return Event.objects.filter(
+        contact=OuterRef("contact"), kind=EventKind.PURCHASE,
+        occurred_at__gte=OuterRef("sent_at"),
+        occurred_at__lte=ExpressionWrapper(OuterRef("sent_at") + window,
+                                           output_field=Send._meta.get_field("sent_at")))
+
+
+def counts(sends: QuerySet[Send]) -> dict:
+    """Sent, delivered, read, replied, failed (by code), conversions, revenue and rates."""
+    window = conversion_window()
+    totals = sends.aggregate(
+        recipients=Count("id"),
+        queued=Count("id", filter=Q(status__in=[SendStatus.QUEUED, SendStatus.SENDING,
+                                                SendStatus.HELD])),
+        sent=Count("id", filter=Q(status__in=SENT_OR_LATER)),
+        delivered=Count("id", filter=Q(status__in=[SendStatus.DELIVERED, SendStatus.READ])),
+        read=Count("id", filter=Q(status=SendStatus.READ)),
+        replied=Count("id", filter=Q(replied_at__isnull=False)),
+        failed_total=Count("id", filter=Q(status=SendStatus.FAILED)),
+        holdout=Count("id", filter=Q(status=SendStatus.HOLDOUT)),
+        cancelled=Count("id", filter=Q(status=SendStatus.CANCELLED)),
+    )
+    failed = dict(sends.filter(status=SendStatus.FAILED).values_list("error_code")
+                  .annotate(n=Count("id")).order_by().values_list("error_code", "n"))
+    converted = sends.filter(sent_at__isnull=False).annotate(
+        bought=Exists(_purchases(window))).aggregate(
+        conversions=Count("id", filter=Q(bought=True)))
+    # Revenue: purchases by recipients within the window after their message.
+    attributed = sends.filter(
+        contact=OuterRef("contact"), sent_at__lte=OuterRef("occurred_at"),
+        sent_at__gte=ExpressionWrapper(OuterRef("occurred_at") - window,
+                                       output_field=Send._meta.get_field("sent_at")))
+    converted["revenue"] = Event.objects.filter(kind=EventKind.PURCHASE).filter(
+        Exists(attributed)).aggregate(total=Sum("amount"))["total"]
+    # Messages that reached WhatsApp (failed ones count: they were attempted).
+    attempted = totals["sent"] + totals["failed_total"]
+    result = {
+        **totals,
+        "failed": {str(code if code is not None else "unknown"): n for code, n in failed.items()},
+        "conversions": converted["conversions"] or 0,
+        "revenue": str(converted["revenue"] or Decimal("0.00")),
+        "delivery_rate": _rate(totals["delivered"], attempted),
+        "read_rate": _rate(totals["read"], totals["delivered"]),
+        "reply_rate": _rate(totals["replied"], totals["delivered"]),
+        "conversion_rate": _rate(converted["conversions"] or 0, totals["sent"]),
+    }
+    result["flags"] = flags(result)
+    return result
+
+
+def flags(row: dict) -> list[str]:
+    notes = []
+    if row["delivery_rate"] is not None and row["delivery_rate"] < 0.95:
+        notes.append(_("Delivery under 95%: the list has many numbers that are not on "
+                       "WhatsApp or no longer valid; clean it."))
+    if row["read_rate"] is not None and row["read_rate"] < 0.60:
+        notes.append(_("Read rate under 60%: check the send time (Tue–Thu 11:00 or 20:00 read "
+                       "best) and the opening line."))
+    if row["reply_rate"] is not None and row["reply_rate"] > 0.05:
+        notes.append(_("Reply rate over 5%: good."))
+    return notes
+
+
+def campaign_report(campaign: Campaign) -> dict:
+    """The whole report: totals, exclusions by reason, per variant, A/B significance."""
+    sends = Send.objects.filter(campaign=campaign)
+    report = {"campaign": campaign.name, "status": campaign.status,
+              "status_message": campaign.status_message, **counts(sends)}
+    report["excluded"] = dict(Exclusion.objects.filter(campaign=campaign).values_list("reason")
+                              .annotate(n=Count("id")).order_by().values_list("reason", "n"))
+    variants = [v["key"] for v in (campaign.ab_config or {}).get("variants") or []]
+    if variants and sends.exclude(variant="").exists():
+        report["variants"] = {key: counts(sends.filter(variant=key)) for key in variants}
+        report["ab"] = ab_comparison(campaign, report["variants"])
+    return report
+
+
+def ab_comparison(campaign: Campaign, per_variant: dict[str, dict]) -> dict:
+    metric = (campaign.ab_config or {}).get("metric", "read")
+    numerator = "read" if metric == "read" else "replied"
+    ranked = sorted(per_variant.items(),
+                    key=lambda kv: (kv[1][numerator] / kv[1]["delivered"]
+                                    if kv[1]["delivered"] else 0.0), reverse=True)
+    (best, b), (second, s) = ranked[0], ranked[1]
+    test = two_proportion_z(b[numerator], b["delivered"], s[numerator], s["delivered"])
+    significant = bool(test and test.significant)
+    return {
+        "metric": metric, "leader": best, "runner_up": second,
+        "z": round(test.z, 3) if test else None,
+        "p_value": round(test.p_value, 4) if test else None,
+        "significant": significant,
+        "note": (_("%(a)s beats %(b)s on %(metric)s rate (p = %(p).3f).")
+                 if significant else
+                 _("The difference between %(a)s and %(b)s is not statistically significant "
+                   "(p = %(p).3f); %(a)s goes out because it is ahead, but treat it as a tie."))
+        % {"a": best, "b": second, "metric": metric, "p": test.p_value if test else 1.0},
+    }
+
+
+def recipients(campaign: Campaign) -> QuerySet[Send]:
+    """Per-recipient rows for drill-down and CSV export."""
+    return Send.objects.filter(campaign=campaign).select_related("contact").annotate(
+        converted=Exists(_purchases(conversion_window()))).order_by("id")
+
+

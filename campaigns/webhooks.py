@@ -1,0 +1,325 @@
+"""Webhook intake (signature, store, ack) and processing (statuses, replies, opt-outs).
+
+Intake does the least possible in the request: check the signature over the
+raw body, store the body once (its SHA-256 is unique, so Meta's retries and
+replays are stored once), enqueue processing. Processing is idempotent: a
+status is stored once per (wamid, status), applied only forward, and events
+carry ``<wamid>:<status>`` as source id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from campaigns.backends.base import Action, WhatsAppError, action_for
+from campaigns.models import (
+    Alert,
+    InboundMessage,
+    KeywordRule,
+    OptOut,
+    OptOutKeyword,
+    Send,
+    SendStatus,
+    StatusEvent,
+    WebhookDelivery,
+)
+from crm.events import EventIn, events_record
+from crm.models import ConsentStatus, Contact, EventKind
+from crm.phones import try_normalize_phone
+from crm.services import contact_set_consent
+
+logger = logging.getLogger(__name__)
+
+STATUS_EVENT = {"sent": EventKind.MESSAGE_SENT, "delivered": EventKind.MESSAGE_DELIVERED,
+                "read": EventKind.MESSAGE_READ}
+# A status may overwrite these current statuses (monotonic; failed is final).
+FORWARD = {
+    "sent": [SendStatus.QUEUED, SendStatus.SENDING],
+    "delivered": [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT],
+    "read": [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT, SendStatus.DELIVERED],
+    "failed": [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT],
+}
+STAMP = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at",
+         "failed": "failed_at"}
+REPLY_WINDOW = timedelta(days=7)
+
+
+def app_secret() -> str:
+    """The Meta app secret; in DEBUG without one, a secret derived from SECRET_KEY (sandbox)."""
+    if settings.WHATSAPP_APP_SECRET:
+        return settings.WHATSAPP_APP_SECRET
+    if settings.DEBUG:
+        return hashlib.sha256(f"sandbox:{settings.SECRET_KEY}".encode()).hexdigest()
+    return ""
+
+
+def sign(body: bytes, secret: str | None = None) -> str:
+    secret = app_secret() if secret is None else secret
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(body: bytes, header: str | None) -> bool:
+    secret = app_secret()
+    if not secret or not header or not header.startswith("sha256="):
+        return False
+    return hmac.compare_digest(sign(body, secret), header)
+
+
+def webhook_store(*, body: bytes) -> WebhookDelivery | None:
+    """Store a verified body once; return None when it was stored before (a replay)."""
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(body=body, sha256=digest)
+    except IntegrityError:
+        return None
+    from campaigns.tasks import webhook_process_task
+
+    webhook_process_task.delay_on_commit(delivery.pk)
+    return delivery
+
+
+def webhook_process(*, delivery_id: int) -> bool:
+    """Apply one stored webhook; a second call for the same delivery does nothing."""
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id, processed_at__isnull=True).first()
+    if delivery is None:
+        return False
+    try:
+        payload = json.loads(bytes(delivery.body))
+        payload_apply(payload=payload)
+        error = ""
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        logger.warning("webhook %s could not be processed: %s", delivery_id, error)
+    WebhookDelivery.objects.filter(pk=delivery_id).update(processed_at=timezone.now(),
+                                                          error=error)
+    return True
+
+
+def payload_apply(*, payload: dict) -> None:
+    for entry in payload.get("entry") or []:
+        for change in entry.get("changes") or []:
+            value = change.get("value") or {}
+            if value.get("statuses"):
+                statuses_apply(statuses=value["statuses"])
+            if value.get("messages"):
+                messages_apply(messages=value["messages"])
+            if value.get("user_preferences"):
+                preferences_apply(preferences=value["user_preferences"])
+            for error in value.get("errors") or []:
+                Alert.objects.create(code=error.get("code"), message=(
+                    f"WhatsApp reported error {error.get('code')} for the account: "
+                    f"{error.get('title') or error.get('message')}"))
+
+
+def _when(raw) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(raw), tz=UTC)
+    except (TypeError, ValueError):
+        return timezone.now()
+
+
+def _find_send(status: dict) -> Send | None:
+    wamid = status.get("id", "")
+    send = Send.objects.filter(wamid=wamid).select_related("contact", "campaign").first() \
+        if wamid else None
+    data = status.get("biz_opaque_callback_data") or ""
+    if send is None and data.startswith("tw:") and data[3:].isdigit():
+        # The webhook beat our own write of the wamid (or the worker died after the call).
+        send = Send.objects.filter(pk=int(data[3:])).select_related("contact", "campaign").first()
+        if send is not None and not send.wamid:
+            Send.objects.filter(pk=send.pk, wamid="").update(wamid=wamid)
+            send.wamid = wamid
+    return send
+
+
+def statuses_apply(*, statuses: list[dict]) -> int:
+    """Apply status webhooks monotonically; return how many changed a send."""
+    changed, events = 0, []
+    for status in statuses:
+        name = status.get("status")
+        if name not in FORWARD:
+            continue
+        wamid = status.get("id", "")
+        send = _find_send(status)
+        occurred = _when(status.get("timestamp"))
+        errors = status.get("errors") or []
+        code = errors[0].get("code") if errors else None
+        try:
+            with transaction.atomic():
+                StatusEvent.objects.create(send=send, wamid=wamid, status=name,
+                                           occurred_at=occurred, error_code=code,
+                                           payload=status)
+        except IntegrityError:
+            continue  # this (wamid, status) was applied already
+        if send is None:
+            continue
+        updates = {"status": name, STAMP[name]: occurred, "claim": None}
+        if name == "failed":
+            updates.update(error_code=code, error_detail=str(
+                (errors[0].get("error_data") or {}).get("details") or errors[0].get("title")
+                or "")[:500] if errors else "")
+        rows = Send.objects.filter(pk=send.pk, status__in=FORWARD[name])
+        if rows.update(**updates):
+            changed += 1
+        # Timestamps fill in even when the status is already further (read before delivered).
+        if name != "failed":
+            Send.objects.filter(pk=send.pk, **{f"{STAMP[name]}__isnull": True}).update(
+                **{STAMP[name]: occurred})
+        if name == "read":
+            Send.objects.filter(pk=send.pk, delivered_at__isnull=True).update(
+                delivered_at=occurred)
+        if name in STATUS_EVENT:
+            events.append(EventIn(kind=STATUS_EVENT[name], contact_id=send.contact_id,
+                                  occurred_at=occurred, source_id=f"{wamid}:{name}",
+                                  payload={"campaign": send.campaign_id,
+                                           "variant": send.variant}))
+        elif code is not None:
+            _failed_status_action(send, int(code), errors[0])
+    if events:
+        events_record(events=events, source="campaign")
+    return changed
+
+
+def _failed_status_action(send: Send, code: int, error: dict) -> None:
+    """Asynchronous failures follow the same code → action table as synchronous ones."""
+    from campaigns import services
+
+    action = action_for(code)
+    title = error.get("title") or error.get("message") or ""
+    if action == Action.OPT_OUT:
+        services.contact_opt_out(contact=send.contact, source="error_131050", detail=title)
+    elif action == Action.PAUSE_CAMPAIGN:
+        services.campaign_pause(campaign=send.campaign, reason=f"Paused: WhatsApp error {code} "
+                                f"({title}). Check quality in WhatsApp Manager, then resume.")
+        Alert.objects.create(campaign=send.campaign, code=code, message=title)
+    elif action == Action.ABORT_CAMPAIGN:
+        services._abort(send.campaign_id, f"Aborted: WhatsApp error {code} ({title}).", code)
+    elif action == Action.STOP_ALL:
+        services.sender_stop(phone_number_id=send.campaign.sender_id,
+                             reason=str(WhatsAppError(code, title)), code=code)
+
+
+def _contact_for(wa_id: str) -> Contact | None:
+    phone = try_normalize_phone("+" + wa_id.lstrip("+")) if wa_id else None
+    return Contact.objects.filter(phone=phone).first() if phone else None
+
+
+def _text_of(message: dict) -> str:
+    kind = message.get("type")
+    if kind == "text":
+        return (message.get("text") or {}).get("body", "")
+    if kind == "button":
+        return (message.get("button") or {}).get("text", "")
+    if kind == "interactive":
+        inner = message.get("interactive") or {}
+        reply = inner.get("button_reply") or inner.get("list_reply") or {}
+        return reply.get("title", "")
+    return ""
+
+
+def _normalise(text: str) -> str:
+    return text.strip().strip(".!?。！ ").casefold()
+
+
+def is_opt_out(text: str) -> bool:
+    """Whole-message match against the active opt-out keywords (case-insensitive)."""
+    words = {_normalise(w) for w in OptOutKeyword.objects.filter(active=True)
+             .values_list("word", flat=True)}
+    return bool(text) and _normalise(text) in words
+
+
+def messages_apply(*, messages: list[dict]) -> int:
+    """Store inbound messages once, attribute them, apply opt-outs and keyword rules."""
+    from campaigns.services import contact_opt_out
+    from tagging.models import Source
+    from tagging.services import tags_change
+
+    handled, events = 0, []
+    for message in messages:
+        contact = _contact_for(message.get("from", ""))
+        if contact is None:
+            continue
+        occurred = _when(message.get("timestamp"))
+        text = _text_of(message)
+        send = _attribute(contact, message, occurred)
+        try:
+            with transaction.atomic():
+                inbound = InboundMessage.objects.create(
+                    message_id=message.get("id", ""), contact=contact, send=send,
+                    kind=message.get("type", ""), text=text[:4096], occurred_at=occurred,
+                    payload=message)
+        except IntegrityError:
+            continue  # delivered twice
+        handled += 1
+        actions = []
+        if send is not None:
+            Send.objects.filter(pk=send.pk, replied_at__isnull=True).update(replied_at=occurred)
+            actions.append(f"reply to campaign {send.campaign_id} {send.variant}".strip())
+        events.append(EventIn(kind=EventKind.MESSAGE_REPLIED, contact_id=contact.pk,
+                              occurred_at=occurred, source_id=message.get("id", ""),
+                              payload={"campaign": send.campaign_id if send else None,
+                                       "variant": send.variant if send else ""}))
+        if is_opt_out(text):
+            contact_opt_out(contact=contact, source="keyword", detail=text[:100])
+            actions.append("opted out")
+            logger.info("contact %s opted out by keyword %r; confirmation logged", contact.pk,
+                        text)
+        else:
+            folded = text.casefold()
+            for rule in KeywordRule.objects.filter(active=True).select_related("tag"):
+                words = [w.strip().casefold() for w in rule.keywords.split(",") if w.strip()]
+                if any(w in folded for w in words):
+                    tags_change(contacts=[contact.pk], add=[rule.tag], source=Source.CAMPAIGN,
+                                source_ref=f"keyword rule {rule.pk}")
+                    actions.append(f"tagged {rule.tag.name}")
+        if actions:
+            InboundMessage.objects.filter(pk=inbound.pk).update(action="; ".join(actions)[:200])
+    if events:
+        events_record(events=events, source="campaign")
+    return handled
+
+
+def _attribute(contact: Contact, message: dict, occurred: datetime) -> Send | None:
+    context = (message.get("context") or {}).get("id")
+    if context:
+        send = Send.objects.filter(wamid=context).first()
+        if send is not None:
+            return send
+    return (Send.objects.filter(contact=contact, sent_at__isnull=False,
+                                sent_at__gte=occurred - REPLY_WINDOW, sent_at__lte=occurred)
+            .order_by("-sent_at").first())
+
+
+def preferences_apply(*, preferences: list[dict]) -> int:
+    """``user_preferences`` stop → opted out; resume undoes only our own platform opt-out."""
+    from campaigns.services import contact_opt_out
+
+    changed = 0
+    for preference in preferences:
+        if preference.get("category", "marketing_messages") != "marketing_messages":
+            continue
+        contact = _contact_for(preference.get("wa_id", ""))
+        if contact is None:
+            continue
+        value = preference.get("value")
+        if value == "stop":
+            changed += contact_opt_out(contact=contact, source="user_preferences",
+                                       detail=preference.get("detail", "stop"))
+        elif value == "resume":
+            last = OptOut.objects.filter(contact=contact).first()
+            if last and last.source == "user_preferences" and not last.resumed:
+                if contact_set_consent(contact=contact, status=ConsentStatus.OPTED_IN,
+                                       source="whatsapp user_preferences: resume"):
+                    changed += 1
+                OptOut.objects.create(contact=contact, source="user_preferences",
+                                      detail=preference.get("detail", "resume"), resumed=True)
+    return changed
