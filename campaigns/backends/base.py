@@ -170,3 +170,17 @@ class BaseBackend:
 
     def close(self) -> None:
         """Release connections; the backend may be used again afterwards."""
+
+
+class PayloadBackend(BaseBackend):
+    """A backend that works on the Cloud API's own JSON body; subclasses implement ``post``."""
+
+    def post(self, body: dict) -> SendResult:
+        raise NotImplementedError("subclasses of PayloadBackend must provide post()")
+
+    def send_template(self, *, to: str, template: TemplateMessage,
+                      callback_data: str = "") -> SendResult:
+        return self.post(template_payload(to, template, callback_data))
+
+    def send_text(self, *, to: str, text: str, callback_data: str = "") -> SendResult:
+        return self.post(text_payload(to, text, callback_data))

@@ -16,16 +16,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from campaigns.backends.base import (
     AmbiguousSendError,
-    BaseBackend,
+    PayloadBackend,
     SendResult,
-    TemplateMessage,
     WhatsAppError,
-    template_payload,
-    text_payload,
 )
 
 
-class CloudAPIBackend(BaseBackend):
+class CloudAPIBackend(PayloadBackend):
     def __init__(self, *, base_url: str | None = None, api_version: str | None = None,
                  access_token: str | None = None, timeout: float = 20.0,
                  client: httpx.Client | None = None, **options: Any):
@@ -43,7 +40,7 @@ class CloudAPIBackend(BaseBackend):
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
 
-    def _post(self, body: dict) -> SendResult:
+    def post(self, body: dict) -> SendResult:
         try:
             response = self.client.post(self.url, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -75,12 +72,6 @@ class CloudAPIBackend(BaseBackend):
         return SendResult(wamid=message["id"],
                           message_status=message.get("message_status", "accepted"), raw=data)
 
-    def send_template(self, *, to: str, template: TemplateMessage,
-                      callback_data: str = "") -> SendResult:
-        return self._post(template_payload(to, template, callback_data))
-
-    def send_text(self, *, to: str, text: str, callback_data: str = "") -> SendResult:
-        return self._post(text_payload(to, text, callback_data))
 
     def close(self) -> None:
         self.client.close()

@@ -10,12 +10,9 @@ import itertools
 import threading
 
 from campaigns.backends.base import (
-    BaseBackend,
+    PayloadBackend,
     SendResult,
-    TemplateMessage,
     WhatsAppError,
-    template_payload,
-    text_payload,
 )
 
 outbox: list[dict] = []
@@ -29,8 +26,8 @@ def reset() -> None:
     errors.clear()
 
 
-class LocmemBackend(BaseBackend):
-    def _send(self, body: dict) -> SendResult:
+class LocmemBackend(PayloadBackend):
+    def post(self, body: dict) -> SendResult:
         to = "+" + body["to"]
         with _lock:
             queued = errors.get(to)
@@ -41,9 +38,3 @@ class LocmemBackend(BaseBackend):
             outbox.append({**body, "id": wamid})
         return SendResult(wamid=wamid)
 
-    def send_template(self, *, to: str, template: TemplateMessage,
-                      callback_data: str = "") -> SendResult:
-        return self._send(template_payload(to, template, callback_data))
-
-    def send_text(self, *, to: str, text: str, callback_data: str = "") -> SendResult:
-        return self._send(text_payload(to, text, callback_data))

@@ -19,11 +19,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from campaigns.backends.base import (
-    BaseBackend,
+    PayloadBackend,
     SendResult,
-    TemplateMessage,
-    template_payload,
-    text_payload,
 )
 
 REPLIES = ["Danke!", "Interesse an Produkt A", "Wann habt ihr geöffnet?", "Super, bis bald",
@@ -39,12 +36,12 @@ def envelope(key: str, value: dict, phone_number_id: str = "sandbox") -> dict:
         "field": "messages"}]}]}
 
 
-class SandboxBackend(BaseBackend):
+class SandboxBackend(PayloadBackend):
     def __init__(self, *, seed: int | None = None, **options):
         super().__init__(**options)
         self.random = random.Random(seed)
 
-    def _send(self, body: dict) -> SendResult:
+    def post(self, body: dict) -> SendResult:
         from campaigns.models import SandboxEvent
 
         wamid = f"wamid.sandbox.{uuid.uuid4().hex}"
@@ -78,12 +75,6 @@ class SandboxBackend(BaseBackend):
         SandboxEvent.objects.bulk_create(rows)
         return SendResult(wamid=wamid)
 
-    def send_template(self, *, to: str, template: TemplateMessage,
-                      callback_data: str = "") -> SendResult:
-        return self._send(template_payload(to, template, callback_data))
-
-    def send_text(self, *, to: str, text: str, callback_data: str = "") -> SendResult:
-        return self._send(text_payload(to, text, callback_data))
 
 
 def sandbox_flush(*, now: datetime | None = None, limit: int = 2000) -> int:
