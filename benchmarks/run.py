@@ -63,6 +63,8 @@ def main(argv: list[str]) -> int:
         print(f"== {module.TITLE}", flush=True)
         started = time.monotonic()
         section = module.run([a for a in argv if a.startswith("-")])
+        if not section.lstrip().startswith("#"):
+            section = f"## {module.TITLE}\n\n{section}"
         write_section(name, section)
         print(section)
         print(f"({time.monotonic() - started:.0f} s)\n", flush=True)
