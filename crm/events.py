@@ -16,9 +16,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import (
-    Q,
-)
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -189,9 +186,3 @@ def _update_facts(batch: uuid.UUID) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, [value])
         return cursor.rowcount
-
-
-def contact_events(contact: Contact, kinds: Sequence[str] | None = None):
-    """A contact's events, newest first."""
-    events = EventModel.objects.filter(contact=contact)
-    return events.filter(Q(kind__in=kinds)) if kinds else events
