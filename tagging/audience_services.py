@@ -20,10 +20,10 @@ from tagging.permissions import ensure_can_apply
 from tagging.segments import TagRef, count_matching, to_q
 from tagging.services import (
     TagChangeResult,
-    _check_request,  # the same validation tags_change runs, needed before enqueueing
     contact_ids,
     operation_undo,
     tags_change,
+    tags_change_validate,
 )
 
 
@@ -58,7 +58,7 @@ def bulk_preview(*, contacts: QuerySet[Contact], add: list[Tag], remove: list[Ta
 
     Raises ``TagPermissionDenied`` or ``TagChangeError`` as ``tags_change`` would.
     """
-    _check_request(add, remove)
+    tags_change_validate(add, remove)
     ensure_can_apply(actor, [*add, *remove])
     contacts = contacts.order_by()
     preview = BulkPreview(total=contacts.count())
@@ -86,7 +86,7 @@ def bulk_operation_start(*, contacts: QuerySet[Contact] | list[int], add: list[T
     nothing. The contacts are fixed now, so the worker changes exactly them.
     """
     add, remove = list(add), list(remove)
-    _check_request(add, remove)
+    tags_change_validate(add, remove)
     ensure_can_apply(actor, [*add, *remove])
     ids = contact_ids(contacts)
     bulk = BulkOperation.objects.create(

@@ -71,7 +71,7 @@ def tags_change(
     other tags of that dimension. Repeating the call changes nothing more.
     """
     add, remove = list(dict.fromkeys(add)), list(dict.fromkeys(remove))
-    _check_request(add, remove)
+    tags_change_validate(add, remove)
     ensure_can_apply(actor, [*add, *remove])
     ids = contact_ids(contacts)
     operation = operation or uuid.uuid4()
@@ -135,7 +135,8 @@ def expired_assignments_remove(*, now: datetime | None = None) -> int:
         return writer.remove_where("expires_at <= %s", [_db(TagAssignment, "expires_at", now)])
 
 
-def _check_request(add: list[Tag], remove: list[Tag]) -> None:
+def tags_change_validate(add: list[Tag], remove: list[Tag]) -> None:
+    """Raise ``TagChangeError`` for a request ``tags_change`` would refuse."""
     both = {t.name for t in add} & {t.name for t in remove}
     if both:
         raise TagChangeError(
