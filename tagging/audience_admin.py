@@ -35,7 +35,14 @@ from tagging.audience_services import (
 )
 from tagging.models import BulkOperation, BulkStatus, Dimension, Segment, Tag
 from tagging.permissions import APPLY
-from tagging.segments import SegmentError, TagRef, contacts_matching, count_matching, to_q
+from tagging.segments import (
+    SegmentError,
+    TagRef,
+    contacts_matching,
+    count_matching,
+    ids_matching,
+    to_q,
+)
 from tagging.services import TagChangeError
 
 EXPR = "expr"
@@ -153,6 +160,11 @@ class ManageTagsForm(forms.Form):
         return data
 
 
+def _expression_only(request: HttpRequest) -> bool:
+    """The list is filtered by the expression box and nothing else."""
+    return bool(request.GET.get(EXPR, "").strip()) and not set(request.GET) - {EXPR, "p", "o"}
+
+
 def _selection_text(request: HttpRequest, select_across: bool, count: int) -> str:
     """How the contacts were chosen, as the user saw it, for the operation's record."""
     if not select_across:
@@ -185,9 +197,9 @@ class AudienceAdminMixin:
                       allow_empty_first_page=True):
         paginator = EstimatingPaginator(queryset, per_page, orphans, allow_empty_first_page)
         expression = request.GET.get(EXPR, "").strip()
-        if expression and not set(request.GET) - {EXPR, "p", "o"}:
-            # The expression is the only filter: count it the cheapest way (a tag-only
-            # expression is counted on the tag-set table without reading contacts).
+        if _expression_only(request):
+            # The expression is the only filter: count it the cheapest way (tags on
+            # the bitmaps, fields in SQL).
             with contextlib.suppress(SegmentError):  # the filter reports it
                 paginator.count = count_matching(expression)
         return paginator
@@ -263,6 +275,9 @@ class AudienceAdminMixin:
         if step and form.is_valid():
             add, remove = list(form.cleaned_data["add"]), list(form.cleaned_data["remove"])
             try:
+                if select_across and _expression_only(request):
+                    # All matches of the expression: its ids straight from the tag bitmaps.
+                    queryset = ids_matching(request.GET[EXPR])
                 preview = bulk_preview(contacts=queryset, add=add, remove=remove,
                                        actor=request.user)
                 if step == "apply":
@@ -272,7 +287,7 @@ class AudienceAdminMixin:
                         preview=preview,
                     )
                     return self._report_bulk(request, bulk)
-            except (PermissionDenied, TagChangeError) as error:
+            except (PermissionDenied, TagChangeError, SegmentError) as error:
                 self.message_user(request, str(error), messages.ERROR)
                 context["refused"] = str(error)
             else:

@@ -15,3 +15,12 @@ def bulk_operation_run_task(bulk_id: int) -> None:
 @shared_task(acks_late=True)
 def segment_counts_refresh_task() -> int:
     return segment_counts_refresh()
+
+
+@shared_task
+def tag_changes_prune_task() -> int:
+    """Drop tag change-log rows every process's bitmaps have certainly seen (hourly)."""
+    from tagging.bitmaps import changes_prune
+
+    return changes_prune()
+

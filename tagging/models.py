@@ -158,11 +158,13 @@ class HistoryAction(models.TextChoices):
 class AssignmentHistory(models.Model):
     """Append-only log of every tag added to or removed from a contact."""
 
-    # No database constraints: the log outlives deleted tags and contacts.
+    # No database constraints: the log outlives deleted tags and contacts. No single-column
+    # indexes either: the (contact, at) and (tag, at) indexes serve those lookups, and every
+    # index is paid on each of the hundreds of thousands of rows a bulk change appends.
     contact = models.ForeignKey(Contact, on_delete=models.DO_NOTHING, related_name="tag_history",
-                                db_constraint=False)
+                                db_constraint=False, db_index=False)
     tag = models.ForeignKey(Tag, on_delete=models.DO_NOTHING, related_name="history",
-                            db_constraint=False)
+                            db_constraint=False, db_index=False)
     action = models.CharField(_("action"), max_length=8, choices=HistoryAction.choices)
     reason = models.CharField(
         _("reason"), max_length=10, choices=Source.choices,

@@ -16,7 +16,8 @@ Grammar (keywords and tag names are case-insensitive; ``--`` starts a comment)::
 A small hand-written recursive-descent parser rather than a parser library:
 the grammar has eleven tokens, and owning the tokenizer lets every error name
 its exact position and the nearest valid names. Expressions compile to one
-Django ``Q`` of ``EXISTS`` subqueries, so the database does all the work.
+Django ``Q`` of ``EXISTS`` subqueries, so the database does all the work;
+counts of tags are answered from per-tag bitmaps (``tagging.bitmaps``).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from pyroaring import BitMap
 
 from crm.models import ConsentStatus, Contact
-from tagging import segment_facts, tag_index
+from tagging import bitmaps, segment_facts
 from tagging.models import Dimension, Tag, TagAssignment
 from tagging.names import name_key
 
@@ -373,51 +376,25 @@ def parse(text: str) -> Node:
 # --- Compilation -----------------------------------------------------------------
 
 
-def to_q(node: Node, now: datetime | None = None, *, fast: bool | None = None) -> Q:
-    """Compile a syntax tree to a ``Q`` on ``Contact``.
+def to_q(node: Node, now: datetime | None = None) -> Q:
+    """Compile a syntax tree to a ``Q`` on ``Contact``: one ``EXISTS`` per tag.
 
-    ``fast`` (default: wherever it exists) tests tags on the contact's
-    ``tag_ids`` array (see ``tagging.tag_index``); ``fast=False`` is the plain
-    reference with one ``EXISTS`` per tag. Both select the same contacts.
+    This is the reference the bitmap counts (``count_matching``) are tested
+    against, and what lists, rules and campaigns filter with.
     """
-    now = now or timezone.now()
-    if fast is None:
-        fast = tag_index.available()
-    return _compile(node, now, fast, {})
+    return _compile(node, now or timezone.now(), {})
 
 
-def _compile(node: Node, now: datetime, fast: bool, dims: dict[int, list[int]]) -> Q:
+def _compile(node: Node, now: datetime, dims: dict[int, list[int]]) -> Q:
     if isinstance(node, BoolOp):
-        items = list(node.items)
         combined = Q()
-        if fast:
-            # Fold plain tags into one array test each: "A" AND "B" AND NOT "C" is
-            # tag_ids @> {A,B} AND NOT tag_ids && {C}, served by one GIN lookup.
-            held, absent, rest = [], [], []
-            for item in items:
-                if isinstance(item, TagRef) and len(_tag_ids(item, dims)) == 1:
-                    held.append(_tag_ids(item, dims)[0])
-                elif (isinstance(item, Not) and isinstance(item.item, TagRef)
-                      and node.op == "and"):
-                    absent.extend(_tag_ids(item.item, dims))
-                else:
-                    rest.append(item)
-            if len(held) > 1 or absent:
-                mode = "all" if node.op == "and" else "any"
-                if held:  # holds these and none of those: one lookup of the tag set
-                    combined = Q(tag_index.TagIdsTest(mode, held, absent=absent))
-                else:
-                    combined = ~Q(tag_index.TagIdsTest("any", absent))
-                items = rest
-        for item in items:
-            q = _compile(item, now, fast, dims)
+        for item in node.items:
+            q = _compile(item, now, dims)
             combined = (combined & q) if node.op == "and" else (combined | q)
         return combined
     if isinstance(node, Not):
-        return ~_compile(node.item, now, fast, dims)
+        return ~_compile(node.item, now, dims)
     if isinstance(node, TagRef):
-        if fast:
-            return Q(tag_index.TagIdsTest("any", _tag_ids(node, dims)))
         held = TagAssignment.objects.filter(contact_id=OuterRef("pk"))
         if node.dimension_id is not None:
             held = held.filter(tag__dimension_id=node.dimension_id)
@@ -482,28 +459,82 @@ def _age_q(op: str, years: int, today: date) -> Q:
 
 
 def contacts_matching(expression: str, queryset: QuerySet[Contact] | None = None,
-                      now: datetime | None = None, *,
-                      fast: bool | None = None) -> QuerySet[Contact]:
+                      now: datetime | None = None) -> QuerySet[Contact]:
     """Contacts matching ``expression`` (one SQL query); raise ``SegmentError`` when invalid."""
     queryset = Contact.objects.all() if queryset is None else queryset
-    return queryset.filter(to_q(parse(expression), now, fast=fast))
+    return queryset.filter(to_q(parse(expression), now))
 
 
 def count_matching(expression: str, now: datetime | None = None, *,
-                   fast: bool | None = None) -> int:
+                   fast: bool = True) -> int:
     """Number of contacts matching ``expression``.
 
-    With the fast path, an expression of tags only that a contact without tags
-    cannot match (``"A" AND NOT "B"``, but not ``NOT "A"``) is counted on the
-    narrow tag-set table alone, without reading the contact table.
+    Tags are counted on the process's bitmaps (``tagging.bitmaps``) where they
+    can answer; field conditions stay in SQL, joined to the tag part by the
+    smaller of its set and its complement. ``fast=False`` is plain SQL.
     """
     node = parse(expression)
-    fast = tag_index.available() if fast is None else fast
-    if fast and _tags_only(node) and not _holds(node, frozenset(), {}):
-        dims: dict[int, list[int]] = {}
-        sql, params = _set_sql(node, dims)
-        return tag_index.count_where(sql, params)
-    return Contact.objects.filter(to_q(node, now, fast=fast)).count()
+    now = now or timezone.now()
+    if fast and bitmaps.usable():
+        counted = _count_fast(node, now)
+        if counted is not None:
+            return counted
+    return Contact.objects.filter(to_q(node, now)).count()
+
+
+def ids_matching(expression: str, now: datetime | None = None) -> list[int]:
+    """Ids of the contacts matching ``expression``, ascending (bitmaps when they can answer)."""
+    node = parse(expression)
+    if bitmaps.usable():
+        found = _bitmap(node, bitmaps.current(), {})
+        if found is not None:
+            return list(found)
+    return list(Contact.objects.filter(to_q(node, now)).order_by("pk")
+                .values_list("pk", flat=True))
+
+
+def _count_fast(node: Node, now: datetime) -> int | None:
+    index, dims = bitmaps.current(), {}
+    whole = _bitmap(node, index, dims)
+    if whole is not None:
+        return len(whole)
+    if not isinstance(node, BoolOp):
+        return None
+    tag_items = [i for i in node.items if _tags_only(i)]
+    fact_items = [i for i in node.items if not _tags_only(i)]
+    if not tag_items:
+        return None
+    tags = _bitmap(BoolOp(node.op, tuple(tag_items)), index, dims)
+    others = index.contacts - tags
+    facts = Contact.objects.filter(_compile(BoolOp(node.op, tuple(fact_items)), now, dims))
+    if node.op == "and":  # F ∧ T
+        if len(tags) <= len(others):
+            return facts.filter(_id_in(tags)).count()
+        return facts.count() - facts.filter(_id_in(others)).count()
+    # F ∨ T = T + (F ∧ ¬T)
+    if len(others) <= len(tags):
+        return len(tags) + facts.filter(_id_in(others)).count()
+    return len(tags) + facts.count() - facts.filter(_id_in(tags)).count()
+
+
+def _id_in(ids) -> Q:
+    """``id IN (…)`` for many ids as one array parameter (PostgreSQL hashes it)."""
+    return Q(pk__in=RawSQL("SELECT unnest(%s::bigint[])", [list(ids)]))
+
+
+def _bitmap(node: Node, index: bitmaps.TagBitmaps, dims: dict[int, list[int]]) -> BitMap | None:
+    """The contacts a tag-only expression selects; ``None`` when it tests a field."""
+    if isinstance(node, TagRef):
+        return index.any_of(_tag_ids(node, dims))
+    if isinstance(node, Not):
+        inner = _bitmap(node.item, index, dims)
+        return None if inner is None else index.contacts - inner
+    if isinstance(node, BoolOp):
+        parts = [_bitmap(i, index, dims) for i in node.items]
+        if any(p is None for p in parts):
+            return None
+        return BitMap.intersection(*parts) if node.op == "and" else BitMap.union(*parts)
+    return None
 
 
 def _tags_only(node: Node) -> bool:
@@ -512,29 +543,6 @@ def _tags_only(node: Node) -> bool:
     if isinstance(node, Not):
         return _tags_only(node.item)
     return isinstance(node, TagRef)
-
-
-def _holds(node: Node, held: frozenset[int], dims: dict[int, list[int]]) -> bool:
-    """The expression's value for a contact holding exactly ``held``."""
-    if isinstance(node, BoolOp):
-        values = (_holds(i, held, dims) for i in node.items)
-        return all(values) if node.op == "and" else any(values)
-    if isinstance(node, Not):
-        return not _holds(node.item, held, dims)
-    return bool(held & set(_tag_ids(node, dims)))
-
-
-def _set_sql(node: Node, dims: dict[int, list[int]]) -> tuple[str, list]:
-    """The expression as a condition on one tag-set row (``tag_ids``)."""
-    if isinstance(node, BoolOp):
-        parts = [_set_sql(i, dims) for i in node.items]
-        joiner = " AND " if node.op == "and" else " OR "
-        return ("(" + joiner.join(sql for sql, _p in parts) + ")",
-                [p for _sql, params in parts for p in params])
-    if isinstance(node, Not):
-        sql, params = _set_sql(node.item, dims)
-        return f"NOT {sql}", params
-    return tag_index.array_condition("any", _tag_ids(node, dims))
 
 
 def referenced_tag_ids(node: Node) -> set[int]:

@@ -218,3 +218,6 @@ CELERY_IMPORTS = ["tagging.audience_tasks"]
 CELERY_BEAT_SCHEDULE["audiences-segment-counts"] = {
     "task": "tagging.audience_tasks.segment_counts_refresh_task", "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["audiences-tag-changes-prune"] = {
+    "task": "tagging.audience_tasks.tag_changes_prune_task", "schedule": 3600.0,
+}

@@ -1,23 +1,31 @@
-"""The fast path (tag-set table on PostgreSQL) selects exactly what the reference does.
+"""The tag bitmaps (PostgreSQL) count exactly what the reference SQL selects.
 
 Random contacts, random tag changes made through ``tags_change`` (so the
-triggers that keep ``tag_ids`` in step are exercised by adds, removals and
-single-choice replacements), random expressions; three answers compared: the
-fast SQL, the ``EXISTS`` reference SQL and a Python evaluation of the tree.
+change-log triggers behind the bitmaps see adds, removals and single-choice
+replacements), random expressions; four answers compared: the bitmap count,
+the bitmap ids, the ``EXISTS`` reference SQL and a Python evaluation of the
+tree. The tests commit (``transactional_db``): bitmaps answer only for
+committed data, and inside a test transaction the code rightly falls back to SQL.
 """
 
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tagging import bitmaps
 from tagging.models import TagAssignment
-from tagging.segments import contacts_matching, count_matching, parse
+from tagging.segments import contacts_matching, count_matching, ids_matching, parse
 from tagging.services import tags_change
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def needs_postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
 
 TAGS = ["A", "B", "C", "D", "E"]  # D and E form a single-choice dimension "Stufe"
 
@@ -66,7 +74,7 @@ def vocabulary(make_dimension, make_tag):
             for name in TAGS}
 
 
-def test_fast_path_equals_reference_on_random_data(vocabulary, make_contact):
+def test_bitmaps_equal_reference_on_random_data(vocabulary, make_contact):
     contacts = [make_contact(purchase_count=i % 4) for i in range(12)]
     fast_available = connection.vendor == "postgresql"
 
@@ -92,67 +100,102 @@ def test_fast_path_equals_reference_on_random_data(vocabulary, make_contact):
         node = parse(expression)
         expected = {c.pk for c in contacts
                     if evaluate(node, held[c.pk], c.purchase_count, {})}
-        reference = set(contacts_matching(expression, fast=False).values_list("pk", flat=True))
+        reference = set(contacts_matching(expression).values_list("pk", flat=True))
         assert reference == expected, expression
         assert count_matching(expression, fast=False) == len(expected), expression
+        assert set(ids_matching(expression)) == expected, expression
+        assert count_matching(expression) == len(expected), expression
         if fast_available:
-            fast = set(contacts_matching(expression, fast=True).values_list("pk", flat=True))
-            assert fast == expected, expression
-            assert count_matching(expression, fast=True) == len(expected), expression
+            assert bitmaps.usable()  # committed data: the bitmaps really answered
 
     check()
 
 
-def test_tag_ids_follow_every_kind_of_write(vocabulary, make_contact):
-    """Inserts, deletes, a moved assignment and a cascading contact delete keep the array true."""
-    if connection.vendor != "postgresql":
-        pytest.skip("tag_ids exists only on PostgreSQL; SQLite uses the EXISTS reference")
+def test_bitmaps_follow_every_kind_of_write(vocabulary, make_contact):
+    """Adds, replacements, a moved assignment, new and deleted contacts, a TRUNCATE."""
+    needs_postgresql()
     first, second = make_contact(), make_contact()
+    assert count_matching('NOT "A"') == 2
     tags_change(contacts=[first, second], add=[vocabulary["A"], vocabulary["D"]])
     tags_change(contacts=[first], add=[vocabulary["E"]])  # replaces D (single choice)
     TagAssignment.objects.filter(contact=second, tag=vocabulary["A"]).update(
         tag=vocabulary["B"])  # e.g. a tag merge moving assignments
-
-    def tag_ids(contact) -> list[int]:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT tag_ids FROM tagging_contacttagset WHERE contact_id = %s",
-                           [contact.pk])
-            row = cursor.fetchone()
-            return row[0] if row else []
-
-    assert tag_ids(first) == sorted([vocabulary["A"].pk, vocabulary["E"].pk])
-    assert tag_ids(second) == sorted([vocabulary["B"].pk, vocabulary["D"].pk])
-    assert set(contacts_matching('"B" AND "Stufe/*"', fast=True)) == {second}
-    second.delete()
-    assert set(contacts_matching('"Stufe/*"', fast=True)) == {first}
-    assert tag_ids(second) == []  # no row left behind for a deleted contact
-    tags_change(contacts=[first], remove=[vocabulary["A"], vocabulary["E"]])
-    assert tag_ids(first) == []
-
-
-def test_fast_path_stays_on_the_right_table_inside_subqueries(vocabulary, make_contact):
-    """The array test must follow Django's alias relabelling (U0, U1 …) into subqueries."""
-    holder, other = make_contact(), make_contact()
-    tags_change(contacts=[holder], add=[vocabulary["A"]])
-    tags_change(contacts=[holder, other], add=[vocabulary["B"]])
-    inner = contacts_matching('"A"')
-    via_subquery = TagAssignment.objects.filter(contact__in=inner, tag=vocabulary["B"])
-    assert [a.contact_id for a in via_subquery] == [holder.pk]
-    from django.db.models import Exists, OuterRef
-
-    from crm.models import Contact
-
-    flagged = Contact.objects.filter(Exists(inner.filter(pk=OuterRef("pk"))))
-    assert list(flagged) == [holder]
-
-
-def test_truncating_assignments_empties_the_tag_sets(vocabulary, make_contact):
-    """Django's test flush and the benchmark builder TRUNCATE; no DELETE trigger fires then."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the tag-set table exists only on PostgreSQL")
-    tags_change(contacts=[make_contact()], add=[vocabulary["A"]])
-    assert count_matching('"A"', fast=True) == 1
+    index = bitmaps.current()
+    assert set(index.tag(vocabulary["A"].pk)) == {first.pk}
+    assert set(index.tag(vocabulary["B"].pk)) == {second.pk}
+    assert set(index.tag(vocabulary["D"].pk)) == {second.pk}
+    assert set(index.tag(vocabulary["E"].pk)) == {first.pk}
+    assert ids_matching('"B" AND "Stufe/*"') == [second.pk]
+    third = make_contact()
+    assert ids_matching('NOT "Stufe/*"') == [third.pk]
+    second.delete()  # cascades to its assignments
+    assert ids_matching('"Stufe/*"') == [first.pk]
+    assert count_matching('NOT "A"') == 1
     with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # run the deferred FK checks first
         cursor.execute("TRUNCATE tagging_tagassignment")
-    assert count_matching('"A"', fast=True) == 0
+    assert count_matching('"A" OR "Stufe/*"') == 0
+    assert count_matching('NOT "A"') == 2
+
+
+def test_uncommitted_writes_are_counted_in_sql_and_never_enter_the_bitmaps(vocabulary,
+                                                                             make_contact):
+    needs_postgresql()
+    contact = make_contact()
+    assert count_matching('"A"') == 0
+    with pytest.raises(RuntimeError), transaction.atomic():
+        tags_change(contacts=[contact], add=[vocabulary["A"]])
+        assert not bitmaps.usable()
+        assert count_matching('"A"') == 1  # our own change, seen through SQL
+        raise RuntimeError("roll back")
+    assert bitmaps.usable()
+    assert count_matching('"A"') == 0
+    assert list(bitmaps.current().tag(vocabulary["A"].pk)) == []
+
+
+def test_changes_committed_in_any_order_are_all_seen(vocabulary, make_contact):
+    """Another connection commits after the bitmaps caught up: the next count sees it."""
+    needs_postgresql()
+    import threading
+
+    contact = make_contact()
+    assert count_matching('"A"') == 0
+
+    def elsewhere():
+        from django.db import connections
+
+        try:
+            tags_change(contacts=[contact.pk], add=[vocabulary["A"]])
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=elsewhere)
+    worker.start()
+    worker.join()
+    assert count_matching('"A"') == 1
+
+
+def test_prune_keeps_an_hour_of_changes(vocabulary, make_contact):
+    """Rows go only below the horizon recorded an hour earlier; counts stay right."""
+    needs_postgresql()
+    tags_change(contacts=[make_contact()], add=[vocabulary["A"]])
+
+    def rows(where: str = "true") -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM tagging_tagchange ch, tagging_tagchangeprune p "
+                f"WHERE {where}")
+            return cursor.fetchone()[0]
+
+    assert bitmaps.changes_prune() == 0  # the first run only records where it stands
+    below, above = "ch.xid < pg_snapshot_xmin(p.snapshot)", "ch.xid >= pg_snapshot_xmin(p.snapshot)"
+    kept = rows(above)
+    assert rows() > 0
+    with connection.cursor() as cursor:  # an hour passes …
+        cursor.execute("UPDATE tagging_tagchangeprune SET at = at - interval '61 minutes'")
+    bitmaps.current().synced_at -= 61 * 60  # … for this process too
+    old = rows(below)
+    assert bitmaps.changes_prune() == old
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tagging_tagchange")
+        assert cursor.fetchone()[0] == kept  # nothing at or above the old horizon was dropped
+    assert count_matching('"A"') == 1  # too long since the last catch-up: rebuilt

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
 from tagging.audience_services import bulk_operation_start, bulk_preview
-from tagging.segments import SegmentError, contacts_matching
+from tagging.segments import SegmentError, ids_matching
 from tagging.selectors import tags_by_name
 from tagging.services import TagChangeError
 
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         if not add_tags and not remove_tags:
             raise CommandError("Give --add and/or --remove with at least one tag name.")
         try:
-            contacts = contacts_matching(where)
+            contacts = ids_matching(where)  # fixed once: the preview is what gets applied
             preview = bulk_preview(contacts=contacts, add=add_tags, remove=remove_tags)
             result = {"dry_run": dry_run, **preview.as_json()}
             if not dry_run:
