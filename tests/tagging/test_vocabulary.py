@@ -324,3 +324,19 @@ def test_references_include_hidden_relations_from_other_apps(make_tag):
     refs = {r.label: r.count for r in tag_references(tag)}
     assert refs == {"keyword rules": 1}
     assert {r.label: r.count for r in dimension_references(tag.dimension)}["keyword rules"] == 1
+
+
+def test_rules_and_imports_create_no_tags_in_an_archived_dimension(make_dimension, superuser):
+    from tagging.imports.models import ImportJob
+    from tagging.imports.services import ImportRefused, import_check_options
+    from tagging.rules.models import Rule
+    from tagging.rules.services import rule_validate
+
+    dimension = make_dimension(name="Gekauft")
+    dimension_archive(dimension=dimension, actor=superuser, reason="old scheme")
+    rule = Rule(name="Kauf", add_template="Gekauft {date}", template_dimension=dimension)
+
+    assert "archived" in rule_validate(rule)["template_dimension"]
+    with pytest.raises(ImportRefused, match="“Gekauft” is archived"):
+        import_check_options(job=ImportJob(actor=superuser, create_missing_tags=True,
+                                           missing_tags_dimension=dimension))
