@@ -31,8 +31,10 @@ def chips(tags) -> str:
 
 @admin.register(Dimension)
 class DimensionAdmin(DimensionGovernanceMixin, GuardedModelAdmin):
-    list_display = ["name", "colour_swatch", "single_choice", "tag_count", "holders", "order"]
+    list_display = ["name", "colour_swatch", "single_choice", "tag_count", "holders", "order",
+                    "is_archived"]
     list_editable = ["order"]
+    list_filter = ["is_archived"]
     search_fields = ["name"]
 
     def get_queryset(self, request):

@@ -13,9 +13,10 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from import_export import fields, resources
@@ -23,9 +24,12 @@ from import_export.admin import ExportMixin
 
 from tagging.models import Dimension, Tag, TagVersion
 from tagging.permissions import (
+    can_archive_dimension,
+    can_archive_dimensions_at_all,
     can_define,
     can_define_any,
     definable_dimension_ids,
+    ensure_can_archive_dimensions,
     ensure_can_define,
 )
 from tagging.selectors import tag_weekly_changes
@@ -33,7 +37,10 @@ from tagging.vocabulary import (
     NearTwinWarning,
     Reference,
     VocabularyError,
+    dimension_archive,
     dimension_delete,
+    dimension_references,
+    dimension_restore,
     dimension_save,
     tag_archive,
     tag_delete,
@@ -93,6 +100,14 @@ class TagForm(VocabularyForm):
         model = Tag
         fields = ["dimension", "name", "colour", "symbol", "description", "kind",
                   "lifetime_days"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("dimension")
+        if field is not None:
+            # No new tags in an archived dimension; a tag of one still shows its own.
+            field.queryset = field.queryset.filter(
+                Q(is_archived=False) | Q(pk=self.instance.dimension_id))
 
     def service_kwargs(self) -> dict:
         return {"tag": self.instance, "actor": self.actor,
@@ -155,6 +170,12 @@ class _VocabularyAdminMixin:
     def delete_with_reason(self, request, obj, reason: str) -> str:
         raise NotImplementedError
 
+    def may_archive_instead(self, request, obj) -> bool:
+        raise NotImplementedError
+
+    def archive_instead(self, request, obj, reason: str) -> str:
+        raise NotImplementedError
+
     def delete_view(self, request: HttpRequest, object_id, extra_context=None):
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
@@ -165,11 +186,12 @@ class _VocabularyAdminMixin:
         if request.method == "POST" and form.is_valid():
             reason = form.cleaned_data["reason"]
             try:
-                if "_archive" in request.POST and isinstance(obj, Tag):
-                    tag_archive(tag=obj, actor=request.user, reason=reason)
-                    self.message_user(request, _("“%(tag)s” was archived.") % {"tag": obj.name})
-                    return HttpResponseRedirect(
-                        reverse("admin:tagging_tag_change", args=[obj.pk]))
+                if "_archive" in request.POST and self.may_archive_instead(request, obj):
+                    self.message_user(request, self.archive_instead(request, obj, reason),
+                                      messages.SUCCESS)
+                    return HttpResponseRedirect(reverse(
+                        f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                        args=[obj.pk]))
                 message = self.delete_with_reason(request, obj, reason)
             except (VocabularyError, PermissionDenied) as exc:
                 self.message_user(request, str(exc), messages.ERROR)
@@ -186,7 +208,7 @@ class _VocabularyAdminMixin:
             "opts": self.opts,
             "app_label": self.opts.app_label,
             "references": self.references(obj),
-            "can_archive": isinstance(obj, Tag) and not obj.is_archived,
+            "can_archive": self.may_archive_instead(request, obj),
             "form": form,
             **(extra_context or {}),
         }
@@ -246,6 +268,13 @@ class TagGovernanceMixin(_VocabularyAdminMixin):
     def references(self, obj: Tag) -> list[Reference]:
         return tag_references(obj)
 
+    def may_archive_instead(self, request, obj: Tag) -> bool:
+        return not obj.is_archived
+
+    def archive_instead(self, request, obj: Tag, reason: str) -> str:
+        tag_archive(tag=obj, actor=request.user, reason=reason)
+        return _("“%(tag)s” was archived.") % {"tag": obj.name}
+
     def delete_with_reason(self, request, obj: Tag, reason: str) -> str:
         removed = tag_delete(tag=obj, actor=request.user, reason=reason)
         return ngettext("“%(tag)s” was deleted; %(n)d contact lost it.",
@@ -262,6 +291,7 @@ class TagGovernanceMixin(_VocabularyAdminMixin):
             "form": form,
             "action": action,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "selected_label": _("Selected tags:"),
         }
         return TemplateResponse(request, "tagging/admin/tag_action_confirmation.html", context)
 
@@ -292,9 +322,13 @@ class TagGovernanceMixin(_VocabularyAdminMixin):
         if not self._refuse_unless_definable(request, tags):
             return None
         service = tag_archive if archive else tag_restore
-        with transaction.atomic():
-            done = sum(service(tag=t, actor=request.user, reason=form.cleaned_data["reason"])
-                       for t in tags)
+        try:
+            with transaction.atomic():
+                done = sum(service(tag=t, actor=request.user,
+                                   reason=form.cleaned_data["reason"]) for t in tags)
+        except (VocabularyError, PermissionDenied) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
         message = (ngettext("%(n)d tag archived.", "%(n)d tags archived.", done) if archive
                    else ngettext("%(n)d tag restored.", "%(n)d tags restored.", done))
         self.message_user(request, message % {"n": done}, messages.SUCCESS)
@@ -332,22 +366,165 @@ class TagGovernanceMixin(_VocabularyAdminMixin):
 
 
 class DimensionGovernanceMixin(_VocabularyAdminMixin):
-    """Dimension admin: create, rename, recolour and delete with the version log."""
+    """Dimension admin: create, rename, recolour, archive, restore and delete, all logged."""
 
     form = DimensionForm
     save_service = staticmethod(dimension_save)
+    change_form_template = "tagging/admin/dimension_change_form.html"
+    actions = ["archive_selected", "restore_selected"]
 
+    def has_archive_permission(self, request) -> bool:
+        return can_archive_dimensions_at_all(request.user)
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/archive/", self.admin_site.admin_view(self.archive_view),
+                 name="tagging_dimension_archive"),
+            path("<path:object_id>/restore/", self.admin_site.admin_view(self.restore_view),
+                 name="tagging_dimension_restore"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        extra_context = {
+            **(extra_context or {}),
+            "can_archive_dimension": obj is not None and can_archive_dimension(request.user,
+                                                                               obj),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- delete -------------------------------------------------------------
     def references(self, obj: Dimension) -> list[Reference]:
-        from tagging.models import TagAssignment
-
-        refs = [Reference(_("tags"), Tag.objects.filter(dimension=obj).count()),
-                Reference(_("tag holdings"),
-                          TagAssignment.objects.filter(tag__dimension=obj).count())]
-        return [r for r in refs if r.count]
+        return dimension_references(obj)
 
     def delete_with_reason(self, request, obj: Dimension, reason: str) -> str:
-        dimension_delete(dimension=obj, actor=request.user, reason=reason)
-        return _("The dimension “%(name)s” was deleted.") % {"name": obj.name}
+        tags = Tag.objects.filter(dimension=obj).count()
+        removed = dimension_delete(dimension=obj, actor=request.user, reason=reason)
+        if not tags:
+            return _("The dimension “%(name)s” was deleted.") % {"name": obj.name}
+        return ngettext(
+            "The dimension “%(name)s” was deleted with %(n)d tag; %(removed)d tag holdings "
+            "were removed.",
+            "The dimension “%(name)s” was deleted with %(n)d tags; %(removed)d tag holdings "
+            "were removed.", tags) % {"name": obj.name, "n": tags, "removed": removed}
+
+    def may_archive_instead(self, request, obj: Dimension) -> bool:
+        return not obj.is_archived and can_archive_dimension(request.user, obj)
+
+    def archive_instead(self, request, obj: Dimension, reason: str) -> str:
+        result = dimension_archive(dimension=obj, actor=request.user, reason=reason)
+        return self._archived_message(obj, result.tags)
+
+    # --- archive and restore ------------------------------------------------
+    @staticmethod
+    def _archived_message(obj: Dimension, tags: list[str]) -> str:
+        return ngettext("“%(name)s” was archived with %(n)d tag.",
+                        "“%(name)s” was archived with %(n)d tags.", len(tags)) % {
+            "name": obj.name, "n": len(tags)}
+
+    def _archive_page(self, request, object_id, *, archive: bool):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not can_archive_dimension(request.user, obj):
+            raise PermissionDenied
+        form = ReasonForm(request.POST or None)
+        if not archive:
+            form.fields["reason"].required = False
+        change_url = reverse("admin:tagging_dimension_change", args=[obj.pk])
+        if request.method == "POST" and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            try:
+                if archive:
+                    result = dimension_archive(dimension=obj, actor=request.user, reason=reason)
+                    message = self._archived_message(obj, result.tags)
+                else:
+                    result = dimension_restore(dimension=obj, actor=request.user, reason=reason)
+                    message = ngettext("“%(name)s” was restored with %(n)d tag.",
+                                       "“%(name)s” was restored with %(n)d tags.",
+                                       len(result.tags)) % {"name": obj.name,
+                                                            "n": len(result.tags)}
+            except (VocabularyError, PermissionDenied) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                if not result.changed:
+                    message = (_("“%(name)s” was archived already.") if archive
+                               else _("“%(name)s” is not archived.")) % {"name": obj.name}
+                self.message_user(request, message, messages.SUCCESS if result.changed
+                                  else messages.WARNING)
+                return HttpResponseRedirect(change_url)
+        tags = Tag.objects.filter(dimension=obj)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": (_("Archive %(name)s?") if archive else _("Restore %(name)s?"))
+            % {"name": obj},
+            "subtitle": None,
+            "object": obj,
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "archive": archive,
+            # Counts only: a dimension's tags are few, its holdings may be millions.
+            "tags_affected": (tags.filter(is_archived=False) if archive
+                              else tags.filter(archived_with_dimension=True)).count(),
+            "tags_kept": tags.filter(is_archived=True, archived_with_dimension=False).count(),
+            "holdings": dimension_references(obj) if archive else [],
+            "form": form,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "tagging/admin/dimension_archive.html", context)
+
+    def archive_view(self, request, object_id):
+        return self._archive_page(request, object_id, archive=True)
+
+    def restore_view(self, request, object_id):
+        return self._archive_page(request, object_id, archive=False)
+
+    @admin.action(description=gettext_lazy("Archive selected dimensions and their tags"),
+                  permissions=["archive"])
+    def archive_selected(self, request, queryset):
+        return self._archive_or_restore(request, queryset, archive=True)
+
+    @admin.action(description=gettext_lazy("Restore selected dimensions and their tags"),
+                  permissions=["archive"])
+    def restore_selected(self, request, queryset):
+        return self._archive_or_restore(request, queryset, archive=False)
+
+    def _archive_or_restore(self, request, queryset, *, archive: bool):
+        form = ReasonForm(request.POST if "confirm" in request.POST else None)
+        if not archive:
+            form.fields["reason"].required = False
+        if not (form.is_bound and form.is_valid()):
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Archive dimensions") if archive else _("Restore dimensions"),
+                "opts": self.opts,
+                "queryset": queryset,
+                "form": form,
+                "action": "archive_selected" if archive else "restore_selected",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "selected_label": _("Selected dimensions (their tags follow them):"),
+            }
+            return TemplateResponse(request, "tagging/admin/tag_action_confirmation.html",
+                                    context)
+        dimensions = list(queryset)
+        service = dimension_archive if archive else dimension_restore
+        try:
+            ensure_can_archive_dimensions(request.user, dimensions)
+            with transaction.atomic():
+                results = [service(dimension=d, actor=request.user,
+                                   reason=form.cleaned_data["reason"]) for d in dimensions]
+        except (VocabularyError, PermissionDenied) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        done = sum(r.changed for r in results)
+        tags = sum(len(r.tags) for r in results)
+        message = (ngettext("%(n)d dimension archived with %(tags)d tags.",
+                            "%(n)d dimensions archived with %(tags)d tags.", done) if archive
+                   else ngettext("%(n)d dimension restored with %(tags)d tags.",
+                                 "%(n)d dimensions restored with %(tags)d tags.", done))
+        self.message_user(request, message % {"n": done, "tags": tags}, messages.SUCCESS)
+        return None
 
 
 class TagVersionResource(resources.ModelResource):

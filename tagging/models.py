@@ -22,6 +22,11 @@ class Dimension(models.Model):
         help_text=_("A contact holds at most one tag of this dimension; applying one "
                     "replaces the other (e.g. purchase stage, lifecycle)."),
     )
+    is_archived = models.BooleanField(
+        _("archived"), default=False,
+        help_text=_("An archived dimension and its tags can no longer be applied; existing "
+                    "assignments stay and still count in segments."),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:
@@ -72,6 +77,11 @@ class Tag(models.Model):
     is_archived = models.BooleanField(
         _("archived"), default=False,
         help_text=_("Archived tags can no longer be applied but keep their history."),
+    )
+    archived_with_dimension = models.BooleanField(
+        _("archived with its dimension"), default=False, editable=False,
+        help_text=_("Archived because its dimension was; restoring the dimension restores "
+                    "it. A tag archived on its own before stays archived."),
     )
     contacts = models.ManyToManyField(
         Contact, through="TagAssignment", related_name="tags", verbose_name=_("contacts")

@@ -92,3 +92,36 @@ def definable_dimension_ids(user) -> set[int] | None:
 def can_define_any(user) -> bool:
     ids = definable_dimension_ids(user)
     return ids is None or bool(ids)
+
+
+# --- Governance: archiving whole dimensions ---------------------------------------
+
+
+def can_archive_dimension(user, dimension: Dimension) -> bool:
+    """Archive or restore ``dimension`` (and its tags): a Tag administrator's right.
+
+    Needs the model-wide ``change_dimension`` (a dimension-level change, like a
+    rename) and the define right on the dimension (its tags are archived with it).
+    A per-dimension define grant alone is not enough: its holder archives tags one by one.
+    """
+    if user is None or user.is_superuser:
+        return True
+    return (user.is_active and user.has_perm("tagging.change_dimension")
+            and can_define(user, dimension))
+
+
+def can_archive_dimensions_at_all(user) -> bool:
+    """Whether to offer the archive and restore actions on the dimension list."""
+    if user is None or user.is_superuser:
+        return True
+    return user.is_active and user.has_perm("tagging.change_dimension") and can_define_any(user)
+
+
+def ensure_can_archive_dimensions(user, dimensions: Iterable[Dimension]) -> None:
+    """Raise ``TagPermissionDenied`` naming the dimensions ``user`` may not archive or restore."""
+    refused = sorted({d.name for d in dimensions if not can_archive_dimension(user, d)})
+    if refused:
+        raise TagPermissionDenied(
+            _("Only a tag administrator may archive or restore these dimensions: "
+              "%(dimensions)s.") % {"dimensions": ", ".join(refused)}
+        )

@@ -13,7 +13,8 @@ Vocabulary rules:
 * a *near-twin* — a name within ``TAGWERK_TAG_NEAR_TWIN_DISTANCE`` edits (default 2)
   of an existing one, or in the same ``TAGWERK_TAG_SYNONYMS`` group — is refused
   with ``NearTwinWarning`` unless the caller confirms it with a reason;
-* renames, merges, archiving and deleting need a reason.
+* renames, merges, archiving and deleting need a reason;
+* no tag is created in, or moved into, an archived dimension.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError, RestrictedError
+from django.db.models import (
+    DO_NOTHING,
+    SET_DEFAULT,
+    SET_NULL,
+    ProtectedError,
+    Q,
+    RestrictedError,
+)
 from django.utils.translation import gettext as _
 
 from crm.models import Contact
@@ -39,7 +47,12 @@ from tagging.models import (
     VersionAction,
 )
 from tagging.names import name_key
-from tagging.permissions import TagPermissionDenied, ensure_can_apply, ensure_can_define
+from tagging.permissions import (
+    TagPermissionDenied,
+    ensure_can_apply,
+    ensure_can_archive_dimensions,
+    ensure_can_define,
+)
 from tagging.services import _Writer, contact_ids, tags_change
 
 TAG_FIELDS = ["name", "dimension", "colour", "symbol", "description", "kind", "lifetime_days"]
@@ -211,6 +224,12 @@ def tag_save(*, tag: Tag, actor=None, reason: str = "", near_twins_confirmed: bo
         _check_name(Tag, tag, near_twins_confirmed=near_twins_confirmed, reason=reason)
     if "name" in changes:
         _require_reason(reason, _("rename"))
+    if (old is None or "dimension" in changes) and tag.dimension.is_archived:
+        raise VocabularyError(
+            _("The dimension “%(dimension)s” is archived; restore it first or choose another "
+              "dimension.") % {"dimension": tag.dimension.name},
+            field="dimension",
+        )
     if "dimension" in changes:
         _check_move(tag)
     extra = {"near_twins_confirmed": True} if near_twins_confirmed else {}
@@ -272,12 +291,22 @@ def tag_archive(*, tag: Tag, actor=None, reason: str) -> bool:
 
 
 def tag_restore(*, tag: Tag, actor=None, reason: str = "") -> bool:
-    """Make an archived tag applicable again; False when it was not archived."""
+    """Make an archived tag applicable again; False when it was not archived.
+
+    A tag of an archived dimension comes back with its dimension (``dimension_restore``).
+    """
     ensure_can_define(actor, [tag.dimension])
+    if tag.is_archived and Dimension.objects.filter(pk=tag.dimension_id,
+                                                    is_archived=True).exists():
+        raise VocabularyError(
+            _("“%(tag)s” belongs to the archived dimension “%(dimension)s”; restore the "
+              "dimension first (or move the tag to another dimension).")
+            % {"tag": tag.name, "dimension": tag.dimension.name})
     with transaction.atomic():
-        if not Tag.objects.filter(pk=tag.pk, is_archived=True).update(is_archived=False):
+        if not Tag.objects.filter(pk=tag.pk, is_archived=True).update(
+                is_archived=False, archived_with_dimension=False):
             return False
-        tag.is_archived = False
+        tag.is_archived = tag.archived_with_dimension = False
         version_record(obj=tag, action=VersionAction.RESTORED, actor=actor, reason=reason,
                        changes={"is_archived": [True, False]})
     return True
@@ -300,16 +329,57 @@ def register_tag_reference(label: str, counter: Callable[[Tag], int]) -> None:
         _REFERENCE_COUNTERS.append((label, counter))
 
 
+def _uses(targets: list[tuple[type, str]], value, skip: tuple = ()) -> list[Reference]:
+    """Rows of other models that point at ``value``, one COUNT query per model.
+
+    ``targets`` are ``(model, lookup suffix)`` pairs: ``(Tag, "")`` counts what points
+    at a tag, ``(Tag, "__dimension")`` what points at any tag of a dimension. Hidden
+    relations (``related_name="+"``) count too; ``SET_NULL``/``DO_NOTHING`` ones do
+    not, since deleting does not touch them.
+    """
+    queries: dict[type, Q] = {}
+    for model, suffix in targets:
+        for rel in model._meta.get_fields(include_hidden=True):
+            if not (rel.is_relation and rel.auto_created and not rel.concrete):
+                continue
+            related = rel.related_model
+            if (related._meta.auto_created  # a many-to-many table, counted through its field
+                    or related in skip
+                    or getattr(rel, "on_delete", None) in (SET_NULL, SET_DEFAULT, DO_NOTHING)):
+                continue
+            lookup = Q(**{f"{rel.field.name}{suffix}": value})
+            queries[related] = queries[related] | lookup if related in queries else lookup
+    refs = []
+    for related, query in queries.items():
+        count = related._default_manager.filter(query).values("pk").distinct().count()
+        refs.append(Reference(str(related._meta.verbose_name_plural), count))
+    return refs
+
+
 def tag_references(tag: Tag) -> list[Reference]:
     """What still refers to ``tag``, as counts (one COUNT query each, never the rows)."""
     refs = [Reference(_("contacts holding it"), TagAssignment.objects.filter(tag=tag).count())]
-    for rel in Tag._meta.related_objects:
-        model = rel.related_model
-        if model in (TagAssignment, AssignmentHistory):  # counted above / a log, not a use
-            continue
-        count = model._default_manager.filter(**{rel.field.name: tag}).count()
-        refs.append(Reference(str(model._meta.verbose_name_plural), count))
+    refs += _uses([(Tag, "")], tag, skip=(TagAssignment,))
     refs += [Reference(str(label), counter(tag)) for label, counter in _REFERENCE_COUNTERS]
+    return [r for r in refs if r.count]
+
+
+def dimension_references(dimension: Dimension) -> list[Reference]:
+    """What still refers to ``dimension`` or its tags, as counts (never the rows).
+
+    Registered tag counters are asked once per tag of the dimension (a few dozen)
+    and summed.
+    """
+    tags = list(Tag.objects.filter(dimension=dimension))
+    refs = [
+        Reference(_("tags"), len(tags)),
+        Reference(_("tag holdings"),
+                  TagAssignment.objects.filter(tag__dimension=dimension).count()),
+    ]
+    refs += _uses([(Tag, "__dimension"), (Dimension, "")], dimension,
+                  skip=(Tag, TagAssignment))
+    refs += [Reference(str(label), sum(counter(t) for t in tags))
+             for label, counter in _REFERENCE_COUNTERS]
     return [r for r in refs if r.count]
 
 
@@ -414,6 +484,9 @@ def dimension_save(*, dimension: Dimension, actor=None, reason: str = "",
     """Create ``dimension`` (unsaved) or store the edits made to it, and log them."""
     old = Dimension.objects.get(pk=dimension.pk) if dimension.pk else None
     _ensure_model_perm(actor, "change_dimension" if old else "add_dimension")
+    if (old.is_archived if old else False) != dimension.is_archived:
+        raise VocabularyError(
+            _("Archive or restore a dimension with its own action, with a reason."))
     changes = _diff(old, dimension, DIMENSION_FIELDS) if old else {}
     if old is None or "name" in changes:
         _check_name(Dimension, dimension, near_twins_confirmed=near_twins_confirmed,
@@ -448,17 +521,112 @@ def _check_single_choice(dimension: Dimension) -> None:
         )
 
 
-def dimension_delete(*, dimension: Dimension, actor=None, reason: str) -> None:
-    """Delete an empty dimension; one that still has tags is refused."""
+def dimension_delete(*, dimension: Dimension, actor=None, reason: str) -> int:
+    """Delete ``dimension`` with its tags; returns the number of tag holdings removed.
+
+    Each tag goes as with ``tag_delete`` (assignments removed set-based with history,
+    one “deleted” entry per tag), then the dimension; all or nothing. Something that
+    cannot lose the dimension (a rule creating its tags there) refuses the whole
+    deletion. Prefer ``dimension_archive`` for a dimension that is still referenced.
+    """
     _ensure_model_perm(actor, "delete_dimension")
-    _require_reason(reason, _("deletion"))
-    tags = Tag.objects.filter(dimension=dimension).count()
+    tags = list(Tag.objects.filter(dimension=dimension).select_related("dimension")
+                .order_by("name"))
     if tags:
-        raise VocabularyError(
-            _("“%(dimension)s” still has %(n)d tags; move, merge or delete them first.")
-            % {"dimension": dimension.name, "n": tags}
-        )
+        ensure_can_define(actor, [dimension])
+    _require_reason(reason, _("deletion"))
+    snapshot = _snapshot(dimension, DIMENSION_FIELDS)
+    tag_reason = _("Dimension “%(dimension)s” deleted: %(reason)s") % {
+        "dimension": dimension.name, "reason": reason.strip()}
     with transaction.atomic():
+        removed = sum(tag_delete(tag=t, actor=actor, reason=tag_reason) for t in tags)
         version_record(obj=dimension, action=VersionAction.DELETED, actor=actor, reason=reason,
-                       changes=_snapshot(dimension, DIMENSION_FIELDS))
-        dimension.delete()
+                       changes={**snapshot, "tags_deleted": [t.name for t in tags],
+                                "holdings_removed": removed})
+        try:
+            dimension.delete()
+        except (ProtectedError, RestrictedError) as exc:
+            blocking = exc.protected_objects if isinstance(exc, ProtectedError) \
+                else exc.restricted_objects
+            names = sorted({str(o._meta.verbose_name_plural) for o in blocking})
+            raise VocabularyError(
+                _("“%(dimension)s” is still used by %(what)s and cannot be deleted; archive it "
+                  "instead.") % {"dimension": snapshot["name"], "what": ", ".join(names)}
+            ) from None
+    return removed
+
+
+@dataclass(frozen=True)
+class DimensionArchiveResult:
+    changed: bool  # False: it was in that state already and nothing was logged
+    tags: list[str]  # the tags archived (or restored) with it
+
+
+def dimension_archive(*, dimension: Dimension, actor=None, reason: str) -> DimensionArchiveResult:
+    """Archive ``dimension`` and every tag of it that is not archived yet.
+
+    Its tags can no longer be applied; assignments and history stay, and segment
+    expressions naming them still work. The tags archived here are marked
+    (``archived_with_dimension``) so that ``dimension_restore`` brings back exactly
+    these, not tags archived on their own before. Logged for the dimension and for
+    each tag, with the reason. Archiving an archived dimension changes nothing.
+    """
+    ensure_can_archive_dimensions(actor, [dimension])
+    _require_reason(reason, _("archiving"))
+    with transaction.atomic():
+        if not Dimension.objects.filter(pk=dimension.pk, is_archived=False).update(
+                is_archived=True):
+            return DimensionArchiveResult(changed=False, tags=[])
+        dimension.is_archived = True
+        tags = list(Tag.objects.select_for_update().filter(dimension=dimension, is_archived=False)
+                    .order_by("name"))
+        Tag.objects.filter(pk__in=[t.pk for t in tags]).update(
+            is_archived=True, archived_with_dimension=True)
+        version_record(obj=dimension, action=VersionAction.ARCHIVED, actor=actor, reason=reason,
+                       changes={"is_archived": [False, True],
+                                "tags_archived": [t.name for t in tags]})
+        _record_tags(tags, VersionAction.ARCHIVED, actor=actor,
+                     reason=_("Dimension “%(dimension)s” archived: %(reason)s")
+                     % {"dimension": dimension.name, "reason": reason.strip()},
+                     changes={"is_archived": [False, True], "with_dimension": dimension.name})
+    return DimensionArchiveResult(changed=True, tags=[t.name for t in tags])
+
+
+def dimension_restore(*, dimension: Dimension, actor=None, reason: str = ""
+                      ) -> DimensionArchiveResult:
+    """Restore an archived ``dimension`` and the tags archived with it.
+
+    Tags that were archived on their own before the dimension stay archived.
+    Restoring a dimension that is not archived changes nothing.
+    """
+    ensure_can_archive_dimensions(actor, [dimension])
+    with transaction.atomic():
+        if not Dimension.objects.filter(pk=dimension.pk, is_archived=True).update(
+                is_archived=False):
+            return DimensionArchiveResult(changed=False, tags=[])
+        dimension.is_archived = False
+        tags = list(Tag.objects.select_for_update()
+                    .filter(dimension=dimension, archived_with_dimension=True).order_by("name"))
+        Tag.objects.filter(pk__in=[t.pk for t in tags]).update(
+            is_archived=False, archived_with_dimension=False)
+        kept = list(Tag.objects.filter(dimension=dimension, is_archived=True)
+                    .exclude(pk__in=[t.pk for t in tags]).values_list("name", flat=True))
+        version_record(obj=dimension, action=VersionAction.RESTORED, actor=actor, reason=reason,
+                       changes={"is_archived": [True, False],
+                                "tags_restored": [t.name for t in tags],
+                                "tags_still_archived": kept})
+        message = _("Dimension “%(dimension)s” restored") % {"dimension": dimension.name}
+        _record_tags(tags, VersionAction.RESTORED, actor=actor,
+                     reason=f"{message}: {reason.strip()}" if reason.strip() else message,
+                     changes={"is_archived": [True, False], "with_dimension": dimension.name})
+    return DimensionArchiveResult(changed=True, tags=[t.name for t in tags])
+
+
+def _record_tags(tags: list[Tag], action: str, *, actor, reason: str, changes: dict) -> None:
+    """One version log entry per tag, in one statement (a dimension holds a few dozen)."""
+    TagVersion.objects.bulk_create([
+        TagVersion(actor=actor if getattr(actor, "pk", None) else None, action=action,
+                   object_type="tag", object_id=t.pk, object_name=t.name[:120],
+                   changes=changes, reason=reason)
+        for t in tags
+    ])

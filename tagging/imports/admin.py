@@ -46,6 +46,9 @@ class ImportForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        if "missing_tags_dimension" in self.fields:  # no new tags in an archived dimension
+            field = self.fields["missing_tags_dimension"]
+            field.queryset = field.queryset.filter(is_archived=False)
         self.fields["consent_basis"].help_text = _(
             "Required: state on what basis the people in this file may get WhatsApp "
             "marketing. Opted-out and blocklisted numbers are never switched back.")

@@ -100,6 +100,11 @@ def import_check_options(*, job: ImportJob) -> None:
     if job.create_missing_tags:
         if job.missing_tags_dimension is None:
             raise ImportRefused(_("Choose the dimension in which missing tags are created."))
+        if job.missing_tags_dimension.is_archived:
+            raise ImportRefused(_(
+                "The dimension “%(dim)s” is archived; no tags can be created in it. Choose "
+                "another or ask a tag administrator to restore it.")
+                % {"dim": job.missing_tags_dimension})
         if not can_define(job.actor, job.missing_tags_dimension):
             raise ImportRefused(_(
                 "Only a tag administrator of “%(dim)s” may create missing tags; untick "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -37,6 +38,13 @@ class RuleForm(forms.ModelForm):
         widgets = {"segment": forms.Textarea(attrs={"rows": 3, "cols": 80,
                                                     "class": "tw-segment"}),
                    "description": forms.Textarea(attrs={"rows": 2, "cols": 80})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("template_dimension")
+        if field is not None:  # no new tags in an archived dimension (its own stays visible)
+            field.queryset = field.queryset.filter(
+                Q(is_archived=False) | Q(pk=self.instance.template_dimension_id))
 
     def clean(self):
         data = super().clean()

@@ -197,6 +197,10 @@ def _template_tag(name: str, dimension: Dimension, cache: dict[str, Tag | None],
         return cache[key]
     tag = Tag.objects.select_related("dimension").filter(name_key=key).first()
     if tag is None and create:
+        if dimension.is_archived:
+            raise ValueError(
+                _("The dimension “%(dimension)s” for new tags is archived; restore it or "
+                  "choose another.") % {"dimension": dimension.name})
         try:
             with transaction.atomic():
                 tag = Tag(dimension=dimension, name=name, kind="dynamic")
@@ -517,6 +521,10 @@ def rule_validate(rule: Rule, add_tags: Sequence[Tag] = (), remove_tags: Sequenc
                     "a": ", ".join(f"{{{a}}}" for a in sorted(allowed))}
         if rule.template_dimension_id is None:
             problems["template_dimension"] = _("Choose the dimension new tags are created in.")
+        elif Dimension.objects.filter(pk=rule.template_dimension_id, is_archived=True).exists():
+            problems["template_dimension"] = _(
+                "This dimension is archived; no tags can be created in it. Restore it or "
+                "choose another.")
     both = {t.name for t in add_tags} & {t.name for t in remove_tags}
     if both:
         problems["remove_tags"] = _("A rule cannot add and remove the same tag: %(t)s.") % {

@@ -188,3 +188,129 @@ def test_dimension_order_edited_in_the_list_is_logged(admin_client):
     dimension.refresh_from_db()
     assert dimension.order == 7
     assert TagVersion.objects.get(object_type="dimension").changes == {"order": [0, 7]}
+
+
+def test_dimension_delete_page_counts_offers_archive_and_deletes_with_its_tags(
+        admin_client, make_dimension, make_tag, make_contact, django_assert_max_num_queries):
+    dimension = make_dimension(name="Kanal")
+    tiktok, flyer = make_tag(dimension=dimension, name="TikTok"), make_tag(dimension=dimension,
+                                                                          name="Flyer")
+    url = reverse("admin:tagging_dimension_delete", args=[dimension.pk])
+    tags_change(contacts=make_contact.create_batch(2), add=[tiktok])
+    with django_assert_max_num_queries(15) as few:
+        admin_client.get(url)
+    tags_change(contacts=make_contact.create_batch(40), add=[tiktok, flyer])
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = admin_client.get(url)
+    body = response.content.decode()
+    assert "<strong>2</strong> tags" in body
+    assert "<strong>82</strong> tag holdings" in body
+    assert "Archive instead" in body and "Delete anyway" in body
+    assert body.count("+49151") == 0  # counts, never the contacts
+
+    archived = admin_client.post(url, {"reason": "channel closed", "_archive": "1"},
+                                 follow=True)
+    assert "“Kanal” was archived with 2 tags." in archived.content.decode()
+    dimension.refresh_from_db()
+    assert dimension.is_archived and Tag.objects.filter(is_archived=True).count() == 2
+    assert "Archive instead" not in admin_client.get(url).content.decode()
+
+    no_reason = admin_client.post(url, {"reason": "", "_delete": "1"})
+    assert no_reason.status_code == 200 and Dimension.objects.filter(pk=dimension.pk).exists()
+    deleted = admin_client.post(url, {"reason": "gone for good", "_delete": "1"}, follow=True)
+    assert ("The dimension “Kanal” was deleted with 2 tags; 82 tag holdings were removed."
+            in deleted.content.decode())
+    assert not Dimension.objects.filter(pk=dimension.pk).exists()
+    assert AssignmentHistory.objects.filter(action="removed").count() == 82
+
+
+def test_dimension_delete_blocked_by_a_rule_says_so(admin_client, make_dimension):
+    from tagging.rules.models import Rule
+
+    dimension = make_dimension(name="Gekauft")
+    Rule.objects.create(name="Kauf merken", add_template="Gekauft {product}",
+                        template_dimension=dimension)
+    url = reverse("admin:tagging_dimension_delete", args=[dimension.pk])
+    assert "<strong>1</strong> rules" in admin_client.get(url).content.decode()
+    response = admin_client.post(url, {"reason": "tidy", "_delete": "1"})
+    assert response.status_code == 200
+    assert "still used by rules and cannot be deleted; archive it instead" in \
+        response.content.decode()
+    assert Dimension.objects.filter(pk=dimension.pk).exists()
+
+
+def test_dimension_archive_and_restore_buttons_ask_for_a_reason(
+        admin_client, make_dimension, make_tag, make_contact):
+    dimension = make_dimension(name="Aktion")
+    own, earlier = make_tag(dimension=dimension, name="Sale-618"), make_tag(
+        dimension=dimension, name="Sale-1111")
+    tag_archive(tag=earlier, actor=None, reason="over")
+    change = reverse("admin:tagging_dimension_change", args=[dimension.pk])
+    archive_url = reverse("admin:tagging_dimension_archive", args=[dimension.pk])
+    restore_url = reverse("admin:tagging_dimension_restore", args=[dimension.pk])
+    assert archive_url in admin_client.get(change).content.decode()
+
+    page = admin_client.get(archive_url).content.decode()
+    assert "its 1 tag not archived yet will be archived" in page
+    assert "1 tag archived on its own before stays archived" in page
+    refused = admin_client.post(archive_url, {"reason": ""})
+    assert refused.status_code == 200 and "This field is required" in refused.content.decode()
+    dimension.refresh_from_db()
+    assert not dimension.is_archived
+
+    done = admin_client.post(archive_url, {"reason": "campaign over"}, follow=True)
+    body = done.content.decode()
+    assert "“Aktion” was archived with 1 tag." in body
+    assert restore_url in body and "This dimension is archived" in body
+    own.refresh_from_db()
+    assert own.is_archived
+
+    assert "comes back with the 1 tag archived together with it" in \
+        admin_client.get(restore_url).content.decode()
+    back = admin_client.post(restore_url, {"reason": ""}, follow=True)
+    assert "“Aktion” was restored with 1 tag." in back.content.decode()
+    own.refresh_from_db()
+    earlier.refresh_from_db()
+    assert not own.is_archived and earlier.is_archived
+
+
+def test_dimension_archive_action_and_list_marks_archived(admin_client, make_dimension,
+                                                         make_tag):
+    dimensions = [make_dimension(name="Alt-A"), make_dimension(name="Alt-B")]
+    for d in dimensions:
+        make_tag(dimension=d)
+    url = reverse("admin:tagging_dimension_changelist")
+    selection = {"action": "archive_selected", ACTION_CHECKBOX_NAME: [d.pk for d in dimensions]}
+    asked = admin_client.post(url, selection)
+    assert asked.status_code == 200 and "Reason" in asked.content.decode()
+    assert not Dimension.objects.filter(is_archived=True).exists()
+    done = admin_client.post(url, {**selection, "confirm": "1", "reason": "merged away"},
+                             follow=True)
+    assert "2 dimensions archived with 2 tags." in done.content.decode()
+    assert Dimension.objects.filter(is_archived=True).count() == 2
+    listed = admin_client.get(url + "?is_archived__exact=1")
+    assert {d.name for d in listed.context["cl"].result_list} == {"Alt-A", "Alt-B"}
+
+    restored = admin_client.post(url, {"action": "restore_selected", "confirm": "1",
+                                       ACTION_CHECKBOX_NAME: [dimensions[0].pk], "reason": ""},
+                                 follow=True)
+    assert "1 dimension restored with 1 tags." in restored.content.decode()
+    assert not Tag.objects.get(dimension=dimensions[0]).is_archived
+
+
+def test_archived_dimension_is_not_offered_for_new_tags_or_on_the_profile(
+        admin_client, make_dimension, make_tag, make_contact):
+    open_dim, closed = make_dimension(name="Offen"), make_dimension(name="Geschlossen")
+    make_tag(dimension=closed, name="Zu-Sport")
+    make_tag(dimension=open_dim, name="Offen-Sport")
+    admin_client.post(reverse("admin:tagging_dimension_archive", args=[closed.pk]),
+                      {"reason": "closed"})
+
+    form = admin_client.get(reverse("admin:tagging_tag_add")).context["adminform"].form
+    assert list(form.fields["dimension"].queryset) == [open_dim]
+    refused = add_tag(admin_client, closed, "Zu-Neu")
+    assert refused.status_code == 200 and not Tag.objects.filter(name="Zu-Neu").exists()
+    contact = make_contact()
+    found = admin_client.get(reverse("admin:crm_contact_tag_search", args=[contact.pk]),
+                             {"q": "sport"}).json()["results"]
+    assert [r["name"] for r in found] == ["Offen-Sport"]

@@ -5,13 +5,15 @@ refused request changes nothing at all.
 """
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
 from crm.models import Contact
-from tagging.models import AssignmentHistory, Tag, TagAssignment, TagVersion
+from tagging.models import AssignmentHistory, Dimension, Tag, TagAssignment, TagVersion
 from tagging.permissions import TagPermissionDenied
 from tagging.services import tags_change
+from tagging.vocabulary import dimension_archive, dimension_restore
 from tests.factories import UserFactory
 from tests.tagging.governance import ROLE_NAMES, user_in_role
 
@@ -89,6 +91,68 @@ def test_delete_tag_in_admin(client, as_role, world, role):
                            {"reason": "never used", "_delete": "1"})
     assert Tag.objects.filter(pk=tag.pk).exists() is not MAY_DEFINE[role]
     assert response.status_code == (302 if MAY_DEFINE[role] else 403)
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+@pytest.mark.parametrize("way", ["button", "action", "service"])
+def test_archive_and_restore_a_dimension(client, as_role, world, role, way):
+    user = as_role(role)
+    dimension = world["granted"]
+    allowed = MAY_DEFINE[role]  # Tag administrators and superusers only
+
+    def archive():
+        if way == "button":
+            return client.post(reverse("admin:tagging_dimension_archive", args=[dimension.pk]),
+                               {"reason": "season over"})
+        if way == "action":
+            return client.post(reverse("admin:tagging_dimension_changelist"), {
+                "action": "archive_selected", ACTION_CHECKBOX_NAME: [dimension.pk],
+                "confirm": "1", "reason": "season over"})
+        return dimension_archive(dimension=dimension, actor=user, reason="season over")
+
+    if way == "service":
+        if allowed:
+            assert archive().tags == ["Interesse-Reisen", "Interesse-Sport"]
+        else:
+            with pytest.raises(TagPermissionDenied, match="Interesse"):
+                archive()
+    else:
+        response = archive()
+        # Refused: 403, the login page (no admin access) or the list without the action.
+        assert response.status_code in ((302,) if allowed else (200, 302, 403))
+        if response.status_code == 200:
+            form = response.context["action_form"]  # None: no action offered at all
+            offered = [name for name, _label in form.fields["action"].choices] if form else []
+            assert "archive_selected" not in offered
+    archived = Dimension.objects.get(pk=dimension.pk).is_archived
+    assert archived is allowed
+    assert Tag.objects.filter(dimension=dimension, is_archived=True).exists() is allowed
+    assert TagVersion.objects.filter(object_type="dimension", action="archived").exists() \
+        is allowed
+    if not allowed:
+        dimension_archive(dimension=dimension, actor=None, reason="by the system")
+        with pytest.raises(TagPermissionDenied):
+            dimension_restore(dimension=dimension, actor=user)
+        refused = client.post(reverse("admin:tagging_dimension_restore", args=[dimension.pk]))
+        assert refused.status_code in (302, 403)  # 302: no admin access to dimensions at all
+        assert Dimension.objects.get(pk=dimension.pk).is_archived
+
+
+def test_a_per_dimension_define_grant_does_not_archive_the_dimension(client, world):
+    user = UserFactory(is_staff=True)
+    assign_perm("tagging.define_dimension_tags", user, world["granted"])
+    client.force_login(user)
+
+    with pytest.raises(TagPermissionDenied, match="Only a tag administrator"):
+        dimension_archive(dimension=world["granted"], actor=user, reason="x")
+    page = client.post(reverse("admin:tagging_dimension_archive", args=[world["granted"].pk]),
+                       {"reason": "x"})
+
+    assert page.status_code in (302, 403)
+    assert not Dimension.objects.get(pk=world["granted"].pk).is_archived
+    # Its tags, one by one, stay theirs to archive.
+    from tagging.vocabulary import tag_archive
+    assert tag_archive(tag=world["granted_tag"], actor=user, reason="x") is True
 
 
 @pytest.mark.parametrize("role", ROLE_NAMES)

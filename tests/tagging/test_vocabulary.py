@@ -7,7 +7,10 @@ from tagging.services import TagChangeError, tags_change
 from tagging.vocabulary import (
     NearTwinWarning,
     VocabularyError,
+    dimension_archive,
     dimension_delete,
+    dimension_references,
+    dimension_restore,
     dimension_save,
     edit_distance,
     register_tag_reference,
@@ -196,11 +199,144 @@ def test_dimension_rules_and_log(make_dimension, make_tag, superuser):
     dimension = dimension_save(dimension=Dimension(name="Kaufkraft"), actor=superuser)
     with pytest.raises(VocabularyError, match="already exists"):
         dimension_save(dimension=Dimension(name="KAUFKRAFT"))
-    make_tag(dimension=dimension)
-    with pytest.raises(VocabularyError, match="still has 1 tags"):
-        dimension_delete(dimension=dimension, actor=superuser, reason="x")
-    Tag.objects.filter(dimension=dimension).delete()
+    dimension.name = "Kaufkraft-Stufe"
+    with pytest.raises(VocabularyError, match="Give a reason"):
+        dimension_save(dimension=dimension, actor=superuser)
+    dimension_save(dimension=dimension, actor=superuser, reason="clearer")
+    dimension.colour = "#2F9E44"
+    dimension_save(dimension=dimension, actor=superuser)  # a recolour needs no reason
+    with pytest.raises(VocabularyError, match="Give a reason"):
+        dimension_delete(dimension=dimension, actor=superuser, reason=" ")
     dimension_delete(dimension=dimension, actor=superuser, reason="unused")
-    assert log() == ["created", "deleted"]
+    assert log() == ["created", "renamed", "recoloured", "deleted"]
+    assert TagVersion.objects.get(action="renamed").reason == "clearer"
     with pytest.raises(TagPermissionDenied):
         dimension_save(dimension=Dimension(name="Neu"), actor=user_in_role("marketer"))
+
+
+def test_archived_dimension_keeps_assignments_and_restore_brings_back_only_its_tags(
+        make_dimension, make_tag, make_contact, superuser):
+    from tagging.segments import contacts_matching
+
+    dimension = make_dimension(name="Saison")
+    summer, winter, spring = (make_tag(dimension=dimension, name=n)
+                              for n in ("Sommer", "Winter", "Frühling"))
+    tag_archive(tag=spring, actor=superuser, reason="no spring sale")
+    holder, other = make_contact(), make_contact()
+    tags_change(contacts=[holder], add=[summer])
+
+    with pytest.raises(VocabularyError, match="Give a reason"):
+        dimension_archive(dimension=dimension, actor=superuser, reason="")
+    assert not Tag.objects.filter(pk=summer.pk, is_archived=True).exists()
+
+    result = dimension_archive(dimension=dimension, actor=superuser, reason="season over")
+
+    assert (result.changed, result.tags) == (True, ["Sommer", "Winter"])
+    assert set(Tag.objects.filter(dimension=dimension, is_archived=True)
+               .values_list("name", flat=True)) == {"Sommer", "Winter", "Frühling"}
+    # Cannot be applied any more; what contacts hold stays and segments still see it.
+    with pytest.raises(TagChangeError, match="Sommer"):
+        tags_change(contacts=[other], add=[Tag.objects.get(pk=summer.pk)])
+    assert TagAssignment.objects.filter(tag=summer, contact=holder).exists()
+    assert list(contacts_matching('"Sommer"')) == [holder]
+    assert list(contacts_matching('"Saison/*"')) == [holder]
+    # Nothing new goes into it, and its tags come back only with it.
+    with pytest.raises(VocabularyError, match="archived") as refused:
+        tag_create(dimension=dimension, name="Herbst", actor=superuser)
+    assert refused.value.field == "dimension"
+    with pytest.raises(VocabularyError, match="restore the dimension first"):
+        tag_restore(tag=Tag.objects.get(pk=winter.pk), actor=superuser)
+    entry = TagVersion.objects.get(object_type="dimension", action="archived")
+    assert (entry.reason, entry.changes["tags_archived"]) == ("season over",
+                                                              ["Sommer", "Winter"])
+    assert "season over" in TagVersion.objects.get(object_type="tag", object_id=winter.pk,
+                                                   action="archived").reason
+    again = dimension_archive(dimension=dimension, actor=superuser, reason="again")
+    assert again.changed is False
+    assert TagVersion.objects.filter(object_type="dimension", action="archived").count() == 1
+
+    restored = dimension_restore(dimension=dimension, actor=superuser, reason="back")
+
+    assert restored.tags == ["Sommer", "Winter"]
+    assert set(Tag.objects.filter(dimension=dimension, is_archived=True)
+               .values_list("name", flat=True)) == {"Frühling"}
+    assert tags_change(contacts=[other], add=[Tag.objects.get(pk=summer.pk)]).added == 1
+    def tag_log(tag):
+        return list(TagVersion.objects.filter(object_type="tag", object_id=tag.pk)
+                    .order_by("id").values_list("action", flat=True))
+
+    assert tag_log(winter) == ["archived", "restored"]
+    assert tag_log(spring) == ["archived"]
+    assert TagVersion.objects.get(object_type="dimension", action="restored").changes[
+        "tags_still_archived"] == ["Frühling"]
+
+
+def test_tag_and_dimension_forms_of_an_archived_dimension_are_refused(make_dimension, make_tag,
+                                                                    superuser):
+    open_dim, closed = make_dimension(name="Offen"), make_dimension(name="Zu")
+    tag = make_tag(dimension=open_dim, name="Wandert")
+    dimension_archive(dimension=closed, actor=superuser, reason="closed")
+    tag.dimension = closed
+    with pytest.raises(VocabularyError, match="“Zu” is archived"):
+        tag_save(tag=tag, actor=superuser)
+    closed.refresh_from_db()
+    closed.is_archived = False
+    with pytest.raises(VocabularyError, match="its own action"):
+        dimension_save(dimension=closed, actor=superuser)
+
+
+def test_deleting_a_dimension_deletes_its_tags_with_history_unless_something_needs_it(
+        make_dimension, make_tag, make_contact, superuser):
+    from tagging.rules.models import Rule
+
+    dimension = make_dimension(name="Quelle")
+    flyer, qr = make_tag(dimension=dimension, name="Flyer"), make_tag(dimension=dimension,
+                                                                       name="QR-Code")
+    tags_change(contacts=make_contact.create_batch(2), add=[flyer, qr])
+    rule = Rule.objects.create(name="Quelle merken", add_template="Quelle {date}",
+                               template_dimension=dimension)
+    rule.add_tags.add(flyer)
+
+    refs = {r.label: r.count for r in dimension_references(dimension)}
+    assert refs == {"tags": 2, "tag holdings": 4, "rules": 1}
+    with pytest.raises(VocabularyError, match="still used by rules"):
+        dimension_delete(dimension=dimension, actor=superuser, reason="obsolete")
+    assert TagAssignment.objects.count() == 4 and Tag.objects.count() == 2
+    assert not TagVersion.objects.filter(action="deleted").exists()
+
+    rule.delete()
+    removed = dimension_delete(dimension=dimension, actor=superuser, reason="obsolete")
+
+    assert removed == 4
+    assert not Tag.objects.exists() and not TagAssignment.objects.exists()
+    assert AssignmentHistory.objects.filter(action="removed").count() == 4
+    entry = TagVersion.objects.get(object_type="dimension", action="deleted")
+    assert (entry.reason, entry.changes["tags_deleted"], entry.changes["holdings_removed"]) == (
+        "obsolete", ["Flyer", "QR-Code"], 4)
+    assert TagVersion.objects.filter(object_type="tag", action="deleted").count() == 2
+
+
+def test_references_include_hidden_relations_from_other_apps(make_tag):
+    from campaigns.models import KeywordRule
+
+    tag = make_tag(name="Fragt-Preis")
+    KeywordRule.objects.create(name="Preis", keywords="preis,kosten", tag=tag)
+    refs = {r.label: r.count for r in tag_references(tag)}
+    assert refs == {"keyword rules": 1}
+    assert {r.label: r.count for r in dimension_references(tag.dimension)}["keyword rules"] == 1
+
+
+def test_rules_and_imports_create_no_tags_in_an_archived_dimension(make_dimension, superuser):
+    from tagging.imports.models import ImportJob
+    from tagging.imports.services import ImportRefused, import_check_options
+    from tagging.rules.models import Rule
+    from tagging.rules.services import rule_validate
+
+    dimension = make_dimension(name="Gekauft")
+    dimension_archive(dimension=dimension, actor=superuser, reason="old scheme")
+    rule = Rule(name="Kauf", add_template="Gekauft {date}", template_dimension=dimension)
+
+    assert "archived" in rule_validate(rule)["template_dimension"]
+    with pytest.raises(ImportRefused, match="“Gekauft” is archived"):
+        import_check_options(job=ImportJob(actor=superuser, create_missing_tags=True,
+                                           missing_tags_dimension=dimension))
