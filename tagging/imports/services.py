@@ -18,7 +18,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -119,6 +119,7 @@ def import_analyse(*, job: ImportJob) -> Outcome:
     Writes nothing but the job's ``preview``; a refused file sets status ``refused``.
     """
     ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.ANALYSING)
+    _discard_preview_file(job)  # a re-delivered analysis writes a new one
     try:
         engine = _Engine(job, dry_run=True)
         outcome = engine.execute()
@@ -167,6 +168,8 @@ def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None =
             return _outcome_of(job)
         job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
         job.save(update_fields=["status", "started_at"])
+        # The run writes its own failed rows; the preview's are not shown any more.
+        _discard_preview_file(job)
     engine = _Engine(job, dry_run=False, progress=progress)
     try:
         outcome = engine.execute()
@@ -226,6 +229,40 @@ def import_undo(*, job: ImportJob, actor=None) -> dict:
         job.undone_at, job.status = timezone.now(), ImportStatus.UNDONE
         job.save(update_fields=["undo_report", "undone_at", "status"])
     return job.undo_report
+
+
+def import_previews_cleanup(*, older_than: timedelta | None = None) -> int:
+    """Delete failed-rows files of previews older than ``older_than`` (default
+    ``IMPORTS_PREVIEW_RETENTION_DAYS``), including those of deleted jobs; return how many.
+
+    Jobs that pointed to a deleted file no longer offer its download. Safe to re-run.
+    """
+    if older_than is None:
+        older_than = timedelta(days=settings.IMPORTS_PREVIEW_RETENTION_DAYS)
+    directory = Path(settings.MEDIA_ROOT) / "imports" / "preview"
+    if not directory.is_dir():
+        return 0
+    cutoff = (timezone.now() - older_than).timestamp()
+    old = [path for path in directory.iterdir()
+           if path.is_file() and path.stat().st_mtime < cutoff]
+    for path in old:
+        path.unlink(missing_ok=True)
+    names = [str(path) for path in old]
+    for start in range(0, len(names), 500):
+        for job in ImportJob.objects.filter(
+                preview__failed_rows_file__in=names[start:start + 500]).only("preview"):
+            job.preview["failed_rows_file"] = ""
+            job.save(update_fields=["preview"])
+    return len(old)
+
+
+def _discard_preview_file(job: ImportJob) -> None:
+    name = (job.preview or {}).get("failed_rows_file")
+    if not name:
+        return
+    Path(name).unlink(missing_ok=True)
+    job.preview["failed_rows_file"] = ""
+    ImportJob.objects.filter(pk=job.pk).update(preview=job.preview)
 
 
 def _refuse(job: ImportJob, message: str) -> None:

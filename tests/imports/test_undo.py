@@ -112,3 +112,16 @@ def test_undoing_two_imports_in_reverse_order_restores_the_original(vocabulary, 
     import_undo(job=first)
 
     assert Contact.objects.get().city == "Bonn"
+
+
+def test_the_job_page_says_what_undo_put_back(vocabulary, run_import, client, superuser):
+    from django.urls import reverse
+
+    ContactFactory(phone="+4915123000001", first_name="Anna")
+    job = run_import("phone,first_name\n+4915123000001,Anne\n", **OVERWRITE)
+    import_undo(job=job)
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:tagging_importjob_job", args=[job.pk])).content.decode()
+
+    assert "put back on 1 contacts" in page
