@@ -293,7 +293,7 @@ class DashboardSnapshot(models.Model):
 # --- imports (issue 5) ---------------------------------------------------
 # --- audiences: saved segments and bulk operations (tagging/audience_models.py) ---
 from tagging.audience_models import BulkOperation, BulkStatus, Segment  # noqa: E402, F401
-from tagging.imports.models import ImportedContact, ImportJob  # noqa: E402, F401
+from tagging.imports.models import ImportedChange, ImportedContact, ImportJob  # noqa: E402, F401
 
 # --- rules (issue 6): Rule and RuleRun live in tagging/rules/models.py --------------------------
 from tagging.rules.models import Rule, RuleRun  # noqa: E402, F401

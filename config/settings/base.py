@@ -221,3 +221,9 @@ CELERY_BEAT_SCHEDULE["audiences-segment-counts"] = {
 CELERY_BEAT_SCHEDULE["audiences-tag-changes-prune"] = {
     "task": "tagging.audience_tasks.tag_changes_prune_task", "schedule": 3600.0,
 }
+
+# --- Imports: preview (dry-run) failed-rows files are deleted after this many days ---
+IMPORTS_PREVIEW_RETENTION_DAYS = env_int("IMPORTS_PREVIEW_RETENTION_DAYS", 7)
+CELERY_BEAT_SCHEDULE["imports-preview-cleanup"] = {
+    "task": "tagging.imports.tasks.import_previews_cleanup_task", "schedule": 86400.0,
+}

@@ -178,8 +178,12 @@ class ImportJobAdmin(admin.ModelAdmin):
         if job.failed_rows:
             handle, name = job.failed_rows.open("rb"), f"import-{job.pk}-failed-rows.csv"
         elif job.preview.get("failed_rows_file"):
-            handle, name = open(job.preview["failed_rows_file"], "rb"), (  # noqa: SIM115
-                f"import-{job.pk}-dry-run-failed-rows.csv")
+            try:
+                handle, name = open(job.preview["failed_rows_file"], "rb"), (  # noqa: SIM115
+                    f"import-{job.pk}-dry-run-failed-rows.csv")
+            except FileNotFoundError:
+                raise Http404(_("The preview's failed rows are no longer kept. Upload the "
+                                "file again to see them.")) from None
         else:
             raise Http404(_("This import has no failed rows."))
         return FileResponse(handle, as_attachment=True, filename=name,

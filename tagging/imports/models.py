@@ -127,3 +127,27 @@ class ImportedContact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} · {self.contact_id}"
+
+
+class ImportedChange(models.Model):
+    """The fields an import changed on an existing contact: what undo may put back.
+
+    ``before`` and ``after`` hold the changed fields only, as JSON (dates and times as
+    ISO text). Undo restores a field only while it still holds ``after``.
+    """
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="changed_contacts")
+    # No constraint, as for ImportedContact: the contact may be deleted later.
+    contact = models.ForeignKey("crm.Contact", on_delete=models.DO_NOTHING, related_name="+",
+                                db_constraint=False, db_index=False)
+    before = models.JSONField(_("values before the import"), default=dict)
+    after = models.JSONField(_("values the import wrote"), default=dict)
+
+    class Meta:
+        verbose_name = _("contact changed by an import")
+        verbose_name_plural = _("contacts changed by imports")
+        constraints = [models.UniqueConstraint(fields=["job", "contact"],
+                                               name="tagging_imported_change_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} · {self.contact_id}"

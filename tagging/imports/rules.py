@@ -184,6 +184,7 @@ class RowParser:
         self.mapping, self.tags = mapping, tags
         self.region = region or settings.TAGWERK_DEFAULT_REGION
         self.phone_index = mapping.phone_index
+        self._checked: dict[tuple, tuple] = {}
         self.max_length = {
             name: Contact._meta.get_field(name).max_length for name in FACT_FIELDS
         }
@@ -253,40 +254,56 @@ class RowParser:
 
     def _tags(self, row: ParsedRow, add_names: list[str], remove_names: list[str],
               cells: list[str]) -> ParsedRow | RowFailure:
-        for names, target in ((add_names, row.add), (remove_names, row.remove)):
+        # Files repeat the same few tag cells on every row: check each combination once.
+        key = (tuple(add_names), tuple(remove_names))
+        checked = self._checked.get(key)
+        if checked is None:
+            checked = self._check_tags(add_names, remove_names)
+            if len(self._checked) < 100_000:
+                self._checked[key] = checked
+        if isinstance(checked[0], str):
+            return RowFailure(row.number, checked[0], checked[1], cells)
+        row.add, row.remove = list(checked[0]), list(checked[1])
+        return row
+
+    def _check_tags(self, add_names: list[str], remove_names: list[str],
+                    ) -> tuple[tuple[Tag, ...], tuple[Tag, ...]] | tuple[str, str]:
+        """(tags to add, tags to remove), or (reason, message) when the row must fail."""
+        add: list[Tag] = []
+        remove: list[Tag] = []
+        for names, target in ((add_names, add), (remove_names, remove)):
             for name in dict.fromkeys(names):
-                tag = self.tags.get(name) if target is row.add else self.tags.by_key.get(
+                tag = self.tags.get(name) if target is add else self.tags.by_key.get(
                     _key(name))
                 if tag is None:
-                    return RowFailure(row.number, Reason.UNKNOWN_TAG, _(
+                    return (Reason.UNKNOWN_TAG, _(
                         "The tag “%(tag)s” does not exist. Create it first or ask a tag "
-                        "administrator to import with “create missing tags”.") % {"tag": name},
-                        cells)
+                        "administrator to import with “create missing tags”.") % {"tag": name})
                 if not self.tags.allowed(tag):
-                    return RowFailure(row.number, Reason.FORBIDDEN_TAG, _(
+                    return (Reason.FORBIDDEN_TAG, _(
                         "You may not apply or remove the tag “%(tag)s” (dimension “%(dim)s”).")
-                        % {"tag": tag.name, "dim": tag.dimension.name}, cells)
-                if tag.is_archived and target is row.add:
-                    return RowFailure(row.number, Reason.ARCHIVED_TAG, _(
+                        % {"tag": tag.name, "dim": tag.dimension.name})
+                if tag.is_archived and target is add:
+                    return (Reason.ARCHIVED_TAG, _(
                         "The tag “%(tag)s” is archived and can no longer be applied.")
-                        % {"tag": tag.name}, cells)
+                        % {"tag": tag.name})
                 if tag not in target:
                     target.append(tag)
-        both = {t.name for t in row.add} & {t.name for t in row.remove}
+        both = {t.name for t in add} & {t.name for t in remove}
         if both:
-            return RowFailure(row.number, Reason.CONFLICTING_TAGS, _(
+            return (Reason.CONFLICTING_TAGS, _(
                 "“%(tags)s” is both added and removed in this row.")
-                % {"tags": ", ".join(sorted(both))}, cells)
+                % {"tags": ", ".join(sorted(both))})
         single: dict[int, str] = {}
-        for tag in row.add:
+        for tag in add:
             if tag.dimension.single_choice:
                 if tag.dimension_id in single:
-                    return RowFailure(row.number, Reason.CONFLICTING_TAGS, _(
+                    return (Reason.CONFLICTING_TAGS, _(
                         "“%(a)s” and “%(b)s” belong to the single-choice dimension “%(d)s”; "
                         "keep one.") % {"a": single[tag.dimension_id], "b": tag.name,
-                                        "d": tag.dimension.name}, cells)
+                                        "d": tag.dimension.name})
                 single[tag.dimension_id] = tag.name
-        return row
+        return tuple(add), tuple(remove)
 
 
 @lru_cache(maxsize=4096)

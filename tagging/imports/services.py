@@ -18,6 +18,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -30,7 +31,13 @@ from django.utils.translation import ngettext
 
 from crm.models import ConsentStatus, Contact
 from tagging.exports import escape_cell
-from tagging.imports.models import ImportedContact, ImportJob, ImportStatus, UpdateMode
+from tagging.imports.models import (
+    ImportedChange,
+    ImportedContact,
+    ImportJob,
+    ImportStatus,
+    UpdateMode,
+)
 from tagging.imports.reader import UnreadableFile, open_table
 from tagging.imports.rules import (
     FACT_FIELDS,
@@ -117,6 +124,7 @@ def import_analyse(*, job: ImportJob) -> Outcome:
     Writes nothing but the job's ``preview``; a refused file sets status ``refused``.
     """
     ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.ANALYSING)
+    _discard_preview_file(job)  # a re-delivered analysis writes a new one
     try:
         engine = _Engine(job, dry_run=True)
         outcome = engine.execute()
@@ -165,6 +173,8 @@ def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None =
             return _outcome_of(job)
         job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
         job.save(update_fields=["status", "started_at"])
+        # The run writes its own failed rows; the preview's are not shown any more.
+        _discard_preview_file(job)
     engine = _Engine(job, dry_run=False, progress=progress)
     try:
         outcome = engine.execute()
@@ -190,7 +200,8 @@ def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None =
 
 def import_undo(*, job: ImportJob, actor=None) -> dict:
     """Take the import back: remove the tags it added, restore those it removed, delete
-    the contacts it created unless something else touched them since.
+    the contacts it created unless something else touched them since, and put back the
+    fields it overwrote on existing contacts unless they changed since (``_restore_changes``).
 
     Idempotent: a second undo changes nothing and returns the first undo's report.
     """
@@ -215,11 +226,48 @@ def import_undo(*, job: ImportJob, actor=None) -> dict:
             chunk = ids[start:start + BATCH_SIZE]
             deleted += Contact.objects.filter(pk__in=chunk).delete()[1].get("crm.Contact", 0)
         kept = job.created_contacts.count() - deleted
+        restored, changed_since = _restore_changes(job, timezone.now())
         job.undo_report = {"tags_removed": result.removed, "tags_restored": result.added,
-                           "contacts_deleted": deleted, "contacts_kept": kept}
+                           "contacts_deleted": deleted, "contacts_kept": kept,
+                           "contacts_restored": restored,
+                           "contacts_changed_since": changed_since}
         job.undone_at, job.status = timezone.now(), ImportStatus.UNDONE
         job.save(update_fields=["undo_report", "undone_at", "status"])
     return job.undo_report
+
+
+def import_previews_cleanup(*, older_than: timedelta | None = None) -> int:
+    """Delete failed-rows files of previews older than ``older_than`` (default
+    ``IMPORTS_PREVIEW_RETENTION_DAYS``), including those of deleted jobs; return how many.
+
+    Jobs that pointed to a deleted file no longer offer its download. Safe to re-run.
+    """
+    if older_than is None:
+        older_than = timedelta(days=settings.IMPORTS_PREVIEW_RETENTION_DAYS)
+    directory = Path(settings.MEDIA_ROOT) / "imports" / "preview"
+    if not directory.is_dir():
+        return 0
+    cutoff = (timezone.now() - older_than).timestamp()
+    old = [path for path in directory.iterdir()
+           if path.is_file() and path.stat().st_mtime < cutoff]
+    for path in old:
+        path.unlink(missing_ok=True)
+    names = [str(path) for path in old]
+    for start in range(0, len(names), 500):
+        for job in ImportJob.objects.filter(
+                preview__failed_rows_file__in=names[start:start + 500]).only("preview"):
+            job.preview["failed_rows_file"] = ""
+            job.save(update_fields=["preview"])
+    return len(old)
+
+
+def _discard_preview_file(job: ImportJob) -> None:
+    name = (job.preview or {}).get("failed_rows_file")
+    if not name:
+        return
+    Path(name).unlink(missing_ok=True)
+    job.preview["failed_rows_file"] = ""
+    ImportJob.objects.filter(pk=job.pk).update(preview=job.preview)
 
 
 def _refuse(job: ImportJob, message: str) -> None:
@@ -411,7 +459,7 @@ class _Engine:
         if not batch:
             return
         job, outcome = self.job, self.outcome
-        fields = ["id", "consent_status", "is_blocked", "attributes", *FACT_FIELDS]
+        fields = ["id", "is_blocked", "attributes", *CONSENT_FIELDS, *FACT_FIELDS]
         existing = {
             row["phone"]: row
             for row in Contact.objects.filter(phone__in=[r.phone for r in batch])
@@ -420,7 +468,7 @@ class _Engine:
         held = self._held(existing, batch)
         now = timezone.now()
         new_contacts: list[dict] = []
-        updates: dict[tuple[str, ...], list[Contact]] = defaultdict(list)
+        updates: dict[tuple[str, ...], list[tuple[int, dict, dict]]] = defaultdict(list)
         plans: list[tuple[ParsedRow, int | None]] = []
         for row in batch:
             current = existing.get(row.phone)
@@ -429,12 +477,11 @@ class _Engine:
                 plans.append((row, None))
                 outcome.created += 1
                 continue
-            changes = self._changes(row, current)
+            changes = self._changes(row, current, now)
             tag_change = any((current["id"], t.pk) not in held for t in row.add) or any(
                 (current["id"], t.pk) in held for t in row.remove)
             if changes:
-                updates[tuple(sorted(changes))].append(Contact(id=current["id"], updated_at=now,
-                                                               **changes))
+                updates[tuple(sorted(changes))].append((current["id"], changes, current))
             if changes or tag_change:
                 outcome.updated += 1
             else:
@@ -448,8 +495,7 @@ class _Engine:
             ImportedContact.objects.bulk_create(
                 [ImportedContact(job_id=job.pk, contact_id=pk) for pk in ids.values()])
             plans = [(row, pk if pk is not None else ids[row.phone]) for row, pk in plans]
-        for names, objs in updates.items():
-            Contact.objects.bulk_update(objs, [*names, "updated_at"])
+        contacts_update(updates, now=now, job=job)
         self._change_tags(plans)
 
     def _new_contact(self, row: ParsedRow, now) -> dict:
@@ -463,7 +509,7 @@ class _Engine:
             created_at=now, updated_at=now, **row.facts)
         return values
 
-    def _changes(self, row: ParsedRow, current: dict) -> dict:
+    def _changes(self, row: ParsedRow, current: dict, now) -> dict:
         overwrite = self.job.update_mode == UpdateMode.OVERWRITE
         changes = {
             name: value for name, value in row.facts.items()
@@ -480,9 +526,8 @@ class _Engine:
         # number is never switched back by an import.
         if (self.job.consent_basis == ConsentStatus.OPTED_IN and not current["is_blocked"]
                 and current["consent_status"] == ConsentStatus.UNKNOWN):
-            changes.update(consent_status=ConsentStatus.OPTED_IN, consent_at=timezone.now(),
-                           consent_source=(self.job.consent_source or
-                                           _("import #%(id)s") % {"id": self.job.pk})[:200])
+            changes.update(consent_status=ConsentStatus.OPTED_IN, consent_at=now,
+                           consent_source=self._consent_source)
         return changes
 
     def _held(self, existing: dict, batch: list[ParsedRow]) -> set[tuple[int, int]]:
@@ -583,6 +628,147 @@ def contacts_insert(rows: list[dict]) -> dict[str, int]:
         result = dict(cursor.fetchall())
         cursor.execute("DROP TABLE tw_import_new")
         return result
+
+
+CONSENT_FIELDS = ("consent_status", "consent_source", "consent_at")
+_ARRAY_TYPES = {"CharField": "text[]", "TextField": "text[]", "DateField": "date[]",
+                "DateTimeField": "timestamptz[]", "JSONField": "jsonb[]"}
+
+
+def contacts_update(groups: dict[tuple[str, ...], list[tuple[int, dict, dict]]], *, now,
+                    job: ImportJob | None = None) -> None:
+    """Write changed fields of existing contacts; with ``job``, record what they were.
+
+    ``groups`` maps a set of field names to ``(contact id, new values, current values)``.
+    On PostgreSQL each group is one ``UPDATE … FROM unnest(…)`` whose ``RETURNING`` feeds
+    the ``ImportedChange`` rows (old values read by the same statement); other databases
+    use ``bulk_update`` and one ``bulk_create``.
+    """
+    if not groups:
+        return
+    if connection.vendor == "postgresql":
+        for names, entries in groups.items():
+            _update_postgresql(names, entries, now=now, job=job)
+        return
+    for names, entries in groups.items():
+        Contact.objects.bulk_update(
+            [Contact(id=pk, updated_at=now, **values) for pk, values, _ in entries],
+            [*names, "updated_at"], batch_size=1000)
+    if job is not None:
+        ImportedChange.objects.bulk_create([
+            ImportedChange(job_id=job.pk, contact_id=pk,
+                           before={n: _jsonable(current[n]) for n in values},
+                           after={n: _jsonable(v) for n, v in values.items()})
+            for entries in groups.values() for pk, values, current in entries
+        ], batch_size=1000)
+
+
+def _update_postgresql(names: tuple[str, ...], entries: list[tuple[int, dict, dict]], *, now,
+                       job: ImportJob | None) -> None:
+    qn = connection.ops.quote_name
+    fields = [Contact._meta.get_field(n) for n in names]
+    params: list = [now, [pk for pk, _, _ in entries]]
+    for f in fields:
+        column = [values[f.attname] for _, values, _ in entries]
+        params.append([json.dumps(v) for v in column] if f.get_internal_type() == "JSONField"
+                      else column)
+    arrays = ", ".join(["%s::bigint[]"] + [f"%s::{_ARRAY_TYPES[f.get_internal_type()]}"
+                                            for f in fields])
+    values = ", ".join(f"v{i}" for i in range(len(fields)))
+    sets = ", ".join(f"{qn(f.column)} = n.v{i}" for i, f in enumerate(fields))
+    update = (f"UPDATE {qn(Contact._meta.db_table)} c SET {sets}, {qn('updated_at')} = %s "
+              f"FROM unnest({arrays}) AS n(id, {values}), {qn(Contact._meta.db_table)} o "
+              "WHERE c.id = n.id AND o.id = n.id")
+    with connection.cursor() as cursor:
+        if job is None:
+            cursor.execute(update, params)
+            return
+        # The self-join ``o`` reads the rows as they were before this statement.
+        before = ", ".join(f"'{f.attname}', to_jsonb(o.{qn(f.column)})" for f in fields)
+        after = ", ".join(f"'{f.attname}', to_jsonb(n.v{i})" for i, f in enumerate(fields))
+        cursor.execute(
+            f"WITH u AS ({update} RETURNING c.id, jsonb_build_object({before}) AS before, "
+            f"jsonb_build_object({after}) AS after) "
+            f"INSERT INTO {qn(ImportedChange._meta.db_table)} (job_id, contact_id, before, after) "
+            "SELECT %s, id, before, after FROM u", [*params, job.pk])
+
+
+def _jsonable(value):
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _restore_changes(job: ImportJob, now) -> tuple[int, int]:
+    """Put back what the import overwrote on existing contacts; return (restored, kept).
+
+    A field is restored only while it still holds the value the import wrote; one that
+    something else changed since keeps its later value (and the contact counts as kept).
+    Attributes are compared key by key; the consent fields as one: restored only if
+    status, source and time are all still the import's, and never back to opted in
+    for a contact that is no longer opted in or is blocklisted.
+    """
+    restored = kept = 0
+    changes = job.changed_contacts.order_by("pk").values_list("contact_id", "before", "after")
+    chunk: list[tuple[int, dict, dict]] = []
+    for item in [*changes.iterator(chunk_size=BATCH_SIZE), None]:
+        if item is not None:
+            chunk.append(item)
+            if len(chunk) < BATCH_SIZE:
+                continue
+        current = {row["id"]: row for row in Contact.objects.filter(
+            pk__in=[pk for pk, _, _ in chunk]).values("id", "is_blocked", *_RESTORABLE)}
+        groups: dict[tuple[str, ...], list[tuple[int, dict, dict]]] = defaultdict(list)
+        for pk, before, after in chunk:
+            if pk not in current:
+                continue  # deleted since
+            values, changed_since = _restore_values(current[pk], before, after)
+            if values:
+                groups[tuple(sorted(values))].append((pk, values, current[pk]))
+                restored += 1
+            kept += changed_since
+        contacts_update(groups, now=now)
+        chunk = []
+    return restored, kept
+
+
+_RESTORABLE = [*FACT_FIELDS, "attributes", *CONSENT_FIELDS]
+
+
+def _restore_values(current: dict, before: dict, after: dict) -> tuple[dict, bool]:
+    def value(name: str, raw):
+        return Contact._meta.get_field(name).to_python(raw)
+
+    values: dict = {}
+    changed_since = False
+    for name, new in after.items():
+        if name in CONSENT_FIELDS or name == "attributes":
+            continue
+        if current[name] == value(name, new):
+            values[name] = value(name, before.get(name))
+        else:
+            changed_since = True
+    if "attributes" in after:
+        attributes, old = dict(current["attributes"] or {}), before.get("attributes") or {}
+        for key, new in after["attributes"].items():
+            if old.get(key) == new:
+                continue  # the import did not change this key
+            if attributes.get(key) != new:
+                changed_since = True
+            elif key in old:
+                attributes[key] = old[key]
+            else:
+                del attributes[key]
+        if attributes != (current["attributes"] or {}):
+            values["attributes"] = attributes
+    consent = [n for n in CONSENT_FIELDS if n in after]
+    if consent:
+        untouched = all(current[n] == value(n, after[n]) for n in consent)
+        back_to_opted_in = before.get("consent_status") == ConsentStatus.OPTED_IN and (
+            current["consent_status"] != ConsentStatus.OPTED_IN or current["is_blocked"])
+        if untouched and not back_to_opted_in:
+            values.update({n: value(n, before.get(n)) for n in consent})
+        else:
+            changed_since = True
+    return values, changed_since
 
 
 def history_counts(job: ImportJob) -> dict[str, int]:

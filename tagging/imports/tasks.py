@@ -7,7 +7,13 @@ from contextlib import suppress
 from celery import shared_task
 
 from tagging.imports.models import ImportJob
-from tagging.imports.services import ImportRefused, import_analyse, import_run, import_undo
+from tagging.imports.services import (
+    ImportRefused,
+    import_analyse,
+    import_previews_cleanup,
+    import_run,
+    import_undo,
+)
 
 
 @shared_task(acks_late=True)
@@ -29,3 +35,9 @@ def import_undo_task(job_id: int, actor_id: int | None = None) -> None:
 
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
     import_undo(job=ImportJob.objects.get(pk=job_id), actor=actor)
+
+
+@shared_task(acks_late=True)
+def import_previews_cleanup_task() -> int:
+    """Daily (beat): delete preview failed-rows files older than the retention period."""
+    return import_previews_cleanup()

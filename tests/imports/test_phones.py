@@ -37,3 +37,16 @@ def test_common_writings():
     for raw in ["+49 176 90000001", "0176-90000001", "0049 (176) 90000001", "0176.9000.0001"]:
         assert normalize_with_country(raw, "DE") == ("+4917690000001", "DE")
     assert normalize_with_country("+1 212 555 0100", "DE") == reference("+1 212 555 0100", "DE")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(region=st.sampled_from([r for r in REGIONS if r not in ("GB", "US")]),
+       national=st.from_regex(r"[1-9][0-9]{3,13}", fullmatch=True))
+def test_lean_validity_check_equals_phonenumbers(region, national):
+    import phonenumbers
+
+    from tagging.imports.phones import _is_valid
+
+    code = phonenumbers.country_code_for_region(region)
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    assert _is_valid(national, region) == phonenumbers.is_valid_number(number)
