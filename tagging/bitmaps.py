@@ -21,6 +21,12 @@ shared bitmaps must not, so ``usable()`` refuses while the connection holds
 uncommitted writes and callers fall back to SQL (``EXISTS``), which is also the
 reference implementation and the only path on SQLite.
 
+Contact fields that expressions test (purchases, dates, gender, country …)
+are held the same way, as columns indexed by contact id (``numpy``), loaded
+on first use and kept by the same change log (an UPDATE of a contact logs it),
+so ``"VIP" AND NOT last_interaction within 180d`` never touches the database
+beyond the catch-up (the UPDATE trigger comes from migration 0012).
+
 Change rows older than an hour are pruned (``changes_prune``, hourly beat);
 a process that has not caught up for 45 minutes rebuilds from scratch.
 """
@@ -31,8 +37,11 @@ import sys
 import threading
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
+import numpy as np
+import psycopg
 from django.db import connection
 from pyroaring import BitMap
 
@@ -40,6 +49,19 @@ CONTACT = 0  # the tag id that stands for "this contact exists"
 STALE_AFTER = 45 * 60  # seconds without a catch-up before a full rebuild
 KEEP = "1 hour"  # change rows younger than this (and a snapshot that old) are kept
 EMPTY = BitMap()
+NULL = np.iinfo(np.int64).min  # a missing value in a numeric column
+
+# Contact columns the index can hold. Numbers and times as int8 (times in microseconds
+# since 1970, dates in days), compared exactly as PostgreSQL compares them.
+NUMERIC = {
+    "purchase_count": "purchase_count::int8",
+    "is_blocked": "is_blocked::int::int8",
+    "birth_date": "(birth_date - date '1970-01-01')::int8",
+    **{c: f"(extract(epoch from {c}) * 1000000)::int8" for c in (
+        "first_purchase_at", "last_purchase_at", "last_interaction_at", "last_read_at",
+        "last_reply_at", "created_at")},
+}
+TEXT = ("gender", "country", "language", "city", "consent_status")
 
 INSTALL_SQL = """
 CREATE TABLE IF NOT EXISTS tagging_tagchange (
@@ -123,6 +145,7 @@ DROP TRIGGER IF EXISTS tagwerk_changes_trunc ON tagging_tagassignment;
 DROP TRIGGER IF EXISTS tagwerk_contacts_ins ON crm_contact;
 DROP TRIGGER IF EXISTS tagwerk_contacts_del ON crm_contact;
 DROP TRIGGER IF EXISTS tagwerk_contacts_trunc ON crm_contact;
+DROP TRIGGER IF EXISTS tagwerk_contacts_upd ON crm_contact;
 DROP FUNCTION IF EXISTS tagwerk_assignments_changed();
 DROP FUNCTION IF EXISTS tagwerk_contacts_changed();
 DROP FUNCTION IF EXISTS tagwerk_tags_truncated();
@@ -130,7 +153,8 @@ DROP TABLE IF EXISTS tagging_tagchange;
 DROP TABLE IF EXISTS tagging_tagchangeprune;
 """
 
-# One statement, one snapshot: the truth of every pair touched since ``prev``.
+# One statement, one snapshot: the truth of every pair touched since ``prev``, and the
+# current values of the held columns of every contact touched.
 _CATCH_UP = """
 WITH s AS (SELECT pg_current_snapshot() AS snap),
 changes AS (
@@ -142,24 +166,66 @@ pairs AS (
       FROM changes, unnest(changes.contact_ids, changes.tag_ids) AS u(contact_id, tag_id))
 SELECT s.snap::text, (SELECT count(*) FROM changes WHERE contact_ids IS NULL),
        p.contact_id, p.tag_id,
-       CASE WHEN p.tag_id = 0
-            THEN EXISTS (SELECT 1 FROM crm_contact c WHERE c.id = p.contact_id)
+       CASE WHEN p.tag_id = 0 THEN c.id IS NOT NULL
             ELSE EXISTS (SELECT 1 FROM tagging_tagassignment a
                           WHERE a.contact_id = p.contact_id AND a.tag_id = p.tag_id) END
+       {columns}
   FROM s LEFT JOIN pairs p ON true
+  LEFT JOIN crm_contact c ON p.tag_id = 0 AND c.id = p.contact_id
 """
 
-# One statement, one snapshot: every tag's contacts as 4-byte big-endian ids.
+# One statement, one snapshot: every tag's contacts as 4-byte big-endian ids; with
+# ``fields``, every held column too, aggregated in one pass over the contacts in id order
+# (a sorted subquery feeds the aggregates; the order is checked after reading).
 _BUILD = """
-WITH s AS (SELECT pg_current_snapshot()::text AS snap)
-SELECT (SELECT snap FROM s), -1::bigint, int8send(coalesce(max(id), 0)) FROM crm_contact
-UNION ALL
-SELECT (SELECT snap FROM s), 0, string_agg(substring(int8send(id) from 5), ''::bytea)
-  FROM crm_contact
-UNION ALL
-SELECT (SELECT snap FROM s), tag_id, string_agg(substring(int8send(contact_id) from 5), ''::bytea)
-  FROM tagging_tagassignment GROUP BY tag_id
+WITH s AS (SELECT pg_current_snapshot()::text AS snap), {texts}
+t AS (SELECT array_agg(tag_id) AS tag_ids, array_agg(blob) AS blobs
+        FROM (SELECT tag_id, string_agg(substring(int8send(contact_id) from 5), ''::bytea) blob
+                FROM tagging_tagassignment GROUP BY tag_id) g),
+c AS (SELECT coalesce(max(id), 0) AS max_id,
+             string_agg(substring(int8send(id) from 5), ''::bytea) AS ids {columns}
+        FROM (SELECT {select} FROM crm_contact ct {joins} ORDER BY ct.id) x)
+SELECT s.snap, c.*, t.tag_ids, t.blobs {values} FROM s, c, t
 """
+
+
+def _build_sql(fields: bool) -> str:
+    if not fields:
+        return _BUILD.format(texts="", columns="", select="id", joins="", values="")
+    # Text as codes into its sorted distinct values (one small table per field, hash-joined).
+    texts = "".join(
+        f"v_{n} AS (SELECT v, (row_number() OVER (ORDER BY v) - 1)::int4 AS code"
+        f" FROM (SELECT DISTINCT {n} AS v FROM crm_contact) d), " for n in TEXT)
+    columns = "".join(
+        f", string_agg(int8send(coalesce({expr}, {NULL})), ''::bytea)" for expr in NUMERIC.values())
+    columns += "".join(f", string_agg(int4send(code_{n}), ''::bytea)" for n in TEXT)
+    select = ", ".join(["ct.id", *(f"ct.{n}" for n in NUMERIC),
+                        *(f"v_{n}.code AS code_{n}" for n in TEXT)])
+    joins = "".join(f" JOIN v_{n} ON v_{n}.v = ct.{n}" for n in TEXT)
+    values = "".join(f", (SELECT array_agg(v ORDER BY code) FROM v_{n})" for n in TEXT)
+    return _BUILD.format(texts=texts, columns=columns, select=select, joins=joins, values=values)
+
+
+class TextColumn:
+    """A text field as integer codes per contact id; -1 where there is no contact."""
+
+    def __init__(self, size: int):
+        self.codes = np.full(size, -1, dtype=np.int32)
+        self.lookup: dict[str, int] = {}
+
+    def code(self, value: str) -> int:
+        return self.lookup.setdefault(value, len(self.lookup))
+
+    def equal(self, value: str) -> np.ndarray:
+        code = self.lookup.get(value)
+        return np.zeros(len(self.codes), dtype=bool) if code is None else self.codes == code
+
+
+def to_bitmap(mask: np.ndarray) -> BitMap:
+    """The ids (positions) where ``mask`` is true."""
+    ids = array("I")
+    ids.frombytes(np.flatnonzero(mask).astype(np.uint32).tobytes())
+    return BitMap(ids)
 
 
 def _decode(blob: bytes | None) -> BitMap:
@@ -179,6 +245,9 @@ class TagBitmaps:
         self.synced_at = 0.0
         self.contacts = BitMap()
         self.tags: dict[int, BitMap] = {}
+        self.wanted: set[str] = set()  # columns asked for so far; held from the next build
+        self.numeric: dict[str, np.ndarray] = {}
+        self.text: dict[str, TextColumn] = {}
 
     def tag(self, tag_id: int) -> BitMap:
         return self.tags.get(tag_id, EMPTY)
@@ -186,33 +255,97 @@ class TagBitmaps:
     def any_of(self, tag_ids: Iterable[int]) -> BitMap:
         return BitMap.union(EMPTY, *(self.tag(t) for t in tag_ids))
 
-    def refresh(self) -> None:
+    def refresh(self, columns: Iterable[str] = ()) -> None:
         """Catch up with every committed change (or rebuild when too far behind)."""
-        if self.snapshot is None or time.monotonic() - self.synced_at > STALE_AFTER:
+        missing = set(columns) - set(self.numeric) - set(self.text)
+        if missing or self.snapshot is None or time.monotonic() - self.synced_at > STALE_AFTER:
+            self.wanted |= missing  # the first field asked for loads all of them
             self._build()
             return
+        held = [*self.numeric, *self.text]
+        extra = "".join(
+            f", c.{name}" if name in self.text else f", {NUMERIC[name].replace(name, 'c.' + name)}"
+            for name in held)
         with connection.cursor() as cursor:
-            cursor.execute(_CATCH_UP, {"prev": self.snapshot})
+            cursor.execute(_CATCH_UP.format(columns=extra), {"prev": self.snapshot})
             rows = cursor.fetchall()
         if rows[0][1]:  # a TRUNCATE happened
             self._build()
             return
-        for _snap, _reset, contact_id, tag_id, holds in rows:
+        for _snap, _reset, contact_id, tag_id, holds, *values in rows:
             if contact_id is None:
                 continue
-            target = self.contacts if tag_id == CONTACT else self.tags.setdefault(tag_id, BitMap())
-            (target.add if holds else target.discard)(contact_id)
+            if tag_id == CONTACT:
+                self._contact_set(contact_id, values if holds else None, held)
+            else:
+                target = self.tags.setdefault(tag_id, BitMap())
+                (target.add if holds else target.discard)(contact_id)
         self.snapshot, self.synced_at = rows[0][0], time.monotonic()
 
+    def _contact_set(self, contact_id: int, values: list | None, held: list[str]) -> None:
+        if values is None:
+            self.contacts.discard(contact_id)
+        else:
+            self.contacts.add(contact_id)
+        if contact_id >= self._size():
+            self._grow(contact_id + 1)
+        for name, value in zip(held, values or [None] * len(held), strict=True):
+            if name in self.numeric:
+                self.numeric[name][contact_id] = NULL if value is None else value
+            else:
+                column = self.text[name]
+                column.codes[contact_id] = -1 if value is None else column.code(value)
+
+    def _size(self) -> int:
+        for column in self.numeric.values():
+            return len(column)
+        for column in self.text.values():
+            return len(column.codes)
+        return 0
+
+    def _grow(self, needed: int) -> None:
+        size = max(needed, int(self._size() * 1.25))
+        for name, column in self.numeric.items():
+            grown = np.full(size, NULL, dtype=np.int64)
+            grown[: len(column)] = column
+            self.numeric[name] = grown
+        for column in self.text.values():
+            grown = np.full(size, -1, dtype=np.int32)
+            grown[: len(column.codes)] = column.codes
+            column.codes = grown
+
     def _build(self) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(_BUILD)
-            rows = cursor.fetchall()
-        if int.from_bytes(rows[0][2], "big") >= 2**32:
+        fields = bool(self.wanted)
+        connection.ensure_connection()
+        # A plain psycopg cursor (Django's binds client-side, which cannot return binary):
+        # bytea then arrives as it is, not as hex text twice its size.
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_build_sql(fields), binary=True)
+            snap, max_id, blob, *rest = cursor.fetchone()
+        if max_id >= 2**32:
             raise OverflowError("contact ids beyond 2**32 need BitMap64")
-        self.contacts = _decode(rows[1][2])
-        self.tags = {tag_id: _decode(blob) for _s, tag_id, blob in rows[2:]}
-        self.snapshot, self.synced_at = rows[0][0], time.monotonic()
+        ids = np.frombuffer(blob or b"", dtype=">u4").astype(np.int64)
+        if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
+            raise RuntimeError("contacts were not aggregated in id order")
+        size = max_id + 1
+        self.contacts = _decode(blob)
+        self.numeric, self.text = {}, {}
+        if fields:
+            for name in NUMERIC:
+                column = np.full(size, NULL, dtype=np.int64)
+                column[ids] = np.frombuffer(rest.pop(0) or b"", dtype=">i8")
+                self.numeric[name] = column
+            codes = [rest.pop(0) for _name in TEXT]
+        tag_ids, blobs = rest.pop(0) or [], rest.pop(0) or []
+        self.tags = {tag_id: _decode(b) for tag_id, b in zip(tag_ids, blobs, strict=True)}
+        if fields:
+            for name, blob_codes, values in zip(TEXT, codes, rest, strict=True):
+                text = TextColumn(size)
+                for value in values or ():  # codes are positions in the sorted values
+                    text.code(value)
+                text.codes[ids] = np.frombuffer(blob_codes or b"", dtype=">i4")
+                self.text[name] = text
+        self.snapshot, self.synced_at = snap, time.monotonic()
 
 
 _index = TagBitmaps()
@@ -229,10 +362,21 @@ def usable() -> bool:
     return True
 
 
-def current() -> TagBitmaps:
-    """This process's bitmaps, brought up to date (caller checked ``usable()``)."""
+@contextmanager
+def reading(columns: Iterable[str] = ()) -> Iterator[TagBitmaps]:
+    """This process's index, up to date, held still while the caller reads it."""
     with _index.lock:
-        _index.refresh()
+        _index.refresh(columns)
+        yield _index
+
+
+def current(columns: Iterable[str] = ()) -> TagBitmaps:
+    """This process's bitmaps (and ``columns``), brought up to date.
+
+    The caller checked ``usable()``. The result is shared: read it, don't change it.
+    """
+    with _index.lock:
+        _index.refresh(columns)
         return _index
 
 

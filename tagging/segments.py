@@ -26,11 +26,10 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import BooleanField, Exists, Expression, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -469,9 +468,10 @@ def count_matching(expression: str, now: datetime | None = None, *,
                    fast: bool = True) -> int:
     """Number of contacts matching ``expression``.
 
-    Tags are counted on the process's bitmaps (``tagging.bitmaps``) where they
-    can answer; field conditions stay in SQL, joined to the tag part by the
-    smaller of its set and its complement. ``fast=False`` is plain SQL.
+    Answered from the process's index (``tagging.bitmaps``: tag bitmaps and
+    contact columns) where it can; a field it does not hold (``total_spent``,
+    computed facts) stays in SQL, joined to the rest through the smaller of a
+    set and its complement. ``fast=False`` is plain SQL.
     """
     node = parse(expression)
     now = now or timezone.now()
@@ -483,66 +483,171 @@ def count_matching(expression: str, now: datetime | None = None, *,
 
 
 def ids_matching(expression: str, now: datetime | None = None) -> list[int]:
-    """Ids of the contacts matching ``expression``, ascending (bitmaps when they can answer)."""
+    """Ids of the contacts matching ``expression``, ascending (from the index when it can)."""
     node = parse(expression)
-    if bitmaps.usable():
-        found = _bitmap(node, bitmaps.current(), {})
-        if found is not None:
-            return list(found)
+    now = now or timezone.now()
+    if bitmaps.usable() and _held(node):
+        with bitmaps.reading(_columns(node)) as index:
+            return list(_bitmap(node, index, {}, now))
     return list(Contact.objects.filter(to_q(node, now)).order_by("pk")
                 .values_list("pk", flat=True))
 
 
 def _count_fast(node: Node, now: datetime) -> int | None:
-    index, dims = bitmaps.current(), {}
-    whole = _bitmap(node, index, dims)
-    if whole is not None:
-        return len(whole)
+    dims: dict[int, list[int]] = {}
+    if _held(node):
+        with bitmaps.reading(_columns(node)) as index:
+            return len(_bitmap(node, index, dims, now))
     if not isinstance(node, BoolOp):
         return None
-    tag_items = [i for i in node.items if _tags_only(i)]
-    fact_items = [i for i in node.items if not _tags_only(i)]
-    if not tag_items:
+    held = [i for i in node.items if _held(i)]
+    rest = [i for i in node.items if not _held(i)]
+    if not held:
         return None
-    tags = _bitmap(BoolOp(node.op, tuple(tag_items)), index, dims)
-    others = index.contacts - tags
-    facts = Contact.objects.filter(_compile(BoolOp(node.op, tuple(fact_items)), now, dims))
-    if node.op == "and":  # F ∧ T
-        if len(tags) <= len(others):
-            return facts.filter(_id_in(tags)).count()
-        return facts.count() - facts.filter(_id_in(others)).count()
-    # F ∨ T = T + (F ∧ ¬T)
-    if len(others) <= len(tags):
-        return len(tags) + facts.filter(_id_in(others)).count()
-    return len(tags) + facts.count() - facts.filter(_id_in(tags)).count()
+    with bitmaps.reading(_columns(BoolOp(node.op, tuple(held)))) as index:
+        part = _bitmap(BoolOp(node.op, tuple(held)), index, dims, now)
+        others = index.contacts - part
+    sql = Contact.objects.filter(_compile(BoolOp(node.op, tuple(rest)), now, dims))
+    if node.op == "and":  # S ∧ P
+        if len(part) <= len(others):
+            return sql.filter(_id_in(part)).count()
+        return sql.count() - sql.filter(_id_in(others)).count()
+    # S ∨ P = P + (S ∧ ¬P)
+    if len(others) <= len(part):
+        return len(part) + sql.filter(_id_in(others)).count()
+    return len(part) + sql.count() - sql.filter(_id_in(part)).count()
 
 
-def _id_in(ids) -> Q:
-    """``id IN (…)`` for many ids as one array parameter (PostgreSQL hashes it)."""
-    return Q(pk__in=RawSQL("SELECT unnest(%s::bigint[])", [list(ids)]))
+def _id_in(ids: BitMap) -> Q:
+    return Q(_IdsIn(ids))
 
 
-def _bitmap(node: Node, index: bitmaps.TagBitmaps, dims: dict[int, list[int]]) -> BitMap | None:
-    """The contacts a tag-only expression selects; ``None`` when it tests a field."""
+class _IdsIn(Expression):
+    """``id = ANY('{…}')`` with the ids as one literal: the planner sees how many there are
+    and probes a hash of them (a bound array parameter is guessed at ten rows and joined
+    by a nested loop over the primary key)."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, ids: BitMap, alias: str | None = None):
+        super().__init__(output_field=BooleanField())
+        self.ids, self.alias = ids, alias
+
+    def resolve_expression(self, query=None, allow_joins=True, reuse=None, summarize=False,
+                           for_save=False):
+        clone = self.copy()
+        clone.alias = query.get_initial_alias()
+        return clone
+
+    def relabeled_clone(self, change_map):
+        clone = self.copy()
+        clone.alias = change_map.get(self.alias, self.alias)
+        return clone
+
+    def get_group_by_cols(self):
+        return []
+
+    def as_sql(self, compiler, connection):
+        literal = "{" + ",".join(map(str, self.ids)) + "}"
+        return f"{compiler.quote_name_unless_alias(self.alias)}.id = ANY(%s::bigint[])", [literal]
+
+
+def _held(node: Node) -> bool:
+    """The index can answer this node (tags, and fields it holds as columns)."""
+    if isinstance(node, BoolOp):
+        return all(_held(i) for i in node.items)
+    if isinstance(node, Not):
+        return _held(node.item)
+    if isinstance(node, TagRef):
+        return True
+    spec = FIELDS[node.field]
+    if isinstance(node, Within):
+        return spec.column.endswith("_at") and spec.column in bitmaps.NUMERIC
+    if spec.q is not None or spec.column not in (*bitmaps.NUMERIC, *bitmaps.TEXT):
+        return False
+    if spec.kind == DATE:  # a date on a time column, or a date on a date column
+        return isinstance(node.value, date) and (
+            spec.column.endswith("_at") or not isinstance(node.value, datetime))
+    return True
+
+
+def _columns(node: Node) -> set[str]:
+    if isinstance(node, BoolOp):
+        return set().union(*(_columns(i) for i in node.items))
+    if isinstance(node, Not):
+        return _columns(node.item)
+    return set() if isinstance(node, TagRef) else {FIELDS[node.field].column}
+
+
+def _bitmap(node: Node, index: bitmaps.TagBitmaps, dims: dict[int, list[int]],
+            now: datetime) -> BitMap:
+    """The contacts a held expression (``_held``) selects, from the index alone."""
     if isinstance(node, TagRef):
         return index.any_of(_tag_ids(node, dims))
     if isinstance(node, Not):
-        inner = _bitmap(node.item, index, dims)
-        return None if inner is None else index.contacts - inner
+        return index.contacts - _bitmap(node.item, index, dims, now)
     if isinstance(node, BoolOp):
-        parts = [_bitmap(i, index, dims) for i in node.items]
-        if any(p is None for p in parts):
-            return None
+        parts = [_bitmap(i, index, dims, now) for i in node.items]
         return BitMap.intersection(*parts) if node.op == "and" else BitMap.union(*parts)
-    return None
+    return _field_bitmap(node, index, now)
 
 
-def _tags_only(node: Node) -> bool:
-    if isinstance(node, BoolOp):
-        return all(_tags_only(i) for i in node.items)
-    if isinstance(node, Not):
-        return _tags_only(node.item)
-    return isinstance(node, TagRef)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _days(day: date) -> int:
+    return (day - _EPOCH.date()).days
+
+
+def _field_bitmap(node: Condition | Within, index: bitmaps.TagBitmaps, now: datetime) -> BitMap:
+    """One field test on the index's columns, with SQL's meaning (NULL never matches a
+    comparison; ``!=`` — like ``NOT`` — does match it)."""
+    spec = FIELDS[node.field]
+    if isinstance(node, Within):
+        return bitmaps.to_bitmap(index.numeric[spec.column] >= _micros(now - node.delta))
+    if spec.column in bitmaps.TEXT:
+        equal = bitmaps.to_bitmap(index.text[spec.column].equal(node.value))
+        return equal if node.op == "=" else index.contacts - equal
+    column = index.numeric[spec.column]
+    known = column != bitmaps.NULL
+    if spec.kind == AGE:
+        today, years = now.date(), int(node.value)
+
+        def at_least(n: int):
+            return known & (column <= _days(_years_ago(today, n)))
+
+        def at_most(n: int):
+            return column > _days(_years_ago(today, n + 1))
+
+        mask = {">=": lambda: at_least(years), ">": lambda: at_least(years + 1),
+                "<=": lambda: at_most(years), "<": lambda: at_most(years - 1),
+                "=": lambda: at_least(years) & at_most(years),
+                "!=": lambda: known & ~(at_least(years) & at_most(years))}[node.op]()
+        return bitmaps.to_bitmap(mask)
+    value = node.value
+    if node.field == "blocked":
+        value = int(value == "true")
+    elif spec.kind == DATE:
+        if spec.column.endswith("_at"):
+            if not isinstance(value, datetime):
+                value = datetime.combine(value, datetime.min.time())
+            value = _micros(value)
+        else:
+            value = _days(value)
+    elif isinstance(value, Decimal):
+        value = int(value) if value == value.to_integral_value() else float(value)
+    if node.op == "!=":
+        return index.contacts - bitmaps.to_bitmap(column == value)
+    mask = {"=": column == value, ">": column > value, ">=": column >= value,
+            "<": known & (column < value), "<=": known & (column <= value)}[node.op]
+    return bitmaps.to_bitmap(mask)
 
 
 def referenced_tag_ids(node: Node) -> set[int]:

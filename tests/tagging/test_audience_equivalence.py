@@ -10,11 +10,16 @@ committed data, and inside a test transaction the code rightly falls back to SQL
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm.models import Contact
 from tagging import bitmaps
 from tagging.models import TagAssignment
 from tagging.segments import contacts_matching, count_matching, ids_matching, parse
@@ -30,11 +35,21 @@ def needs_postgresql():
 TAGS = ["A", "B", "C", "D", "E"]  # D and E form a single-choice dimension "Stufe"
 
 
+FIELD_TESTS = [  # held as columns by the index …
+    "purchases > 1", "purchases = 0", "purchases <= 2", "purchases != 1",
+    "last_interaction within 30d", 'last_interaction > "2026-06-01"', "created within 1d",
+    'gender = "f"', 'gender != "m"', 'country = "DE"', 'country != "AT"',
+    "age >= 30", "age < 25", "age != 40", 'consent = "opted_in"', 'blocked = "true"',
+    # … and not: these run in SQL beside the index
+    "total_spent > 10",
+]
+
+
 def expressions(depth: int = 3):
     leaf = st.one_of(
         st.sampled_from([f'"{t}"' for t in TAGS]),
         st.just('"Stufe/*"'),
-        st.sampled_from(["purchases > 1", "purchases = 0", "purchases <= 2"]),
+        st.sampled_from(FIELD_TESTS),
     )
     return st.recursive(
         leaf,
@@ -48,22 +63,54 @@ def expressions(depth: int = 3):
     )
 
 
-def evaluate(node, held: set[str], purchases: int, dims: dict[int, str]) -> bool:
-    """The meaning of a tree in plain Python: what the SQL must agree with."""
-    from tagging.segments import BoolOp, Condition, Not, TagRef
+def evaluate(node, held: set[str], contact, now) -> bool:
+    """The meaning of a tree in plain Python: what the SQL and the index must agree with."""
+    from tagging.segments import FIELDS, BoolOp, Not, TagRef, Within
 
     if isinstance(node, BoolOp):
-        values = [evaluate(i, held, purchases, dims) for i in node.items]
+        values = [evaluate(i, held, contact, now) for i in node.items]
         return all(values) if node.op == "and" else any(values)
     if isinstance(node, Not):
-        return not evaluate(node.item, held, purchases, dims)
+        return not evaluate(node.item, held, contact, now)
     if isinstance(node, TagRef):
         if node.dimension_id is not None:
             return bool(held & {"D", "E"})
         return node.text in held
-    assert isinstance(node, Condition)
-    value = int(node.value)
-    return {">": purchases > value, "=": purchases == value, "<=": purchases <= value}[node.op]
+    spec = FIELDS[node.field]
+    if isinstance(node, Within):
+        value = getattr(contact, spec.column)
+        return value is not None and value >= now - node.delta
+    if node.field == "age":
+        if contact.birth_date is None:
+            return False
+        born, today = contact.birth_date, now.date()
+        actual = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        target = int(node.value)
+    elif node.field == "blocked":
+        actual, target = contact.is_blocked, node.value == "true"
+    else:
+        actual, target = getattr(contact, spec.column), node.value
+        if isinstance(target, date) and not isinstance(target, datetime):
+            target = timezone.make_aware(datetime.combine(target, datetime.min.time()))
+    if node.op == "!=":
+        return actual is None or actual != target
+    if actual is None:
+        return False
+    return {"=": actual == target, ">": actual > target, ">=": actual >= target,
+            "<": actual < target, "<=": actual <= target}[node.op]
+
+
+FACTS = st.fixed_dictionaries({
+    "purchase_count": st.integers(0, 3),
+    "total_spent": st.sampled_from([Decimal("0"), Decimal("9.99"), Decimal("10.00"),
+                                    Decimal("250")]),
+    "gender": st.sampled_from(["f", "m", "d", ""]),
+    "country": st.sampled_from(["DE", "AT", "CN"]),
+    "consent_status": st.sampled_from(["opted_in", "opted_out", "unknown"]),
+    "is_blocked": st.booleans(),
+    "interaction_days_ago": st.one_of(st.none(), st.integers(0, 400)),
+    "birth_years_ago": st.one_of(st.none(), st.integers(18, 60)),
+})
 
 
 @pytest.fixture
@@ -74,39 +121,48 @@ def vocabulary(make_dimension, make_tag):
             for name in TAGS}
 
 
-def test_bitmaps_equal_reference_on_random_data(vocabulary, make_contact):
+def test_index_equals_reference_on_random_data(vocabulary, make_contact):
     contacts = [make_contact(purchase_count=i % 4) for i in range(12)]
     fast_available = connection.vendor == "postgresql"
 
-    @settings(max_examples=40, deadline=None, derandomize=True,
+    @settings(max_examples=60, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(
         changes=st.lists(
             st.tuples(st.sets(st.integers(0, 11), max_size=12),
                       st.sampled_from(TAGS), st.booleans()),
             min_size=1, max_size=8),
+        facts=st.lists(st.tuples(st.integers(0, 11), FACTS), max_size=4),
         expression=expressions(),
     )
-    def check(changes, expression):
+    def check(changes, facts, expression):
+        now = timezone.now()
         for picked, tag, add in changes:
             chosen = [contacts[i] for i in sorted(picked)]
             if add:
                 tags_change(contacts=chosen, add=[vocabulary[tag]])
             else:
                 tags_change(contacts=chosen, remove=[vocabulary[tag]])
-        held: dict[int, set[str]] = {c.pk: set() for c in contacts}
+        for i, fact in facts:  # field changes reach the index through the UPDATE trigger
+            fact = dict(fact)
+            days, years = fact.pop("interaction_days_ago"), fact.pop("birth_years_ago")
+            fact["last_interaction_at"] = None if days is None else now - timedelta(days=days)
+            fact["birth_date"] = None if years is None else \
+                (now - timedelta(days=365 * years + 40)).date()
+            Contact.objects.filter(pk=contacts[i].pk).update(**fact)
+        rows = {c.pk: c for c in Contact.objects.all()}
+        held: dict[int, set[str]] = {pk: set() for pk in rows}
         for contact_id, name in TagAssignment.objects.values_list("contact_id", "tag__name"):
             held[contact_id].add(name)
         node = parse(expression)
-        expected = {c.pk for c in contacts
-                    if evaluate(node, held[c.pk], c.purchase_count, {})}
-        reference = set(contacts_matching(expression).values_list("pk", flat=True))
+        expected = {pk for pk, c in rows.items() if evaluate(node, held[pk], c, now)}
+        reference = set(contacts_matching(expression, now=now).values_list("pk", flat=True))
         assert reference == expected, expression
-        assert count_matching(expression, fast=False) == len(expected), expression
-        assert set(ids_matching(expression)) == expected, expression
-        assert count_matching(expression) == len(expected), expression
+        assert count_matching(expression, now=now, fast=False) == len(expected), expression
+        assert set(ids_matching(expression, now=now)) == expected, expression
+        assert count_matching(expression, now=now) == len(expected), expression
         if fast_available:
-            assert bitmaps.usable()  # committed data: the bitmaps really answered
+            assert bitmaps.usable()  # committed data: the index really answered
 
     check()
 
