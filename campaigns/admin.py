@@ -173,7 +173,8 @@ class CampaignForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["time_zone"] = forms.ChoiceField(
             label=_("time zone"), required=False,
-            choices=[("", _("automatic (audience / server)")), *time_zone_choices()],
+            choices=[("", _("automatic (audience / server)")),
+                     *time_zone_choices(self.instance.time_zone)],
             help_text=Campaign._meta.get_field("time_zone").help_text)
         if "scheduled_at" in self.fields:
             self.fields["scheduled_at"].help_text = self._suggestion()

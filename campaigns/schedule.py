@@ -38,9 +38,12 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def time_zone_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in sorted(_zones()) if "/" in name and
-            not name.startswith(("Etc/", "SystemV/", "posix/", "right/"))]
+def time_zone_choices(*extra: str) -> list[tuple[str, str]]:
+    """Region/City zones, plus UTC, the server's zone and any ``extra`` valid names."""
+    names = {name for name in _zones() if "/" in name
+             and not name.startswith(("Etc/", "SystemV/", "posix/", "right/"))}
+    names |= {name for name in ("UTC", settings.TIME_ZONE, *extra) if name in _zones()}
+    return [(name, name) for name in sorted(names)]
 
 
 @functools.cache

@@ -171,3 +171,18 @@ def test_unknown_time_zone_is_a_form_error(admin_client_, template):
         "time_zone": "Moon/Base", "followup_after_days": 3, "ab_config": "{}"})
     assert response.status_code == 200
     assert not Campaign.objects.filter(name="Mond").exists()
+
+
+def test_a_launched_campaign_in_utc_can_still_be_saved(admin_client_, make_campaign, contacts,
+                                                       outbox, settings):
+    settings.TIME_ZONE = "UTC"
+    contacts(1, phone="+12025550123", country="US")  # several zones: falls back to UTC
+    campaign = make_campaign()
+    campaign_launch(campaign=campaign)
+    campaign.refresh_from_db()
+    assert campaign.time_zone == "UTC"
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    response = admin_client_.post(url, {
+        "name": campaign.name, "template": campaign.template_id, "audience": campaign.audience,
+        "time_zone": "UTC", "followup_after_days": 3, "ab_config": "{}"})
+    assert response.status_code == 302
