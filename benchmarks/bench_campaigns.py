@@ -63,7 +63,8 @@ class Workers:
     def start(self, index: int) -> None:
         self.procs[index] = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "threads", "-c", "4",
-             "-n", f"bench{index}-{time.time_ns()}@%h", "-l", "warning", "--without-gossip",
+             "-n", f"bench{index}-{time.time_ns()}@%h", "-Q", "celery,webhooks", "-l", "warning",
+             "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -5,16 +5,22 @@ from __future__ import annotations
 import csv
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from campaigns import services
+from campaigns.backends import AmbiguousSendError, WhatsAppError
 from campaigns.content import render_preview
 from campaigns.models import (
     Alert,
@@ -33,7 +39,8 @@ from campaigns.models import (
     Template,
     WebhookDelivery,
 )
-from campaigns.selectors import campaign_report, recipients
+from campaigns.schedule import send_time_suggest, time_zone_choices
+from campaigns.selectors import campaign_report, quiet_hours_state, recipients
 from crm.models import Contact
 from tagging.segments import SegmentError, parse
 
@@ -42,18 +49,91 @@ def _pct(value) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
+class TestSendForm(forms.Form):
+    phone = forms.CharField(
+        label=_("Phone number"), max_length=40,
+        help_text=_("With country code, e.g. +49 170 1234567; without one the default region "
+                    "(TAGWERK_DEFAULT_REGION) is assumed."))
+    contact = forms.ModelChoiceField(
+        queryset=Contact.objects.all(), required=False, label=_("Values from contact"),
+        help_text=_("The contact whose name and facts fill the variables. Empty: the contact "
+                    "with this phone number, else the fallbacks (e.g. “Kundin/Kunde”)."))
+
+    def __init__(self, *args, admin_site=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if admin_site is not None:
+            self.fields["contact"].widget = ForeignKeyRawIdWidget(
+                Send._meta.get_field("contact").remote_field, admin_site)
+
+
 @admin.register(Template)
 class TemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "language", "category", "status", "created_at"]
     list_filter = ["category", "status", "language"]
     search_fields = ["name", "body"]
-    readonly_fields = ["preview", "findings"]
+    readonly_fields = ["preview", "findings", "test_send"]
     fieldsets = [
         (None, {"fields": ["name", "language", "category", "status"]}),
         (_("Content"), {"fields": ["body", "variables", "header_image", "header_image_link",
                                    "footer", "buttons"]}),
-        (_("Preview and checks"), {"fields": ["preview", "findings"]}),
+        (_("Preview and checks"), {"fields": ["preview", "findings", "test_send"]}),
     ]
+
+    @admin.display(description=_("test send"))
+    def test_send(self, obj: Template) -> str:
+        if not obj.pk:
+            return _("Save the template first.")
+        return format_html('<a class="button" id="template-test-send" href="{}">{}</a>',
+                           reverse("admin:campaigns_template_test_send", args=[obj.pk]),
+                           _("Send a test message…"))
+
+    def get_urls(self):
+        return [path("<int:pk>/test-send/", self.admin_site.admin_view(self.test_send_view),
+                     name="campaigns_template_test_send"), *super().get_urls()]
+
+    def has_test_send_permission(self, request, obj=None) -> bool:
+        return (self.has_change_permission(request, obj)
+                or request.user.has_perm("campaigns.change_campaign"))
+
+    def test_send_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        template = get_object_or_404(Template, pk=pk)
+        if not self.has_test_send_permission(request, template):
+            raise PermissionDenied
+        form = TestSendForm(request.POST or None, admin_site=self.admin_site)
+        if request.method == "POST" and form.is_valid():
+            done = self._test_send(request, template, form)
+            if done:
+                return redirect(reverse("admin:campaigns_template_change", args=[pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "original": template, "form": form, "media": self.media + form.media,
+                   "title": _("Test send: %(template)s") % {"template": template}}
+        return TemplateResponse(request, "admin/campaigns/template_test_send.html", context)
+
+    def _test_send(self, request, template: Template, form) -> bool:
+        phone, contact = form.cleaned_data["phone"], form.cleaned_data.get("contact")
+        try:
+            result = services.template_test_send(template=template, phone=phone, contact=contact)
+        except services.CampaignError as exc:
+            form.add_error("phone", str(exc))
+            return False
+        except WhatsAppError as exc:
+            self.message_user(request, _(
+                "WhatsApp refused the test message to %(phone)s: %(error)s")
+                % {"phone": phone, "error": exc}, messages.ERROR)
+            return True
+        except AmbiguousSendError as exc:
+            self.message_user(request, _(
+                "No clear answer from WhatsApp for the test message to %(phone)s (%(error)s); "
+                "it may or may not arrive.") % {"phone": phone, "error": exc}, messages.WARNING)
+            return True
+        except ImproperlyConfigured as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return True
+        self.message_user(request, _(
+            "Test message accepted by WhatsApp for %(phone)s (message id %(wamid)s).")
+            % {"phone": phone, "wamid": result.wamid}, messages.SUCCESS)
+        return True
+
 
     @admin.display(description=_("preview"))
     def preview(self, obj: Template) -> str:
@@ -82,11 +162,54 @@ class TemplateAdmin(admin.ModelAdmin):
 class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
-        fields = ["name", "template", "audience", "suppression", "scheduled_at",
-                  "rate_per_second", "phone_number_id", "ab_config", "followup_template",
-                  "followup_after_days", "followup_skip_read"]
+        fields = ["name", "template", "audience", "suppression", "scheduled_at", "time_zone",
+                  "quiet_start", "quiet_end", "rate_per_second", "phone_number_id",
+                  "ab_config", "followup_template", "followup_after_days",
+                  "followup_skip_read"]
         widgets = {"audience": forms.Textarea(attrs={"rows": 2}),
                    "suppression": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"] = forms.ChoiceField(
+            label=_("time zone"), required=False,
+            choices=[("", _("automatic (audience / server)")),
+                     *time_zone_choices(self.instance.time_zone)],
+            help_text=Campaign._meta.get_field("time_zone").help_text)
+        if "scheduled_at" in self.fields:
+            self.fields["scheduled_at"].help_text = self._suggestion()
+
+    def _suggestion(self) -> str:
+        campaign = self.instance
+        target = campaign if campaign.pk else (campaign.time_zone or settings.TIME_ZONE)
+        slot = send_time_suggest(target)
+        local = timezone.localtime(slot)
+        date_value = formats.localize_input(local.date())
+        time_value = formats.localize_input(local.time().replace(second=0))
+        fill = (f"document.getElementById('id_scheduled_at_0').value='{date_value}';"
+                f"document.getElementById('id_scheduled_at_1').value='{time_value}';"
+                "return false;")
+        shown = f"{slot:%a %Y-%m-%d %H:%M} ({slot.tzinfo})"
+        if local.utcoffset() != slot.utcoffset():
+            shown += f" = {local:%H:%M} {_('server time')}"
+        return format_html(
+            '{} <span id="send-time-suggestion">{}</span> '
+            '<a href="#" class="button" id="use-suggested-time" onclick="{}">{}</a><br>{}',
+            _("Suggested (Tue–Thu 11:00 or 20:00 in the audience's time zone, read most):"),
+            shown, fill, _("Use this time"),
+            _("Empty: send when launched. Times are entered in server time (%(tz)s).")
+            % {"tz": timezone.get_current_timezone_name()})
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("quiet_start"), data.get("quiet_end")
+        if (start is None) != (end is None):
+            raise forms.ValidationError(_(
+                "Quiet hours need both times, e.g. from 21:00 until 08:00; leave both empty "
+                "for none."))
+        if start is not None and start == end:
+            self.add_error("quiet_end", _("Quiet hours cannot start and end at the same time."))
+        return data
 
     def _expression(self, name: str) -> str:
         value = self.cleaned_data.get(name, "")
@@ -112,15 +235,16 @@ class CampaignAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name"]
     actions = ["launch", "pause", "resume", "cancel"]
-    readonly_fields = ["status", "status_message", "launched_at", "finished_at", "ab_winner",
-                       "report", "checks"]
+    readonly_fields = ["status", "status_message", "quiet_state", "launched_at",
+                       "finished_at", "ab_winner", "report", "checks"]
     fieldsets = [
         (None, {"fields": ["name", "template", "audience", "suppression", "scheduled_at"]}),
-        (_("Sending"), {"fields": ["rate_per_second", "phone_number_id"]}),
+        (_("Sending"), {"fields": ["time_zone", "quiet_start", "quiet_end", "rate_per_second",
+                                   "phone_number_id"]}),
         (_("A/B test and follow-up"), {"classes": ["collapse"], "fields": [
             "ab_config", "followup_template", "followup_after_days", "followup_skip_read"]}),
-        (_("Status"), {"fields": ["status", "status_message", "launched_at", "finished_at",
-                                  "ab_winner", "checks", "report"]}),
+        (_("Status"), {"fields": ["status", "status_message", "quiet_state", "launched_at",
+                                  "finished_at", "ab_winner", "checks", "report"]}),
     ]
 
     def get_queryset(self, request):
@@ -160,6 +284,14 @@ class CampaignAdmin(admin.ModelAdmin):
     def reply(self, obj):
         return _pct(obj.n_replied / obj.n_delivered if obj.n_delivered else None)
 
+    @admin.display(description=_("quiet hours"))
+    def quiet_state(self, obj: Campaign) -> str:
+        state = quiet_hours_state(obj) if obj.pk else None
+        if state is None:
+            return _("None.")
+        return format_html('<span id="quiet-hours" data-active="{}">{}</span>',
+                           "1" if state["active"] else "0", state["note"])
+
     @admin.display(description=_("pre-launch checks"))
     def checks(self, obj: Campaign) -> str:
         if not obj.pk or obj.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
@@ -181,6 +313,7 @@ class CampaignAdmin(admin.ModelAdmin):
             (_("read"), f"{r['read']} ({_pct(r['read_rate'])})"),
             (_("replied"), f"{r['replied']} ({_pct(r['reply_rate'])})"),
             (_("failed"), ", ".join(f"{k}: {v}" for k, v in r["failed"].items()) or "0"),
+            (_("limited (131049), retried later"), r["limited"]),
             (_("excluded"), ", ".join(f"{k}: {v}" for k, v in r["excluded"].items()) or "0"),
             (_("conversions"), f"{r['conversions']} ({_pct(r['conversion_rate'])})"),
             (_("revenue"), r["revenue"]),

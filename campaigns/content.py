@@ -78,6 +78,11 @@ def placeholders(text: str) -> list[str]:
     return list(dict.fromkeys(PLACEHOLDER.findall(text)))
 
 
+def is_named(names: list[str]) -> bool:
+    """True when the placeholders are names ({{first_name}}), not numbers ({{1}})."""
+    return bool(names) and not any(name.isdigit() for name in names)
+
+
 def render_values(template: Template, contact: Contact) -> list[str]:
     return [v.value(contact) for v in variables_of(template)]
 
@@ -86,9 +91,11 @@ def render_preview(template: Template, contact: Contact) -> str:
     """The body as ``contact`` will read it."""
     values = render_values(template, contact)
 
+    names = placeholders(template.body)
+
     def fill(match: re.Match) -> str:
         key = match.group(1)
-        index = int(key) - 1 if key.isdigit() else -1
+        index = int(key) - 1 if key.isdigit() else names.index(key)
         return values[index] if 0 <= index < len(values) else match.group(0)
 
     text = PLACEHOLDER.sub(fill, template.body)
@@ -106,8 +113,15 @@ def message_for(template: Template, contact: Contact) -> TemplateMessage:
                            "parameters": [{"type": "image", "image": {"link": link}}]})
     values = render_values(template, contact)
     if values:
-        components.append({"type": "body",
-                           "parameters": [{"type": "text", "text": v} for v in values]})
+        names = placeholders(template.body)
+        if is_named(names):
+            # Named templates ({{first_name}}): each parameter carries its placeholder's
+            # name (reference §1.3, "Named parameters"); positional ones never do.
+            parameters = [{"type": "text", "text": v, "parameter_name": name}
+                          for name, v in zip(names, values, strict=False)]
+        else:
+            parameters = [{"type": "text", "text": v} for v in values]
+        components.append({"type": "body", "parameters": parameters})
     return TemplateMessage(name=template.name, language=template.language,
                            components=components)
 
@@ -144,6 +158,15 @@ def template_checks(template: Template, *, opt_out_words: list[str] | None = Non
             % {"n": len(template.footer), "max": FOOTER_MAX}))
     names = placeholders(template.body)
     variables = variables_of(template)
+    if names and not is_named(names) and not all(n.isdigit() for n in names):
+        checks.append(Check(BLOCK, "placeholders_mixed", _(
+            "The body mixes numbered ({{1}}) and named ({{first_name}}) placeholders; "
+            "WhatsApp accepts one kind per template.")))
+    for name in names:
+        if not name.isdigit() and not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            checks.append(Check(BLOCK, "placeholder_name", _(
+                "The placeholder {{%(name)s}} is not a valid name; WhatsApp allows lowercase "
+                "letters, digits and underscores, starting with a letter.") % {"name": name}))
     for index, name in enumerate(names, start=1):
         if name.isdigit() and name != str(index):
             checks.append(Check(BLOCK, "placeholders_not_sequential", _(

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.schedule import validate_time_zone
 from crm.models import Contact
 
 
@@ -105,6 +106,17 @@ class Campaign(models.Model):
     phone_number_id = models.CharField(
         _("sending phone number ID"), max_length=40, blank=True,
         help_text=_("Empty: WHATSAPP_PHONE_NUMBER_ID."))
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, blank=True, validators=[validate_time_zone],
+        help_text=_("The audience's local time, for quiet hours and the suggested send time. "
+                    "Empty: the zone of the audience's most common country (fixed at launch), "
+                    "else the server's TIME_ZONE."))
+    quiet_start = models.TimeField(
+        _("quiet hours from"), null=True, blank=True,
+        help_text=_("Local time from which nothing is sent, e.g. 21:00. Empty: no quiet hours."))
+    quiet_end = models.TimeField(
+        _("quiet hours until"), null=True, blank=True,
+        help_text=_("Local time at which sending resumes by itself, e.g. 08:00."))
     # A/B test: {"variants": [{"key": "A", "template": id}, ...], "group_size": 1000,
     #            "holdout": 0, "metric": "read", "window_minutes": 60, "min_audience": 2000}
     ab_config = models.JSONField(_("A/B test"), default=dict, blank=True)
@@ -150,6 +162,8 @@ class SendStatus(models.TextChoices):
     READ = "read", _("read")
     FAILED = "failed", _("failed")
     CANCELLED = "cancelled", _("cancelled")
+    # 131049: WhatsApp's per-user marketing limit; retried later (not_before).
+    LIMITED = "limited", _("limited by WhatsApp, retry later")
 
 
 # Webhook statuses only move a send forward; ``failed`` is final.
@@ -170,6 +184,8 @@ class Send(models.Model):
     error_code = models.IntegerField(_("error code"), null=True, blank=True)
     error_detail = models.CharField(_("error"), max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    deferrals = models.PositiveSmallIntegerField(
+        _("deferrals"), default=0, help_text=_("Times WhatsApp limited this message (131049)."))
     not_before = models.DateTimeField(_("not before"), null=True, blank=True)
     claim = models.UUIDField(null=True, blank=True, editable=False)
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -12,11 +12,13 @@ from django.db.models import (
     Count,
     Exists,
     ExpressionWrapper,
+    Min,
     OuterRef,
     Q,
     QuerySet,
     Sum,
 )
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Campaign, Exclusion, Send, SendStatus
@@ -76,6 +78,8 @@ def counts(sends: QuerySet[Send]) -> dict:
         replied=Count("id", filter=Q(replied_at__isnull=False)),
         failed_total=Count("id", filter=Q(status=SendStatus.FAILED)),
         holdout=Count("id", filter=Q(status=SendStatus.HOLDOUT)),
+        limited=Count("id", filter=Q(status=SendStatus.LIMITED)),
+        next_retry_at=Min("not_before", filter=Q(status=SendStatus.LIMITED)),
         cancelled=Count("id", filter=Q(status=SendStatus.CANCELLED)),
     )
     failed = dict(sends.filter(status=SendStatus.FAILED).values_list("error_code")
@@ -103,6 +107,13 @@ def counts(sends: QuerySet[Send]) -> dict:
         "conversion_rate": _rate(converted["conversions"] or 0, totals["sent"]),
     }
     result["flags"] = flags(result)
+    retry = totals["next_retry_at"]
+    if retry:
+        result["next_retry_at"] = retry.isoformat()
+        result["flags"].append(_(
+            "%(n)d recipients were limited by WhatsApp (131049, its per-user marketing limit); "
+            "they are retried automatically, the next from %(at)s.")
+            % {"n": totals["limited"], "at": f"{timezone.localtime(retry):%Y-%m-%d %H:%M}"})
     return result
 
 
@@ -124,6 +135,7 @@ def campaign_report(campaign: Campaign) -> dict:
     sends = Send.objects.filter(campaign=campaign)
     report = {"campaign": campaign.name, "status": campaign.status,
               "status_message": campaign.status_message, **counts(sends)}
+    report["quiet_hours"] = quiet_hours_state(campaign)
     report["excluded"] = dict(Exclusion.objects.filter(campaign=campaign).values_list("reason")
                               .annotate(n=Count("id")).order_by().values_list("reason", "n"))
     variants = [v["key"] for v in (campaign.ab_config or {}).get("variants") or []]
@@ -131,6 +143,25 @@ def campaign_report(campaign: Campaign) -> dict:
         report["variants"] = {key: counts(sends.filter(variant=key)) for key in variants}
         report["ab"] = ab_comparison(campaign, report["variants"])
     return report
+
+
+def quiet_hours_state(campaign: Campaign, now: datetime | None = None) -> dict | None:
+    """The campaign's quiet hours and whether they hold sending back right now."""
+    from campaigns.schedule import quiet_hours
+
+    hours = quiet_hours(campaign)
+    if hours is None:
+        return None
+    until = hours.until(now or timezone.now())
+    active = bool(until) and campaign.status in ("scheduled", "sending")
+    return {
+        "window": str(hours), "time_zone": hours.zone.key, "active": active,
+        "resumes_at": until.isoformat() if until else None,
+        "note": (_("Quiet hours %(window)s: nothing is sent now; sending resumes by itself at "
+                   "%(at)s.") % {"window": hours, "at": f"{until:%Y-%m-%d %H:%M}"}
+                 if active else _("Quiet hours %(window)s: nothing is sent in this window.")
+                 % {"window": hours}),
+    }
 
 
 def ab_comparison(campaign: Campaign, per_variant: dict[str, dict]) -> dict:

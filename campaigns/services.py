@@ -28,7 +28,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns.backends import Action, AmbiguousSendError, WhatsAppError, get_backend
+from campaigns.backends import (
+    Action,
+    AmbiguousSendError,
+    SendResult,
+    WhatsAppError,
+    get_backend,
+)
 from campaigns.content import BLOCK, Check, message_for, template_checks
 from campaigns.models import (
     Alert,
@@ -45,8 +51,10 @@ from campaigns.models import (
     Template,
     TemplateCategory,
 )
+from campaigns.schedule import audience_time_zone, quiet_until
 from campaigns.throttle import get_bucket
 from crm.models import ConsentStatus, Contact
+from crm.phones import InvalidPhoneNumber, normalize_phone
 from crm.services import contact_set_consent
 from tagging.segments import SegmentError, contacts_matching, parse, to_q
 
@@ -54,7 +62,7 @@ logger = logging.getLogger(__name__)
 
 LIVE = [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT, SendStatus.DELIVERED,
         SendStatus.READ]
-OPEN = [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.HELD]
+OPEN = [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.HELD, SendStatus.LIMITED]
 VALID_PHONE = r"^\+[1-9][0-9]{6,14}$"
 DEFAULT_AB = {"group_size": 1000, "holdout": 0, "metric": "read", "window_minutes": 60,
               "min_audience": 2000}
@@ -91,6 +99,7 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
                     scheduled_at: datetime | None = None, rate_per_second: int | None = None,
                     ab_config: dict | None = None, followup_template: Template | None = None,
                     followup_after_days: int = 3, phone_number_id: str = "",
+                    time_zone: str = "", quiet_start=None, quiet_end=None,
                     actor=None) -> Campaign:
     for label, expression in (("audience", audience), ("suppression", suppression)):
         if expression.strip():
@@ -105,7 +114,33 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
         name=name, template=template, audience=audience, suppression=suppression,
         scheduled_at=scheduled_at, rate_per_second=rate_per_second, ab_config=ab_config or {},
         followup_template=followup_template, followup_after_days=followup_after_days,
-        phone_number_id=phone_number_id, created_by=actor if getattr(actor, "pk", None) else None)
+        phone_number_id=phone_number_id, time_zone=time_zone, quiet_start=quiet_start,
+        quiet_end=quiet_end, created_by=actor if getattr(actor, "pk", None) else None)
+
+
+def template_test_send(*, template: Template, phone: str, contact: Contact | None = None,
+                       backend=None) -> SendResult:
+    """Send ``template`` once to ``phone``, with ``contact``'s values (default: the
+    contact with that number, else the fallbacks).
+
+    Raises ``CampaignError`` for a number that is not valid, ``WhatsAppError``
+    when WhatsApp refused the message and ``AmbiguousSendError`` when nobody can
+    tell. Nothing is recorded as a campaign send.
+    """
+    try:
+        to = normalize_phone(phone)
+    except InvalidPhoneNumber as exc:
+        raise CampaignError(str(exc)) from None
+    if contact is None:
+        contact = Contact.objects.filter(phone=to).first() or Contact(phone=to)
+    own_backend = backend is None
+    backend = backend or get_backend()
+    try:
+        return backend.send_template(to=to, template=message_for(template, contact),
+                                     callback_data="tw:test")
+    finally:
+        if own_backend:
+            backend.close()
 
 
 def opt_out_words() -> list[str]:
@@ -198,6 +233,11 @@ def campaign_start(*, campaign: Campaign, now: datetime | None = None) -> Snapsh
         if not claimed:
             return None
         snapshot = recipients_snapshot(campaign=campaign, now=now)
+        if not campaign.time_zone:
+            # Fix the audience's zone now, so quiet hours do not move while sending.
+            zone = audience_time_zone(Contact.objects.filter(
+                campaign_sends__campaign=campaign)) or settings.TIME_ZONE
+            Campaign.objects.filter(pk=campaign.pk).update(time_zone=zone)
         if snapshot.recipients == 0:
             Campaign.objects.filter(pk=campaign.pk).update(
                 status=CampaignStatus.COMPLETED, finished_at=now,
@@ -341,7 +381,8 @@ def campaign_cancel(*, campaign: Campaign, reason: str = "") -> int:
         ).update(status=CampaignStatus.CANCELLED, finished_at=now,
                  status_message=reason or _("Cancelled."))
         cancelled = Send.objects.filter(
-            campaign=campaign, status__in=[SendStatus.QUEUED, SendStatus.HELD]
+            campaign=campaign, status__in=[SendStatus.QUEUED, SendStatus.HELD,
+                                           SendStatus.LIMITED]
         ).update(status=SendStatus.CANCELLED)
     campaign.refresh_from_db()
     return cancelled
@@ -354,7 +395,8 @@ def _abort(campaign_id: int, message: str, code: int | None = None) -> None:
             status__in=[CampaignStatus.CANCELLED, CampaignStatus.ABORTED]
         ).update(status=CampaignStatus.ABORTED, finished_at=now, status_message=message)
         Send.objects.filter(campaign_id=campaign_id,
-                            status__in=[SendStatus.QUEUED, SendStatus.HELD]).update(
+                            status__in=[SendStatus.QUEUED, SendStatus.HELD,
+                                        SendStatus.LIMITED]).update(
             status=SendStatus.CANCELLED)
         Alert.objects.create(campaign_id=campaign_id, code=code, message=message)
     logger.error("campaign %s aborted: %s", campaign_id, message)
@@ -434,6 +476,49 @@ def _fail(send: Send, token: uuid.UUID | None, error: WhatsAppError) -> None:
                 error_code=error.code, error_detail=str(error)[:500])
 
 
+def send_defer(*, send_id: int, error: WhatsAppError, token: uuid.UUID | None = None,
+               statuses: list[str] | None = None, now: datetime | None = None) -> str:
+    """WhatsApp limited this recipient (131049): retry hours later, or fail after N tries.
+
+    The send becomes *limited* with ``not_before`` = now + ``CAMPAIGNS_LIMITED_RETRY_HOURS``
+    (24), doubled per earlier deferral; beat's tick queues it again when due (no long
+    countdown). After
+    ``CAMPAIGNS_LIMITED_RETRIES`` (2) deferrals the next 131049 fails it.
+    Returns "deferred", "failed", or "" when the send was not in ``statuses``.
+    """
+    now = now or timezone.now()
+    rows = Send.objects.filter(pk=send_id)
+    if token:
+        rows = rows.filter(claim=token, status=SendStatus.SENDING)
+    elif statuses:
+        rows = rows.filter(status__in=statuses)
+    limit = _setting("CAMPAIGNS_LIMITED_RETRIES", 2)
+    detail = str(error)[:500]
+    done = rows.values_list("deferrals", flat=True).first() or 0
+    # Increasing intervals (24 h, 48 h, …): Meta's limit lasts for differing periods.
+    wait = timedelta(hours=_setting("CAMPAIGNS_LIMITED_RETRY_HOURS", 24) * 2 ** done)
+    if rows.filter(deferrals__lt=limit).update(
+            status=SendStatus.LIMITED, claim=None, error_code=error.code, error_detail=detail,
+            deferrals=F("deferrals") + 1, not_before=now + wait):
+        # A webhook may report it after the campaign finished: it sends again for this one.
+        Campaign.objects.filter(sends__pk=send_id, status=CampaignStatus.COMPLETED).update(
+            status=CampaignStatus.SENDING, finished_at=None)
+        return "deferred"
+    if rows.update(status=SendStatus.FAILED, claim=None, failed_at=now, error_code=error.code,
+                   error_detail=detail):
+        return "failed"
+    return ""
+
+
+def limited_requeue(*, now: datetime | None = None) -> int:
+    """Queue again limited sends whose retry time has come (campaigns still sending)."""
+    now = now or timezone.now()
+    return Send.objects.filter(status=SendStatus.LIMITED, not_before__lte=now,
+                               campaign__status=CampaignStatus.SENDING).update(
+        status=SendStatus.QUEUED, wamid="", claim=None, claimed_at=None, attempts=0,
+        not_before=None)
+
+
 def daily_budget_left(phone_number_id: str, now: datetime | None = None) -> int | None:
     """Unique recipients still allowed in the rolling 24 h (None: unlimited)."""
     limit = _setting("WHATSAPP_DAILY_UNIQUE_LIMIT", 0)
@@ -452,6 +537,7 @@ class LoopResult:
     sent: int = 0
     failed: int = 0
     retried: int = 0
+    deferred: int = 0
     stopped: str = ""
 
 
@@ -477,6 +563,9 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
             status = Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True)
             if status.first() != CampaignStatus.SENDING:
                 result.stopped = "campaign not sending"
+                break
+            if quiet_until(campaign):
+                result.stopped = "quiet hours"
                 break
             sender = Sender.objects.filter(phone_number_id=campaign.sender_id,
                                            stopped=True).first()
@@ -592,6 +681,8 @@ def _handle_error(campaign: Campaign, send: Send, token: uuid.UUID, error: Whats
     if action == Action.FAIL_RECIPIENT:
         _fail(send, token, error)
         return "failed"
+    if action == Action.DEFER_RECIPIENT:
+        return send_defer(send_id=send.pk, error=error, token=token) or "retried"
     if action == Action.OPT_OUT:
         _fail(send, token, error)
         contact_opt_out(contact=send.contact, source="error_131050", detail=error.message)
@@ -742,13 +833,19 @@ def campaigns_tick(*, now: datetime | None = None) -> list[int]:
         ab_decide(campaign=campaign, now=now)
     followups_create(now=now)
     inflight_reconcile(now=now)
+    limited_requeue(now=now)
     from campaigns.backends.sandbox import sandbox_flush
 
     sandbox_flush(now=now)
     due = []
-    for campaign_id in Campaign.objects.filter(status=CampaignStatus.SENDING).values_list(
-            "id", flat=True):
-        if not campaign_finish_if_done(campaign_id=campaign_id) and Send.objects.filter(
+    for campaign in Campaign.objects.filter(status=CampaignStatus.SENDING).only(
+            "id", "time_zone", "quiet_start", "quiet_end", "audience", "parent"):
+        campaign_id = campaign.pk
+        if campaign_finish_if_done(campaign_id=campaign_id):
+            continue
+        if quiet_until(campaign, now):
+            continue  # the sends stay queued; a tick after the quiet hours picks them up
+        if Send.objects.filter(
                 campaign_id=campaign_id, status=SendStatus.QUEUED).filter(
                 Q(not_before__isnull=True) | Q(not_before__lte=now)).exists():
             due.append(campaign_id)

@@ -133,6 +133,9 @@ def _find_send(status: dict) -> Send | None:
         if wamid else None
     data = status.get("biz_opaque_callback_data") or ""
     if send is None and data.startswith("tw:") and data[3:].isdigit():
+        if wamid and StatusEvent.objects.filter(wamid=wamid).exists():
+            # A known message the send has moved on from (requeued after 131049): stale.
+            return None
         # The webhook beat our own write of the wamid (or the worker died after the call).
         send = Send.objects.filter(pk=int(data[3:])).select_related("contact", "campaign").first()
         if send is not None and not send.wamid:
@@ -161,6 +164,15 @@ def statuses_apply(*, statuses: list[dict]) -> int:
         except IntegrityError:
             continue  # this (wamid, status) was applied already
         if send is None:
+            continue
+        deferred = code is not None and action_for(int(code)) == Action.DEFER_RECIPIENT
+        if name == "failed" and deferred:
+            from campaigns.services import send_defer
+
+            error = WhatsAppError(int(code), errors[0].get("title") or "", details=str(
+                (errors[0].get("error_data") or {}).get("details") or ""))
+            if send_defer(send_id=send.pk, error=error, statuses=FORWARD["failed"]):
+                changed += 1
             continue
         updates = {"status": name, STAMP[name]: occurred, "claim": None}
         if name == "failed":

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKER_QUEUES = "celery,webhooks"
 
 
 def _wait_for(url: str, seconds: float) -> bool:
@@ -24,19 +25,24 @@ def _wait_for(url: str, seconds: float) -> bool:
     return False
 
 
+def process_commands(python: str, port: str, var: Path) -> dict[str, list[str]]:
+    """The command line of each process ``make run`` starts."""
+    return {
+        "web": [python, "manage.py", "runserver", f"127.0.0.1:{port}"],
+        # Both queues: "celery" (sending, ticks) and "webhooks" (CELERY_TASK_ROUTES).
+        "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info",
+                   "--concurrency", "2", "-n", "worker@%h", "-Q", WORKER_QUEUES],
+        "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "info",
+                 "--pidfile", str(var / "beat.pid")],
+    }
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     port = os.environ.get("PORT", "8000")
     var = Path(os.environ.get("TAGWERK_VAR_DIR", ROOT / "var"))
     (var / "broker").mkdir(parents=True, exist_ok=True)
-    python = sys.executable
-    commands = {
-        "web": [python, "manage.py", "runserver", f"127.0.0.1:{port}"],
-        "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info",
-                   "--concurrency", "2", "-n", "worker@%h"],
-        "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                 "--pidfile", str(var / "beat.pid")],
-    }
+    commands = process_commands(sys.executable, port, var)
     processes = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
 
     def stop(*_args) -> None:

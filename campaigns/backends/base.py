@@ -23,7 +23,8 @@ class Action(enum.StrEnum):
     GLOBAL_BACKOFF = "global_backoff"      # 4, 80007: app/WABA call limit, retry later
     RETRY_RECIPIENT = "retry_recipient"    # 131056: back off that recipient 1/4/16/64 s
     PAUSE_CAMPAIGN = "pause_campaign"      # 131048: quality throttle, pause + alert
-    FAIL_RECIPIENT = "fail_recipient"      # 131026, 131049, 131047, 130472, 131030
+    FAIL_RECIPIENT = "fail_recipient"      # 131026, 131047, 130472, 131030
+    DEFER_RECIPIENT = "defer_recipient"    # 131049: per-user marketing limit, retry hours later
     OPT_OUT = "opt_out"                    # 131050: fail and opt the contact out of marketing
     ABORT_CAMPAIGN = "abort_campaign"      # 132000, 132001, 132015, 132016
     STOP_ALL = "stop_all"                  # 368, 131031, 131042, 0, 190
@@ -39,7 +40,7 @@ ERROR_ACTIONS: dict[int, Action] = {
     131048: Action.PAUSE_CAMPAIGN,
     131047: Action.FAIL_RECIPIENT,
     131026: Action.FAIL_RECIPIENT,
-    131049: Action.FAIL_RECIPIENT,
+    131049: Action.DEFER_RECIPIENT,
     130472: Action.FAIL_RECIPIENT,
     131030: Action.FAIL_RECIPIENT,
     131050: Action.OPT_OUT,

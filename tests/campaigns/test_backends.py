@@ -54,7 +54,8 @@ class BackendContract:
         (130429, Action.SLOW_NUMBER), (131056, Action.RETRY_RECIPIENT),
         (131048, Action.PAUSE_CAMPAIGN), (131026, Action.FAIL_RECIPIENT),
         (131050, Action.OPT_OUT), (132001, Action.ABORT_CAMPAIGN),
-        (368, Action.STOP_ALL), (131000, Action.RETRY_LIMITED)])
+        (368, Action.STOP_ALL), (131000, Action.RETRY_LIMITED),
+        (131049, Action.DEFER_RECIPIENT)])
     def test_refusal_raises_with_code_and_action(self, backend, code, action):
         if not self.refusable:
             pytest.skip("this backend accepts everything by design")

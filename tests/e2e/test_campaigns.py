@@ -74,3 +74,35 @@ def test_create_launch_and_watch_the_report_fill(login, live_server, make_contac
 
     page.goto(f"{live_server.url}/admin/campaigns/campaign/")
     assert "Frühlingsaktion" in page.locator("#result_list").inner_text()
+
+
+def test_use_the_suggested_send_time_and_test_send_a_template(login, live_server, settings):
+    from campaigns.backends import locmem
+    from campaigns.schedule import send_time_suggest
+    from campaigns.services import template_create
+
+    settings.WHATSAPP_BACKEND = "campaigns.backends.locmem.LocmemBackend"
+    locmem.reset()
+    template = template_create(name="spring_offer", language="de",
+                               body="Hallo {{1}}! Antworte STOP zum Abmelden.",
+                               variables=["salutation_last_name"])
+    page = login()
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/add/")
+    page.click("#use-suggested-time")
+    page.fill("#id_name", "Vorschlag")
+    page.select_option("#id_template", label="spring_offer (de)")
+    page.fill("#id_audience", "purchases >= 0")
+    page.click("input[name=_continue]")
+    page.wait_for_url("**/change/")
+    campaign = Campaign.objects.get(name="Vorschlag")
+    expected = send_time_suggest(settings.TIME_ZONE)
+    assert campaign.scheduled_at == expected
+    assert campaign.scheduled_at.astimezone(expected.tzinfo).weekday() in (1, 2, 3)
+
+    page.goto(f"{live_server.url}/admin/campaigns/template/{template.pk}/change/")
+    page.click("#template-test-send")
+    page.fill("#id_phone", "+49 151 23456789")
+    page.click("#test-send-form input[type=submit]")
+    page.wait_for_selector(".messagelist")
+    assert "Test message accepted by WhatsApp" in page.locator(".messagelist").inner_text()
+    assert [m["to"] for m in locmem.outbox] == ["4915123456789"]
