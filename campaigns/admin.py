@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import models
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -72,6 +73,11 @@ class TemplateAdmin(admin.ModelAdmin):
     list_filter = ["category", "status", "language"]
     search_fields = ["name", "body"]
     readonly_fields = ["preview", "findings", "test_send"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.URLField):
+            kwargs["assume_scheme"] = "https"  # a link typed without a scheme is https
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
     fieldsets = [
         (None, {"fields": ["name", "language", "category", "status"]}),
         (_("Content"), {"fields": ["body", "variables", "header_image", "header_image_link",

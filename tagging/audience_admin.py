@@ -25,6 +25,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from guardian.shortcuts import get_objects_for_user
+from pyroaring import BitMap
 
 from crm.models import Contact
 from tagging.audience_services import (
@@ -38,6 +39,7 @@ from tagging.permissions import APPLY
 from tagging.segments import (
     SegmentError,
     TagRef,
+    bitmap_matching,
     contacts_matching,
     count_matching,
     ids_matching,
@@ -128,8 +130,12 @@ class EstimatingPaginator(Paginator):
     query that grows with the base; the planner's row estimate is free.
     """
 
+    matches: BitMap | None = None  # set when the index answered the expression: ids ascending
+
     @cached_property
     def count(self) -> int:
+        if self.matches is not None:
+            return len(self.matches)
         query = getattr(self.object_list, "query", None)
         if query is not None and not query.where and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -139,6 +145,15 @@ class EstimatingPaginator(Paginator):
             if estimate and estimate > 10_000:
                 return estimate
         return super().count
+
+    def page(self, number):
+        """Newest first, as the list is ordered: the page's ids straight from the bitmap."""
+        if self.matches is None:
+            return super().page(number)
+        number = self.validate_number(number)
+        top = len(self.matches) - (number - 1) * self.per_page
+        ids = list(self.matches[max(top - self.per_page, 0):top])
+        return self._get_page(self.object_list.filter(pk__in=ids), number, self)
 
 
 class ManageTagsForm(forms.Form):
@@ -198,10 +213,13 @@ class AudienceAdminMixin:
         paginator = EstimatingPaginator(queryset, per_page, orphans, allow_empty_first_page)
         expression = request.GET.get(EXPR, "").strip()
         if _expression_only(request):
-            # The expression is the only filter: count it the cheapest way (tags on
-            # the bitmaps, fields in SQL).
+            # The expression is the only filter: count it the cheapest way (the in-memory
+            # index, else SQL); in the default order, page through the index's ids.
             with contextlib.suppress(SegmentError):  # the filter reports it
-                paginator.count = count_matching(expression)
+                if "o" not in request.GET:
+                    paginator.matches = bitmap_matching(expression)
+                if paginator.matches is None:
+                    paginator.count = count_matching(expression)
         return paginator
 
     def get_urls(self):

@@ -484,13 +484,20 @@ def count_matching(expression: str, now: datetime | None = None, *,
 
 def ids_matching(expression: str, now: datetime | None = None) -> list[int]:
     """Ids of the contacts matching ``expression``, ascending (from the index when it can)."""
-    node = parse(expression)
-    now = now or timezone.now()
-    if bitmaps.usable() and _held(node):
-        with bitmaps.reading(_columns(node)) as index:
-            return list(_bitmap(node, index, {}, now))
-    return list(Contact.objects.filter(to_q(node, now)).order_by("pk")
+    found = bitmap_matching(expression, now)
+    if found is not None:
+        return list(found)
+    return list(Contact.objects.filter(to_q(parse(expression), now)).order_by("pk")
                 .values_list("pk", flat=True))
+
+
+def bitmap_matching(expression: str, now: datetime | None = None) -> BitMap | None:
+    """The matches as a new bitmap when the index can answer alone, else ``None``."""
+    node = parse(expression)
+    if not (bitmaps.usable() and _held(node)):
+        return None
+    with bitmaps.reading(_columns(node)) as index:
+        return BitMap(_bitmap(node, index, {}, now or timezone.now()))
 
 
 def _count_fast(node: Node, now: datetime) -> int | None:

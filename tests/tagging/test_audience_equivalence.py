@@ -255,3 +255,26 @@ def test_prune_keeps_an_hour_of_changes(vocabulary, make_contact):
         cursor.execute("SELECT count(*) FROM tagging_tagchange")
         assert cursor.fetchone()[0] == kept  # nothing at or above the old horizon was dropped
     assert count_matching('"A"') == 1  # too long since the last catch-up: rebuilt
+
+
+def test_contacts_list_pages_through_the_index(vocabulary, make_contact, admin_client,
+                                               monkeypatch):
+    """With only the expression box, the list counts and pages from the index, newest first."""
+    needs_postgresql()
+    from crm.admin import ContactAdmin
+
+    monkeypatch.setattr(ContactAdmin, "list_per_page", 2)
+    contacts = [make_contact() for _ in range(6)]
+    tags_change(contacts=contacts[:5], add=[vocabulary["A"]])
+    tags_change(contacts=[contacts[1]], add=[vocabulary["B"]])
+    expected = [c.pk for c in reversed(contacts[:5]) if c.pk != contacts[1].pk]  # 4, 3, 2, 0
+    pages = []
+    for page in (1, 2):
+        response = admin_client.get("/admin/crm/contact/",
+                                    {"expr": '"A" AND NOT "B"', "p": page})
+        assert response.status_code == 200
+        cl = response.context["cl"]
+        assert cl.result_count == 4
+        assert cl.paginator.matches is not None  # the index answered, not SQL
+        pages.append([c.pk for c in cl.result_list])
+    assert pages == [expected[:2], expected[2:]]
