@@ -165,13 +165,16 @@ pairs AS (
     SELECT DISTINCT u.contact_id, u.tag_id
       FROM changes, unnest(changes.contact_ids, changes.tag_ids) AS u(contact_id, tag_id))
 SELECT s.snap::text, (SELECT count(*) FROM changes WHERE contact_ids IS NULL),
-       p.contact_id, p.tag_id,
-       CASE WHEN p.tag_id = 0 THEN c.id IS NOT NULL
-            ELSE EXISTS (SELECT 1 FROM tagging_tagassignment a
-                          WHERE a.contact_id = p.contact_id AND a.tag_id = p.tag_id) END
-       {columns}
-  FROM s LEFT JOIN pairs p ON true
-  LEFT JOIN crm_contact c ON p.tag_id = 0 AND c.id = p.contact_id
+       NULL::bigint, NULL::bigint, NULL::bool {nulls}
+  FROM s
+UNION ALL
+SELECT NULL, NULL, p.contact_id, p.tag_id,
+       EXISTS (SELECT 1 FROM tagging_tagassignment a
+                WHERE a.contact_id = p.contact_id AND a.tag_id = p.tag_id) {nulls}
+  FROM pairs p WHERE p.tag_id <> 0
+UNION ALL
+SELECT NULL, NULL, p.contact_id, 0, c.id IS NOT NULL {columns}
+  FROM pairs p LEFT JOIN crm_contact c ON c.id = p.contact_id WHERE p.tag_id = 0
 """
 
 # One statement, one snapshot: every tag's contacts as 4-byte big-endian ids; with
@@ -263,13 +266,16 @@ class TagBitmaps:
             self._build()
             return
         held = [*self.numeric, *self.text]
-        extra = "".join(
+        columns = "".join(
             f", c.{name}" if name in self.text else f", {NUMERIC[name].replace(name, 'c.' + name)}"
             for name in held)
+        nulls = "".join(", NULL::text" if name in self.text else ", NULL::bigint" for name in held)
         with connection.cursor() as cursor:
-            cursor.execute(_CATCH_UP.format(columns=extra), {"prev": self.snapshot})
+            cursor.execute(_CATCH_UP.format(columns=columns, nulls=nulls),
+                           {"prev": self.snapshot})
             rows = cursor.fetchall()
-        if rows[0][1]:  # a TRUNCATE happened
+        head = next(row for row in rows if row[0] is not None)
+        if head[1]:  # a TRUNCATE happened
             self._build()
             return
         for _snap, _reset, contact_id, tag_id, holds, *values in rows:
@@ -280,7 +286,7 @@ class TagBitmaps:
             else:
                 target = self.tags.setdefault(tag_id, BitMap())
                 (target.add if holds else target.discard)(contact_id)
-        self.snapshot, self.synced_at = rows[0][0], time.monotonic()
+        self.snapshot, self.synced_at = head[0], time.monotonic()
 
     def _contact_set(self, contact_id: int, values: list | None, held: list[str]) -> None:
         if values is None:
