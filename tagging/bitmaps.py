@@ -251,6 +251,7 @@ class TagBitmaps:
         self.wanted: set[str] = set()  # columns asked for so far; held from the next build
         self.numeric: dict[str, np.ndarray] = {}
         self.text: dict[str, TextColumn] = {}
+        self.exists = np.zeros(0, dtype=bool)  # with the fields: True at each contact's id
 
     def tag(self, tag_id: int) -> BitMap:
         return self.tags.get(tag_id, EMPTY)
@@ -293,8 +294,11 @@ class TagBitmaps:
             self.contacts.discard(contact_id)
         else:
             self.contacts.add(contact_id)
-        if contact_id >= self._size():
+        if not self.numeric:  # no fields held yet
+            return
+        if contact_id >= len(self.exists):
             self._grow(contact_id + 1)
+        self.exists[contact_id] = values is not None
         for name, value in zip(held, values or [None] * len(held), strict=True):
             if name in self.numeric:
                 self.numeric[name][contact_id] = NULL if value is None else value
@@ -302,15 +306,8 @@ class TagBitmaps:
                 column = self.text[name]
                 column.codes[contact_id] = -1 if value is None else column.code(value)
 
-    def _size(self) -> int:
-        for column in self.numeric.values():
-            return len(column)
-        for column in self.text.values():
-            return len(column.codes)
-        return 0
-
     def _grow(self, needed: int) -> None:
-        size = max(needed, int(self._size() * 1.25))
+        size = max(needed, int(len(self.exists) * 1.25))
         for name, column in self.numeric.items():
             grown = np.full(size, NULL, dtype=np.int64)
             grown[: len(column)] = column
@@ -319,6 +316,9 @@ class TagBitmaps:
             grown = np.full(size, -1, dtype=np.int32)
             grown[: len(column.codes)] = column.codes
             column.codes = grown
+        exists = np.zeros(size, dtype=bool)
+        exists[: len(self.exists)] = self.exists
+        self.exists = exists
 
     def _build(self) -> None:
         fields = bool(self.wanted)
@@ -336,6 +336,8 @@ class TagBitmaps:
         size = max_id + 1
         self.contacts = _decode(blob)
         self.numeric, self.text = {}, {}
+        self.exists = np.zeros(size if fields else 0, dtype=bool)
+        self.exists[ids if fields else []] = True
         if fields:
             for name in NUMERIC:
                 column = np.full(size, NULL, dtype=np.int64)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+import numpy as np
 from django.db.models import BooleanField, Exists, Expression, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -322,11 +323,15 @@ def _did_you_mean(word: str, candidates) -> str:
 
 
 class _Vocabulary:
-    """Tag and dimension names, loaded once per parse (archived tags included)."""
+    """Tag and dimension names, loaded once per parse at the first tag (archived included)."""
 
     def __init__(self):
+        self.loaded = False
+
+    def load(self) -> None:
         self.tags: dict[str, list[tuple[int, int, str]]] = {}
         self.dimensions: dict[str, tuple[int, str]] = {}
+        self.loaded = True
         for pk, dim_id, name, key in Tag.objects.values_list("pk", "dimension_id", "name",
                                                              "name_key"):
             self.tags.setdefault(key, []).append((pk, dim_id, name))
@@ -334,6 +339,8 @@ class _Vocabulary:
             self.dimensions[key] = (pk, name)
 
     def resolve(self, token: Token) -> TagRef:
+        if not self.loaded:
+            self.load()
         text = token.text.strip()
         found = self.tags.get(name_key(text))
         if found:
@@ -504,6 +511,8 @@ def _count_fast(node: Node, now: datetime) -> int | None:
     dims: dict[int, list[int]] = {}
     if _held(node):
         with bitmaps.reading(_columns(node)) as index:
+            if _columns(node) and not _names_tags(node):  # fields only: vectorised, no bitmaps
+                return int(np.count_nonzero(_mask(node, index, now)))
             return len(_bitmap(node, index, dims, now))
     if not isinstance(node, BoolOp):
         return None
@@ -579,6 +588,24 @@ def _held(node: Node) -> bool:
     return True
 
 
+def _names_tags(node: Node) -> bool:
+    if isinstance(node, BoolOp):
+        return any(_names_tags(i) for i in node.items)
+    if isinstance(node, Not):
+        return _names_tags(node.item)
+    return isinstance(node, TagRef)
+
+
+def _mask(node: Node, index: bitmaps.TagBitmaps, now: datetime) -> np.ndarray:
+    """A field-only held expression as a mask over contact ids (existing contacts only)."""
+    if isinstance(node, Not):
+        return index.exists & ~_mask(node.item, index, now)
+    if isinstance(node, BoolOp):
+        masks = [_mask(i, index, now) for i in node.items]
+        return np.logical_and.reduce(masks) if node.op == "and" else np.logical_or.reduce(masks)
+    return _field_mask(node, index, now)
+
+
 def _columns(node: Node) -> set[str]:
     if isinstance(node, BoolOp):
         return set().union(*(_columns(i) for i in node.items))
@@ -614,14 +641,18 @@ def _days(day: date) -> int:
 
 
 def _field_bitmap(node: Condition | Within, index: bitmaps.TagBitmaps, now: datetime) -> BitMap:
+    return bitmaps.to_bitmap(_field_mask(node, index, now))
+
+
+def _field_mask(node: Condition | Within, index: bitmaps.TagBitmaps, now: datetime) -> np.ndarray:
     """One field test on the index's columns, with SQL's meaning (NULL never matches a
     comparison; ``!=`` — like ``NOT`` — does match it)."""
     spec = FIELDS[node.field]
     if isinstance(node, Within):
-        return bitmaps.to_bitmap(index.numeric[spec.column] >= _micros(now - node.delta))
+        return index.numeric[spec.column] >= _micros(now - node.delta)
     if spec.column in bitmaps.TEXT:
-        equal = bitmaps.to_bitmap(index.text[spec.column].equal(node.value))
-        return equal if node.op == "=" else index.contacts - equal
+        equal = index.text[spec.column].equal(node.value)
+        return equal if node.op == "=" else index.exists & ~equal
     column = index.numeric[spec.column]
     known = column != bitmaps.NULL
     if spec.kind == AGE:
@@ -637,7 +668,7 @@ def _field_bitmap(node: Condition | Within, index: bitmaps.TagBitmaps, now: date
                 "<=": lambda: at_most(years), "<": lambda: at_most(years - 1),
                 "=": lambda: at_least(years) & at_most(years),
                 "!=": lambda: known & ~(at_least(years) & at_most(years))}[node.op]()
-        return bitmaps.to_bitmap(mask)
+        return mask
     value = node.value
     if node.field == "blocked":
         value = int(value == "true")
@@ -651,10 +682,10 @@ def _field_bitmap(node: Condition | Within, index: bitmaps.TagBitmaps, now: date
     elif isinstance(value, Decimal):
         value = int(value) if value == value.to_integral_value() else float(value)
     if node.op == "!=":
-        return index.contacts - bitmaps.to_bitmap(column == value)
+        return index.exists & (column != value)
     mask = {"=": column == value, ">": column > value, ">=": column >= value,
             "<": known & (column < value), "<=": known & (column <= value)}[node.op]
-    return bitmaps.to_bitmap(mask)
+    return mask
 
 
 def referenced_tag_ids(node: Node) -> set[int]:
