@@ -20,3 +20,13 @@ class TaggingConfig(AppConfig):
         from tagging.rules.receivers import on_events_recorded
 
         events_recorded.connect(on_events_recorded, dispatch_uid="tagging.rules.events")
+        # Saved segments and rules that name a tag are listed on its delete confirmation.
+        from tagging.models import Segment
+        from tagging.rules.models import Rule
+        from tagging.segments import expressions_naming
+        from tagging.vocabulary import register_tag_reference
+
+        register_tag_reference(_("saved segments naming it"), lambda tag: expressions_naming(
+            tag, Segment.objects.values_list("expression", flat=True)))
+        register_tag_reference(_("rules whose condition names it"), lambda tag: expressions_naming(
+            tag, Rule.objects.exclude(segment="").values_list("segment", flat=True)))

@@ -374,9 +374,33 @@ class _Vocabulary:
         )
 
 
-def parse(text: str) -> Node:
+def parse(text: str, vocabulary: _Vocabulary | None = None) -> Node:
     """Parse ``text`` into a syntax tree with tags resolved; raise ``SegmentError``."""
-    return _Parser(text or "", _Vocabulary()).parse()
+    return _Parser(text or "", vocabulary or _Vocabulary()).parse()
+
+
+def expressions_naming(tag: Tag, expressions) -> int:
+    """How many of ``expressions`` name ``tag`` (or its dimension's ``"Dimension/*"``).
+
+    For the delete confirmation: expressions that no longer parse are not counted.
+    """
+    vocabulary, count = _Vocabulary(), 0
+    for text in expressions:
+        try:
+            node = parse(text, vocabulary)
+        except SegmentError:
+            continue
+        count += _names(node, tag)
+    return count
+
+
+def _names(node: Node, tag: Tag) -> bool:
+    if isinstance(node, BoolOp):
+        return any(_names(i, tag) for i in node.items)
+    if isinstance(node, Not):
+        return _names(node.item, tag)
+    return isinstance(node, TagRef) and (
+        tag.pk in node.tag_ids or node.dimension_id == tag.dimension_id)
 
 
 # --- Compilation -----------------------------------------------------------------

@@ -340,3 +340,27 @@ def test_rules_and_imports_create_no_tags_in_an_archived_dimension(make_dimensio
     with pytest.raises(ImportRefused, match="“Gekauft” is archived"):
         import_check_options(job=ImportJob(actor=superuser, create_missing_tags=True,
                                            missing_tags_dimension=dimension))
+
+
+def test_expressions_naming_a_tag_are_listed_before_it_is_deleted(make_tag, make_dimension):
+    """Saved segments, rule conditions and campaign audiences count, wildcards included."""
+    from campaigns.models import Template
+    from campaigns.services import campaign_create
+    from tagging.models import Segment
+    from tagging.rules.models import Rule
+
+    stage = make_dimension(name="Phase")
+    vip, other = make_tag(name="VIP", dimension=stage), make_tag(name="Neu")
+    Segment.objects.create(name="VIPs", expression='"VIP" AND purchases > 1')
+    Segment.objects.create(name="Any phase", expression='NOT "Phase/*"')
+    Segment.objects.create(name="Others", expression='"Neu"')
+    Rule.objects.create(name="VIP-Regel", segment='"VIP" OR purchases > 9',
+                        add_template="x {date}")
+    template = Template.objects.create(name="t", language="de", body="Hallo")
+    campaign_create(name="Sale", template=template, audience="purchases > 0",
+                    suppression='"VIP"')
+    refs = {r.label: r.count for r in tag_references(vip)}
+    assert refs["saved segments naming it"] == 2
+    assert refs["rules whose condition names it"] == 1
+    assert refs["campaigns whose audience names it"] == 1
+    assert {r.label: r.count for r in tag_references(other)} == {"saved segments naming it": 1}
