@@ -10,8 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import services
-from campaigns.models import Send, SendStatus
-from campaigns.webhooks import webhook_process
+from campaigns.models import Send, SendStatus, WebhookDelivery
+from campaigns.webhooks import webhook_process, webhooks_drain
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -19,6 +19,8 @@ def campaigns_tick_task() -> None:
     """Run by beat every couple of seconds (CELERY_BEAT_SCHEDULE)."""
     for campaign_id in services.campaigns_tick():
         campaign_send_task.delay(campaign_id)
+    if WebhookDelivery.objects.filter(processed_at__isnull=True).exists():
+        webhooks_drain_task.delay()
 
 
 # A slice of sending fits well inside its lease; a worker killed mid-slice frees
@@ -55,7 +57,13 @@ def campaign_send_task(campaign_id: int) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def webhook_process_task(delivery_id: int) -> None:
+    """One stored webhook (kept for tasks queued before drains existed)."""
     webhook_process(delivery_id=delivery_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def webhooks_drain_task() -> None:
+    webhooks_drain()
 
 
 def _slot_free(campaign_id: int, slots: int) -> bool:

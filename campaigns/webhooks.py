@@ -16,7 +16,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.cache import cache
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns.backends.base import Action, WhatsAppError, action_for
@@ -81,10 +82,51 @@ def webhook_store(*, body: bytes) -> WebhookDelivery | None:
             delivery = WebhookDelivery.objects.create(body=body, sha256=digest)
     except IntegrityError:
         return None
-    from campaigns.tasks import webhook_process_task
+    # One drain queued at a time instead of a task per webhook: under a burst of statuses
+    # most requests only try to set this flag (one Redis round trip), and the worker
+    # applies them in batches. The drain clears the flag as it starts.
+    if cache.add(DRAIN_FLAG, 1, timeout=DRAIN_FLAG_SECONDS):
+        from campaigns.tasks import webhooks_drain_task
 
-    webhook_process_task.delay_on_commit(delivery.pk)
+        webhooks_drain_task.delay_on_commit()
     return delivery
+
+
+DRAIN_FLAG, DRAIN_FLAG_SECONDS = "campaigns:webhooks:drain-queued", 30
+
+
+def webhooks_drain(*, batch: int = 200) -> int:
+    """Apply every stored, unprocessed webhook, oldest first; return how many.
+
+    Several workers may drain at once: each claims its batch with ``SKIP LOCKED``.
+    Each delivery is applied in its own savepoint, so one bad body is recorded with
+    its error and does not hold up the rest. Beat's tick queues a drain whenever
+    deliveries wait, so none is left behind if a flag outlives its drain.
+    """
+    cache.delete(DRAIN_FLAG)  # a webhook stored from now on queues the next drain
+    done = 0
+    while True:
+        with transaction.atomic():
+            ids = list(WebhookDelivery.objects.filter(processed_at__isnull=True)
+                       .order_by("pk").select_for_update(skip_locked=True)
+                       .values_list("pk", flat=True)[:batch])
+            if not ids:
+                return done
+            for delivery in WebhookDelivery.objects.filter(pk__in=ids).order_by("pk"):
+                _apply(delivery)
+        done += len(ids)
+
+
+def _apply(delivery: WebhookDelivery) -> None:
+    try:
+        with transaction.atomic():
+            payload_apply(payload=json.loads(bytes(delivery.body)))
+        error = ""
+    except (ValueError, KeyError, TypeError, AttributeError, DatabaseError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        logger.warning("webhook %s could not be processed: %s", delivery.pk, error)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(processed_at=timezone.now(),
+                                                          error=error)
 
 
 def webhook_process(*, delivery_id: int) -> bool:

@@ -199,7 +199,8 @@ CAMPAIGNS_LIMITED_RETRY_HOURS = env_int("CAMPAIGNS_LIMITED_RETRY_HOURS", 24)
 CAMPAIGNS_LIMITED_RETRIES = env_int("CAMPAIGNS_LIMITED_RETRIES", 2)
 # Stored-webhook processing runs on its own queue so a burst of status webhooks never
 # delays sending; workers consume both (``-Q celery,webhooks``) or a dedicated one runs.
-CELERY_TASK_ROUTES = {"campaigns.tasks.webhook_process_task": {"queue": "webhooks"}}
+CELERY_TASK_ROUTES = {"campaigns.tasks.webhook_process_task": {"queue": "webhooks"},
+                      "campaigns.tasks.webhooks_drain_task": {"queue": "webhooks"}}
 # --- /campaigns ----------------------------------------------------------------
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -228,3 +228,35 @@ def test_malformed_json_with_a_valid_signature_is_acknowledged_and_logged(db, po
     response = post(b"{not json")
     assert response.status_code == 200
     assert "JSONDecodeError" in WebhookDelivery.objects.get().error
+
+
+def test_a_burst_is_applied_by_one_drain_in_order_and_a_bad_body_does_not_block_it(
+        post, sent):
+    """While a drain is queued, webhooks are only stored; the drain applies them all."""
+    from django.core.cache import cache
+
+    from campaigns.tasks import campaigns_tick_task
+    from campaigns.webhooks import DRAIN_FLAG, webhooks_drain
+
+    cache.set(DRAIN_FLAG, 1)  # as if a drain task were waiting in the queue
+    for status in ("sent", "delivered", "read"):
+        assert post(status_payload(sent.wamid, status, sent.phone)).status_code == 200
+    assert post(b"{not json").status_code == 200  # signed, stored, fails when applied
+    assert WebhookDelivery.objects.filter(processed_at__isnull=True).count() == 4
+    sent.refresh_from_db()
+    assert sent.status == SendStatus.SENT  # nothing applied yet
+
+    assert webhooks_drain(batch=2) == 4
+    sent.refresh_from_db()
+    assert sent.status == SendStatus.READ
+    assert cache.get(DRAIN_FLAG) is None  # the next webhook queues a drain again
+    failed = WebhookDelivery.objects.exclude(error="")
+    assert [d.error.split(":")[0] for d in failed] == ["JSONDecodeError"]
+    assert webhooks_drain() == 0  # nothing twice
+
+    # A webhook whose drain never came is picked up by beat's tick.
+    cache.set(DRAIN_FLAG, 1)
+    post(status_payload("wamid.someone-else", "delivered", sent.phone))
+    assert WebhookDelivery.objects.filter(processed_at__isnull=True).count() == 1
+    campaigns_tick_task()
+    assert WebhookDelivery.objects.filter(processed_at__isnull=True).count() == 0
