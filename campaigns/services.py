@@ -666,7 +666,7 @@ def _handle_error(campaign: Campaign, send: Send, token: uuid.UUID, error: Whats
             return "failed"
         if action == Action.SLOW_NUMBER:
             # Meta refuses "until you are within your allowed level again": a short
-            # pause and a few seconds at half rate are enough.
+            # pause, and half rate (compounding) while refusals keep coming.
             bucket.penalize(0.25, slow_for=5.0)
             delay = 1.0
         elif action == Action.GLOBAL_BACKOFF:

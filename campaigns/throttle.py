@@ -37,15 +37,22 @@ redis.call('SET', KEYS[1], string.format('%.0f', tat + interval), 'PX', 60000)
 return {wait, tat}
 """
 
-# Push the bucket back (130429): nobody gets a slot for ``ARGV[1]`` µs, then
-# the rate is halved for ``ARGV[2]`` ms.
+# Push the bucket back (130429): nobody gets a slot for ``ARGV[1]`` µs. A refusal that
+# follows another within ``ARGV[2]`` ms also doubles the interval (up to 8×) for that
+# long: one refusal is usually a few sends bunched by scheduling jitter and costs a
+# quarter second; repeated ones mean the real limit is lower, and the rate backs off.
 _PENALIZE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 redis.call('SET', KEYS[1], string.format('%.0f', tat + tonumber(ARGV[1])), 'PX', 60000)
-redis.call('SET', KEYS[2], '2', 'PX', tonumber(ARGV[2]))
+local recent = redis.call('GET', KEYS[3])
+redis.call('SET', KEYS[3], '1', 'PX', tonumber(ARGV[2]))
+if recent then
+    local factor = math.min(tonumber(redis.call('GET', KEYS[2]) or '1') * 2, 8)
+    redis.call('SET', KEYS[2], tostring(factor), 'PX', tonumber(ARGV[2]))
+end
 return 1
 """
 
@@ -82,7 +89,8 @@ class RedisBucket(Bucket):
     def __init__(self, phone_number_id: str, rate: float, client=None):
         super().__init__(phone_number_id, rate)
         self.client = client or _redis_client(settings.REDIS_URL)
-        self.keys = [f"tagwerk:bucket:{phone_number_id}", f"tagwerk:slow:{phone_number_id}"]
+        self.keys = [f"tagwerk:bucket:{phone_number_id}", f"tagwerk:slow:{phone_number_id}",
+                     f"tagwerk:refused:{phone_number_id}"]
         self._gcra = self.client.register_script(_GCRA)
         self._penalize = self.client.register_script(_PENALIZE)
 
@@ -90,7 +98,7 @@ class RedisBucket(Bucket):
     slots: list[int]
 
     def reserve(self) -> float:
-        wait, slot = self._gcra(keys=self.keys, args=[int(1_000_000 / self.rate),
+        wait, slot = self._gcra(keys=self.keys[:2], args=[int(1_000_000 / self.rate),
                                                      int(MAX_AHEAD * 1_000_000)])
         if int(wait) >= 0 and hasattr(self, "slots"):
             self.slots.append(int(slot))

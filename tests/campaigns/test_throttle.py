@@ -86,6 +86,21 @@ def test_penalty_pushes_everyone_back():
     assert time.monotonic() - started >= 0.25
 
 
+def test_one_refusal_pauses_repeated_refusals_slow_the_number_down():
+    client = _redis()
+    require_service(client is not None, "Redis is not reachable on " + REDIS)
+    keys = ["tagwerk:bucket:r-number", "tagwerk:slow:r-number", "tagwerk:refused:r-number"]
+    client.delete(*keys)
+    bucket = RedisBucket("r-number", 100, client=client)
+    bucket.penalize(0.0, slow_for=2.0)
+    assert client.get(keys[1]) is None  # a single refusal: no slow-down
+    bucket.penalize(0.0, slow_for=2.0)
+    assert float(client.get(keys[1])) == 2  # a second one soon after: half rate
+    bucket.penalize(0.0, slow_for=2.0)
+    assert float(client.get(keys[1])) == 4
+    client.delete(*keys)
+
+
 def test_headroom_keeps_the_bucket_under_the_configured_rate(settings):
     settings.REDIS_URL = ""
     assert get_bucket("x", 80).rate == pytest.approx(78.4)
