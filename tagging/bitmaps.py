@@ -95,20 +95,6 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION tagwerk_contacts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO tagging_tagchange (contact_ids, tag_ids)
-        SELECT array_agg(id), array_fill(0::bigint, ARRAY[count(*)::int]) FROM tagwerk_new
-        HAVING count(*) > 0;
-    ELSE
-        INSERT INTO tagging_tagchange (contact_ids, tag_ids)
-        SELECT array_agg(id), array_fill(0::bigint, ARRAY[count(*)::int]) FROM tagwerk_old
-        HAVING count(*) > 0;
-    END IF;
-    RETURN NULL;
-END $$;
-
 -- TRUNCATE fires no row-level events (Django's test flush uses it): rebuild.
 CREATE OR REPLACE FUNCTION tagwerk_tags_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -127,14 +113,38 @@ CREATE TRIGGER tagwerk_changes_upd AFTER UPDATE ON tagging_tagassignment
     FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_assignments_changed();
 CREATE TRIGGER tagwerk_changes_trunc AFTER TRUNCATE ON tagging_tagassignment
     FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_tags_truncated();
+CREATE TRIGGER tagwerk_contacts_trunc AFTER TRUNCATE ON crm_contact
+    FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_tags_truncated();
+"""
+
+# Contacts created, changed or deleted (tag 0 in the log); migrations 0008 and 0012
+# (which added updates, for the held fields) both run it.
+CONTACTS_SQL = """
+CREATE OR REPLACE FUNCTION tagwerk_contacts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO tagging_tagchange (contact_ids, tag_ids)
+        SELECT array_agg(id), array_fill(0::bigint, ARRAY[count(*)::int]) FROM tagwerk_old
+        HAVING count(*) > 0;
+    ELSE
+        INSERT INTO tagging_tagchange (contact_ids, tag_ids)
+        SELECT array_agg(id), array_fill(0::bigint, ARRAY[count(*)::int]) FROM tagwerk_new
+        HAVING count(*) > 0;
+    END IF;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS tagwerk_contacts_ins ON crm_contact;
+DROP TRIGGER IF EXISTS tagwerk_contacts_upd ON crm_contact;
+DROP TRIGGER IF EXISTS tagwerk_contacts_del ON crm_contact;
 CREATE TRIGGER tagwerk_contacts_ins AFTER INSERT ON crm_contact
+    REFERENCING NEW TABLE AS tagwerk_new
+    FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_contacts_changed();
+CREATE TRIGGER tagwerk_contacts_upd AFTER UPDATE ON crm_contact
     REFERENCING NEW TABLE AS tagwerk_new
     FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_contacts_changed();
 CREATE TRIGGER tagwerk_contacts_del AFTER DELETE ON crm_contact
     REFERENCING OLD TABLE AS tagwerk_old
     FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_contacts_changed();
-CREATE TRIGGER tagwerk_contacts_trunc AFTER TRUNCATE ON crm_contact
-    FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_tags_truncated();
 """
 
 UNINSTALL_SQL = """

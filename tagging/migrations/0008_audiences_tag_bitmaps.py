@@ -14,10 +14,11 @@ old = importlib.import_module("tagging.migrations.0003_audiences_tag_ids")
 def install(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    from tagging.bitmaps import INSTALL_SQL
+    from tagging.bitmaps import CONTACTS_SQL, INSTALL_SQL
 
     schema_editor.execute(old.UNINSTALL_SQL)
     schema_editor.execute(INSTALL_SQL)
+    schema_editor.execute(CONTACTS_SQL)
 
 
 def uninstall(apps, schema_editor):

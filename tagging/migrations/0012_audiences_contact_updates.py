@@ -5,30 +5,12 @@ See tagging/bitmaps.py. On SQLite this migration does nothing.
 
 from django.db import migrations
 
-SQL = """
-CREATE OR REPLACE FUNCTION tagwerk_contacts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        INSERT INTO tagging_tagchange (contact_ids, tag_ids)
-        SELECT array_agg(id), array_fill(0::bigint, ARRAY[count(*)::int]) FROM tagwerk_old
-        HAVING count(*) > 0;
-    ELSE
-        INSERT INTO tagging_tagchange (contact_ids, tag_ids)
-        SELECT array_agg(id), array_fill(0::bigint, ARRAY[count(*)::int]) FROM tagwerk_new
-        HAVING count(*) > 0;
-    END IF;
-    RETURN NULL;
-END $$;
-DROP TRIGGER IF EXISTS tagwerk_contacts_upd ON crm_contact;
-CREATE TRIGGER tagwerk_contacts_upd AFTER UPDATE ON crm_contact
-    REFERENCING NEW TABLE AS tagwerk_new
-    FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_contacts_changed();
-"""
-
 
 def install(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(SQL)
+        from tagging.bitmaps import CONTACTS_SQL
+
+        schema_editor.execute(CONTACTS_SQL)
 
 
 def uninstall(apps, schema_editor):
