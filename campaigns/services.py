@@ -50,6 +50,7 @@ from campaigns.models import (
     SendStatus,
     Template,
     TemplateCategory,
+    WebhookDelivery,
 )
 from campaigns.schedule import audience_time_zone, quiet_until
 from campaigns.throttle import get_bucket
@@ -611,15 +612,13 @@ def _send_one(campaign: Campaign, templates: dict[str, Template], send: Send,
               token: uuid.UUID, backend, bucket) -> str:
     template = templates.get(send.variant) or campaign.template
     message = message_for(template, send.contact)
+    bucket.acquire()
     # Re-check the claim and stamp it right before the call: the reconciler only
     # requeues sends whose stamp is older than the grace period, so a slow loop
-    # never races a requeue (the grace period must exceed the bucket wait plus the
-    # HTTP timeout). Stamped before the bucket, so nothing but the request itself
-    # stands between a rate slot and the message reaching WhatsApp.
+    # never races a requeue (the grace period must exceed the HTTP timeout).
     if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
             claimed_at=timezone.now()):
         return "retried"
-    bucket.acquire()
     try:
         sent = backend.send_template(to=send.phone, template=message,
                                      callback_data=f"tw:{send.pk}")
@@ -726,9 +725,17 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
 
 
 def inflight_reconcile(*, now: datetime | None = None, grace: float | None = None) -> int:
-    """Queue again sends stuck in flight with no webhook after the grace period."""
+    """Queue again sends stuck in flight with no webhook after the grace period.
+
+    Not while stored webhooks older than a few seconds wait to be applied: the
+    "sent" status that would adopt a send may be among them (a backlog after a
+    burst or a worker outage must not turn into duplicates).
+    """
     now = now or timezone.now()
     grace = grace if grace is not None else _setting("WHATSAPP_INFLIGHT_GRACE_SECONDS", 600)
+    if WebhookDelivery.objects.filter(processed_at__isnull=True,
+                                      received_at__lt=now - timedelta(seconds=5)).exists():
+        return 0
     stuck = Send.objects.filter(status=SendStatus.SENDING, wamid="",
                                 claimed_at__lt=now - timedelta(seconds=grace))
     count = stuck.update(status=SendStatus.QUEUED, claim=None, claimed_at=None)

@@ -57,6 +57,7 @@ return 1
 """
 
 MAX_AHEAD = 0.25  # seconds a caller may reserve ahead; keeps the sleep short
+LATE = 0.02  # seconds a caller may wake after its slot and still use it (under the headroom)
 
 
 class Bucket:
@@ -70,13 +71,21 @@ class Bucket:
         raise NotImplementedError
 
     def acquire(self) -> None:
-        """Block until this caller may send one message."""
+        """Block until this caller may send one message.
+
+        A caller that wakes more than ``LATE`` after its slot (a pause in the process)
+        takes a fresh slot instead: sent late, its message would land next to the
+        following ones and push a 1-second window over the limit.
+        """
         while True:
             wait = self.reserve()
             if wait >= 0:
+                due = time.monotonic() + wait
                 if wait:
                     time.sleep(wait)
-                return
+                if time.monotonic() - due <= LATE:
+                    return
+                continue
             time.sleep(min(-wait - MAX_AHEAD, 0.05) if -wait > MAX_AHEAD else 0.001)
 
     def penalize(self, seconds: float = 1.0, slow_for: float = 30.0) -> None:

@@ -260,3 +260,23 @@ def test_a_burst_is_applied_by_one_drain_in_order_and_a_bad_body_does_not_block_
     assert WebhookDelivery.objects.filter(processed_at__isnull=True).count() == 1
     campaigns_tick_task()
     assert WebhookDelivery.objects.filter(processed_at__isnull=True).count() == 0
+
+
+def test_no_requeue_while_older_webhooks_wait(sent):
+    """A backlog of stored webhooks may hold the "sent" that adopts a send in flight."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from campaigns.services import inflight_reconcile
+
+    now = timezone.now()
+    Send.objects.filter(pk=sent.pk).update(status=SendStatus.SENDING, wamid="",
+                                           claimed_at=now - timedelta(hours=1))
+    WebhookDelivery.objects.create(body=b"{}", sha256="x" * 64,
+                                   received_at=now - timedelta(seconds=30))
+    assert inflight_reconcile(now=now, grace=60) == 0
+    WebhookDelivery.objects.update(processed_at=now)
+    assert inflight_reconcile(now=now, grace=60) == 1
+    sent.refresh_from_db()
+    assert sent.status == SendStatus.QUEUED
