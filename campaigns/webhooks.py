@@ -92,7 +92,7 @@ def webhook_store(*, body: bytes) -> WebhookDelivery | None:
     return delivery
 
 
-DRAIN_FLAG, DRAIN_FLAG_SECONDS = "campaigns:webhooks:drain-queued", 30
+DRAIN_FLAG, DRAIN_FLAG_SECONDS = "campaigns:webhooks:drain-queued", 10
 
 
 def webhooks_drain(*, batch: int = 200) -> int:

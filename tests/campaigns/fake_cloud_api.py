@@ -19,6 +19,7 @@ import hmac
 import itertools
 import json
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -111,6 +112,8 @@ class FakeCloudAPI:
         self._window: deque[float] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        # Real wamids are unique forever; so are ours across servers sharing one database.
+        self._prefix = secrets.token_hex(4)
         self._webhooks: queue.Queue = queue.Queue()
         self.server = self._bind()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -180,7 +183,7 @@ class FakeCloudAPI:
                 return error_body(code)
             if self.max_mps:
                 self._window.append(now)
-            wamid = f"wamid.fake.{next(self._ids)}"
+            wamid = f"wamid.fake.{self._prefix}.{next(self._ids)}"
             self.requests[-1]["wamid"] = wamid
         if self.webhook_url:
             self._webhooks.put((wamid, to, data.get("biz_opaque_callback_data", "")))
