@@ -612,13 +612,15 @@ def _send_one(campaign: Campaign, templates: dict[str, Template], send: Send,
               token: uuid.UUID, backend, bucket) -> str:
     template = templates.get(send.variant) or campaign.template
     message = message_for(template, send.contact)
-    bucket.acquire()
     # Re-check the claim and stamp it right before the call: the reconciler only
     # requeues sends whose stamp is older than the grace period, so a slow loop
-    # never races a requeue (the grace period must exceed the HTTP timeout).
+    # never races a requeue (the grace period must exceed the bucket wait plus the
+    # HTTP timeout). Stamped before the rate slot, so that nothing but the request
+    # itself stands between a slot and the message reaching WhatsApp.
     if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
             claimed_at=timezone.now()):
         return "retried"
+    bucket.acquire()
     try:
         sent = backend.send_template(to=send.phone, template=message,
                                      callback_data=f"tw:{send.pk}")

@@ -37,21 +37,24 @@ redis.call('SET', KEYS[1], string.format('%.0f', tat + interval), 'PX', 60000)
 return {wait, tat}
 """
 
-# Push the bucket back (130429): nobody gets a slot for ``ARGV[1]`` µs. A refusal that
-# follows another within ``ARGV[2]`` ms also doubles the interval (up to 8×) for that
-# long: one refusal is usually a few sends bunched by scheduling jitter and costs a
-# quarter second; repeated ones mean the real limit is lower, and the rate backs off.
+# Push the bucket back (130429): nobody gets a slot for ``ARGV[1]`` µs. A refusal more
+# than a second after the previous one, but within ``ARGV[2]`` ms of it, also doubles the
+# interval (up to 8×) for that long. One refusal — or a few from one bunch of sends that
+# scheduling jitter pushed together — costs a quarter second; refusals that keep coming
+# mean the real limit is lower, and the rate backs off.
 _PENALIZE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 redis.call('SET', KEYS[1], string.format('%.0f', tat + tonumber(ARGV[1])), 'PX', 60000)
-local recent = redis.call('GET', KEYS[3])
-redis.call('SET', KEYS[3], '1', 'PX', tonumber(ARGV[2]))
-if recent then
-    local factor = math.min(tonumber(redis.call('GET', KEYS[2]) or '1') * 2, 8)
-    redis.call('SET', KEYS[2], tostring(factor), 'PX', tonumber(ARGV[2]))
+if redis.call('SET', KEYS[4], '1', 'PX', 1000, 'NX') then
+    local recent = redis.call('GET', KEYS[3])
+    redis.call('SET', KEYS[3], '1', 'PX', tonumber(ARGV[2]))
+    if recent then
+        local factor = math.min(tonumber(redis.call('GET', KEYS[2]) or '1') * 2, 8)
+        redis.call('SET', KEYS[2], tostring(factor), 'PX', tonumber(ARGV[2]))
+    end
 end
 return 1
 """
@@ -99,7 +102,7 @@ class RedisBucket(Bucket):
         super().__init__(phone_number_id, rate)
         self.client = client or _redis_client(settings.REDIS_URL)
         self.keys = [f"tagwerk:bucket:{phone_number_id}", f"tagwerk:slow:{phone_number_id}",
-                     f"tagwerk:refused:{phone_number_id}"]
+                     f"tagwerk:refused:{phone_number_id}", f"tagwerk:burst:{phone_number_id}"]
         self._gcra = self.client.register_script(_GCRA)
         self._penalize = self.client.register_script(_PENALIZE)
 

@@ -89,14 +89,18 @@ def test_penalty_pushes_everyone_back():
 def test_one_refusal_pauses_repeated_refusals_slow_the_number_down():
     client = _redis()
     require_service(client is not None, "Redis is not reachable on " + REDIS)
-    keys = ["tagwerk:bucket:r-number", "tagwerk:slow:r-number", "tagwerk:refused:r-number"]
+    keys = ["tagwerk:bucket:r-number", "tagwerk:slow:r-number", "tagwerk:refused:r-number",
+            "tagwerk:burst:r-number"]
     client.delete(*keys)
     bucket = RedisBucket("r-number", 100, client=client)
-    bucket.penalize(0.0, slow_for=2.0)
-    assert client.get(keys[1]) is None  # a single refusal: no slow-down
-    bucket.penalize(0.0, slow_for=2.0)
-    assert float(client.get(keys[1])) == 2  # a second one soon after: half rate
-    bucket.penalize(0.0, slow_for=2.0)
+    for _ in range(5):  # one bunch of refused sends
+        bucket.penalize(0.0, slow_for=5.0)
+    assert client.get(keys[1]) is None  # no slow-down for a single event
+    client.delete(keys[3])  # … a second later (the burst marker has expired) …
+    bucket.penalize(0.0, slow_for=5.0)
+    assert float(client.get(keys[1])) == 2  # … refusals again: half rate
+    client.delete(keys[3])
+    bucket.penalize(0.0, slow_for=5.0)
     assert float(client.get(keys[1])) == 4
     client.delete(*keys)
 
