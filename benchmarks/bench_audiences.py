@@ -217,10 +217,11 @@ def bench_page(runs: int) -> list[str]:
 def run(argv: list[str]) -> str:
     from django.db import connection
 
-    from benchmarks.dataset import ensure_dataset
+    from benchmarks.dataset import ensure_dataset, settle
 
     load_before = os.getloadavg()[0]
     sizes = ensure_dataset()
+    settle()
     if connection.vendor != "postgresql":
         raise SystemExit("The audiences benchmark needs PostgreSQL.")
     runs, baseline_runs = _opt(argv, "runs", 9), _opt(argv, "baseline-runs", 3)

@@ -21,7 +21,7 @@ import time
 
 from django.db import connection, transaction
 
-from benchmarks.dataset import ensure_dataset
+from benchmarks.dataset import ensure_dataset, settle
 from crm.models import Contact
 from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAssignment
 from tagging.services import operation_undo, tags_change
@@ -70,6 +70,7 @@ def run(argv: list[str]) -> str:
     if connection.vendor != "postgresql":
         raise SystemExit("This benchmark needs PostgreSQL (set BENCH_DATABASE_URL).")
     dataset = ensure_dataset(log=lambda *_a: None)
+    settle()
     load_before = os.getloadavg()[0]
     add = Tag.objects.select_related("dimension").get(name=ADD)
     remove = Tag.objects.select_related("dimension").get(name=REMOVE)
