@@ -59,9 +59,10 @@ def test_redis_bucket_is_global_across_threads():
     bucket = RedisBucket("test-number", 40, client=client)
     bucket.slots = []
     times = _hammer(bucket, threads=4, each=15)
-    # The guarantee is on the slots handed out (wake-ups jitter with machine load).
+    # The guarantee is on the slots handed out (wake-ups jitter with machine load; a
+    # thread that wakes too late gives its slot up and takes another).
     slots = sorted(bucket.slots)
-    assert len(slots) == 60 and len(set(slots)) == 60
+    assert len(times) == 60 and len(slots) >= 60 and len(set(slots)) == len(slots)
     assert min(b - a for a, b in itertools.pairwise(slots)) >= 25_000 - 1
     assert _max_in_window([s / 1e6 for s in slots]) <= 40
     assert times[-1] - times[0] >= 59 / 40 - 0.05
