@@ -178,7 +178,7 @@ def build(contacts: int = CONTACTS, log=print) -> None:
     log(f"Dataset ready in {time.monotonic() - started:.0f} s.")
 
 
-def settle(log=print) -> None:
+def settle() -> None:
     """VACUUM ANALYZE the big tables, as autovacuum would after another benchmark's bulk
     inserts and deletes, so that every run starts from the same steady state."""
     with connection.cursor() as cursor:

@@ -112,21 +112,25 @@ def webhooks_drain(*, batch: int = 200) -> int:
                        .values_list("pk", flat=True)[:batch])
             if not ids:
                 return done
-            for delivery in WebhookDelivery.objects.filter(pk__in=ids).order_by("pk"):
-                _apply(delivery)
+            applied = [d.pk for d in WebhookDelivery.objects.filter(pk__in=ids).order_by("pk")
+                       if _apply(d)]
+            # One UPDATE for the batch; deliveries that failed were stamped with their error.
+            WebhookDelivery.objects.filter(pk__in=applied).update(processed_at=timezone.now())
         done += len(ids)
 
 
-def _apply(delivery: WebhookDelivery) -> None:
+def _apply(delivery: WebhookDelivery) -> bool:
+    """Apply one stored body in a savepoint; on failure stamp it with the error, False."""
     try:
         with transaction.atomic():
             payload_apply(payload=json.loads(bytes(delivery.body)))
-        error = ""
+        return True
     except (ValueError, KeyError, TypeError, AttributeError, DatabaseError) as exc:
         error = f"{type(exc).__name__}: {exc}"
         logger.warning("webhook %s could not be processed: %s", delivery.pk, error)
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(processed_at=timezone.now(),
-                                                          error=error)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(processed_at=timezone.now(),
+                                                              error=error)
+        return False
 
 
 def webhook_process(*, delivery_id: int) -> bool:
@@ -134,15 +138,8 @@ def webhook_process(*, delivery_id: int) -> bool:
     delivery = WebhookDelivery.objects.filter(pk=delivery_id, processed_at__isnull=True).first()
     if delivery is None:
         return False
-    try:
-        payload = json.loads(bytes(delivery.body))
-        payload_apply(payload=payload)
-        error = ""
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        logger.warning("webhook %s could not be processed: %s", delivery_id, error)
-    WebhookDelivery.objects.filter(pk=delivery_id).update(processed_at=timezone.now(),
-                                                          error=error)
+    if _apply(delivery):
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(processed_at=timezone.now())
     return True
 
 

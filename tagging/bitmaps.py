@@ -258,7 +258,7 @@ class TagBitmaps:
         self.synced_at = 0.0
         self.contacts = BitMap()
         self.tags: dict[int, BitMap] = {}
-        self.wanted: set[str] = set()  # columns asked for so far; held from the next build
+        self.fields = False  # the contact fields are held too (from the first one asked for)
         self.numeric: dict[str, np.ndarray] = {}
         self.text: dict[str, TextColumn] = {}
         self.exists = np.zeros(0, dtype=bool)  # with the fields: True at each contact's id
@@ -271,15 +271,15 @@ class TagBitmaps:
 
     def refresh(self, columns: Iterable[str] = ()) -> None:
         """Catch up with every committed change (or rebuild when too far behind)."""
-        missing = set(columns) - set(self.numeric) - set(self.text)
+        missing = bool(columns) and not self.fields
         if missing or self.snapshot is None or time.monotonic() - self.synced_at > STALE_AFTER:
-            self.wanted |= missing  # the first field asked for loads all of them
+            self.fields |= missing  # the first field asked for loads all of them
             self._build()
             return
         held = [*self.numeric, *self.text]
-        columns = "".join(
-            f", c.{name}" if name in self.text else f", {NUMERIC[name].replace(name, 'c.' + name)}"
-            for name in held)
+        # Unqualified: only crm_contact has these names in the catch-up's contact branch.
+        columns = "".join(f", {name}" if name in self.text else f", {NUMERIC[name]}"
+                          for name in held)
         nulls = "".join(", NULL::text" if name in self.text else ", NULL::bigint" for name in held)
         with connection.cursor() as cursor:
             cursor.execute(_CATCH_UP.format(columns=columns, nulls=nulls),
@@ -331,7 +331,7 @@ class TagBitmaps:
         self.exists = exists
 
     def _build(self) -> None:
-        fields = bool(self.wanted)
+        fields = self.fields
         connection.ensure_connection()
         # A plain psycopg cursor (Django's binds client-side, which cannot return binary):
         # bytea then arrives as it is, not as hex text twice its size.
