@@ -20,7 +20,7 @@ from tagging.demo import vocabulary_ensure
 from tagging.models import Dimension, Tag
 
 CONTACTS = 1_000_000
-MARKER = "bench-dataset-v1"
+MARKER = "bench-dataset-v2"  # v2: with assignment history
 
 # Shares for demo tags (multi-choice); single-choice dimensions get cumulative bands.
 DEMO_SHARES = {
@@ -173,9 +173,25 @@ def build(contacts: int = CONTACTS, log=print) -> None:
         )
         cursor.execute("DROP TABLE bench_shares")
         log(f"  assignments: {time.monotonic() - started:.0f} s")
+        history_build(cursor)
+        log(f"  history: {time.monotonic() - started:.0f} s")
         cursor.execute("VACUUM ANALYZE crm_contact")
         cursor.execute("VACUUM ANALYZE tagging_tagassignment")
     log(f"Dataset ready in {time.monotonic() - started:.0f} s.")
+
+
+def history_build(cursor) -> None:
+    """One "added" history row per assignment, as a base that grew through Tagwerk has:
+    bulk changes are measured against a history table of realistic size (~10M rows)."""
+    cursor.execute(
+        """
+        INSERT INTO tagging_assignmenthistory
+            (contact_id, tag_id, action, reason, replaced, source_ref, operation, actor_id, at)
+        SELECT contact_id, tag_id, 'added', 'import', false, 'bench',
+               md5('bench' || (contact_id / 10000)::text)::uuid, NULL, assigned_at
+          FROM tagging_tagassignment ORDER BY assigned_at, contact_id
+        """
+    )
 
 
 def settle() -> None:

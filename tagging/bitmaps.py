@@ -163,6 +163,15 @@ DROP TABLE IF EXISTS tagging_tagchange;
 DROP TABLE IF EXISTS tagging_tagchangeprune;
 """
 
+# Most counts find nothing new: one indexed probe (prepared once per connection) says so
+# and moves the snapshot on, without the catch-up's planning and unions.
+_NEWS = """
+SELECT pg_current_snapshot()::text,
+       EXISTS (SELECT 1 FROM tagging_tagchange
+                WHERE xid >= pg_snapshot_xmin(%(prev)s::text::pg_snapshot)
+                  AND NOT pg_visible_in_snapshot(xid, %(prev)s::text::pg_snapshot))
+"""
+
 # One statement, one snapshot: the truth of every pair touched since ``prev``, and the
 # current values of the held columns of every contact touched.
 _CATCH_UP = """
@@ -276,6 +285,13 @@ class TagBitmaps:
             self.fields |= missing  # the first field asked for loads all of them
             self._build()
             return
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:  # server-side binding
+            cursor.execute(_NEWS, {"prev": self.snapshot}, prepare=True)
+            snap, news = cursor.fetchone()
+        if not news:
+            self.snapshot, self.synced_at = snap, time.monotonic()
+            return
         held = [*self.numeric, *self.text]
         # Unqualified: only crm_contact has these names in the catch-up's contact branch.
         columns = "".join(f", {name}" if name in self.text else f", {NUMERIC[name]}"
@@ -302,6 +318,8 @@ class TagBitmaps:
     def _contact_set(self, contact_id: int, values: list | None, held: list[str]) -> None:
         if values is None:
             self.contacts.discard(contact_id)
+            for bitmap in self.tags.values():  # a leftover assignment is never counted
+                bitmap.discard(contact_id)
         else:
             self.contacts.add(contact_id)
         if not self.numeric:  # no fields held yet
@@ -355,7 +373,9 @@ class TagBitmaps:
                 self.numeric[name] = column
             codes = [rest.pop(0) for _name in TEXT]
         tag_ids, blobs = rest.pop(0) or [], rest.pop(0) or []
-        self.tags = {tag_id: _decode(b) for tag_id, b in zip(tag_ids, blobs, strict=True)}
+        # Only existing contacts: assignments have no foreign key (migration 0013).
+        self.tags = {tag_id: _decode(b) & self.contacts
+                     for tag_id, b in zip(tag_ids, blobs, strict=True)}
         if fields:
             for name, blob_codes, values in zip(TEXT, codes, rest, strict=True):
                 text = TextColumn(size)
@@ -415,6 +435,18 @@ def changes_prune() -> int:
         row = cursor.fetchone()
         deleted = 0
         if row and row[1]:
+            # Assignments a writer added while their contact or tag was being deleted (no
+            # foreign keys, see migration 0013): the contact's deletion, or the assignment
+            # itself, is in these rows.
+            for column, table, logged in (("contact_id", "crm_contact", "u.tag_id = 0"),
+                                          ("tag_id", "tagging_tag", "u.tag_id <> 0")):
+                cursor.execute(
+                    "WITH u AS (SELECT DISTINCT u.contact_id, u.tag_id FROM tagging_tagchange ch,"
+                    " unnest(ch.contact_ids, ch.tag_ids) AS u(contact_id, tag_id)"
+                    " WHERE ch.xid < pg_snapshot_xmin(%s::pg_snapshot))"
+                    f" DELETE FROM tagging_tagassignment WHERE {column} IN (SELECT u.{column}"
+                    f" FROM u WHERE {logged} AND NOT EXISTS (SELECT 1 FROM {table} x"
+                    f" WHERE x.id = u.{column}))", [row[0]])
             cursor.execute(
                 "DELETE FROM tagging_tagchange WHERE xid < pg_snapshot_xmin(%s::pg_snapshot)",
                 [row[0]],

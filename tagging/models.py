@@ -125,11 +125,12 @@ class TagAssignment(models.Model):
     """A contact holds a tag. One row per (contact, tag)."""
 
     # Both directions are served by the composite indexes in Meta, so the
-    # single-column FK indexes would only slow writes at 10M rows.
+    # single-column FK indexes would only slow writes at 10M rows. No database
+    # constraints: see migration 0013 for why and what keeps the table whole.
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="tag_assignments",
-                                db_index=False)
+                                db_index=False, db_constraint=False)
     tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="assignments",
-                            db_index=False)
+                            db_index=False, db_constraint=False)
     assigned_at = models.DateTimeField(_("assigned"), default=timezone.now)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices,
                               default=Source.MANUAL)

@@ -678,8 +678,8 @@ def _field_mask(node: Condition | Within, index: bitmaps.TagBitmaps, now: dateti
         equal = index.text[spec.column].equal(node.value)
         return equal if node.op == "=" else index.exists & ~equal
     column = index.numeric[spec.column]
-    known = column != bitmaps.NULL
     if spec.kind == AGE:
+        known = column != bitmaps.NULL
         today, years = now.date(), int(node.value)
 
         def at_least(n: int):
@@ -707,9 +707,10 @@ def _field_mask(node: Condition | Within, index: bitmaps.TagBitmaps, now: dateti
         value = int(value) if value == value.to_integral_value() else float(value)
     if node.op == "!=":
         return index.exists & (column != value)
-    mask = {"=": column == value, ">": column > value, ">=": column >= value,
-            "<": known & (column < value), "<=": known & (column <= value)}[node.op]
-    return mask
+    if node.op in ("<", "<="):  # NULL is the smallest number: keep it out
+        return (column != bitmaps.NULL) & (column < value if node.op == "<" else column <= value)
+    return column == value if node.op == "=" else column > value if node.op == ">" else \
+        column >= value
 
 
 def referenced_tag_ids(node: Node) -> set[int]:

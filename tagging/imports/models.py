@@ -114,8 +114,11 @@ class ImportJob(models.Model):
 class ImportedContact(models.Model):
     """A contact an import created: what undo may remove again."""
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="created_contacts")
-    # No constraint: the contact may be deleted later; the record of the import stays.
+    # No constraints: the contact may be deleted later, and the record of the import stays;
+    # the job's would be checked at commit with a row lock per created contact (Django's
+    # delete collector still cascades a deleted job). The unique index serves job lookups.
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="created_contacts",
+                            db_constraint=False, db_index=False)
     contact = models.ForeignKey("crm.Contact", on_delete=models.DO_NOTHING, related_name="+",
                                 db_constraint=False, db_index=False)
 

@@ -230,3 +230,4 @@ def header_key(name: str) -> str:
     """A column name folded for alias matching: case, width, spaces, dashes, underscores."""
     text = unicodedata.normalize("NFKC", name or "").casefold()
     return re.sub(r"[\s_\-.]+", "", text)
+

@@ -3,8 +3,8 @@
 One engine serves the preview (``dry_run=True``: reads the whole file and
 counts what would happen, writes nothing) and the import itself. The file is
 streamed and handled in batches; each batch is one transaction that writes
-contacts with bulk SQL, changes tags through ``tagging.services.tags_change``
-(one call per tag and batch, never per row) and updates the job's counters,
+contacts with bulk SQL, changes tags through ``tagging.services.tags_change_pairs``
+(one call per batch, never per row) and updates the job's counters,
 so the counters always equal what the database holds, even after a crash.
 """
 
@@ -24,7 +24,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -50,7 +51,7 @@ from tagging.imports.rules import (
 )
 from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAssignment
 from tagging.permissions import can_define
-from tagging.services import operation_undo, tags_change
+from tagging.services import operation_undo, tags_change_pairs
 
 BATCH_SIZE = 10_000
 PREVIEW_ROWS = 10
@@ -462,7 +463,7 @@ class _Engine:
         fields = ["id", "is_blocked", "attributes", *CONSENT_FIELDS, *FACT_FIELDS]
         existing = {
             row["phone"]: row
-            for row in Contact.objects.filter(phone__in=[r.phone for r in batch])
+            for row in Contact.objects.filter(_phone_in([r.phone for r in batch]))
             .values("phone", *fields)
         }
         held = self._held(existing, batch)
@@ -491,9 +492,7 @@ class _Engine:
             self._count_tags(plans, held)
             return
         if new_contacts:
-            ids = contacts_insert(new_contacts)
-            ImportedContact.objects.bulk_create(
-                [ImportedContact(job_id=job.pk, contact_id=pk) for pk in ids.values()])
+            ids = contacts_insert(new_contacts, job=job)
             plans = [(row, pk if pk is not None else ids[row.phone]) for row, pk in plans]
         contacts_update(updates, now=now, job=job)
         self._change_tags(plans)
@@ -533,7 +532,7 @@ class _Engine:
     def _held(self, existing: dict, batch: list[ParsedRow]) -> set[tuple[int, int]]:
         """(contact, tag) pairs already held among the tags this batch touches and their
         single-choice rivals."""
-        tag_ids = {t.pk for r in batch for t in (*r.add, *r.remove) if t.pk}
+        tag_ids = {t.id for r in batch for t in (*r.add, *r.remove) if t.id}
         if self.dry_run:
             dims = {t.dimension_id for r in batch for t in r.add if t.dimension.single_choice}
             tag_ids |= set(Tag.objects.filter(dimension_id__in=dims).values_list("pk", flat=True))
@@ -560,42 +559,55 @@ class _Engine:
                 self.outcome.tags_removed += sum((contact_id, t.pk) in held for t in row.remove)
 
     def _change_tags(self, plans: list[tuple[ParsedRow, int]]) -> None:
-        adds: dict[int, list[int]] = defaultdict(list)
+        adds: dict[int, list[int]] = defaultdict(list)  # by tag id: hashing a model is slow
         removes: dict[int, list[int]] = defaultdict(list)
         tags: dict[int, Tag] = {}
         for row, contact_id in plans:
             for tag in row.add:
-                adds[tag.pk].append(contact_id)
-                tags[tag.pk] = tag
+                adds[tag.id].append(contact_id)
+                tags[tag.id] = tag
             for tag in row.remove:
-                removes[tag.pk].append(contact_id)
-                tags[tag.pk] = tag
-        common = {"actor": self.job.actor, "source": Source.IMPORT,
-                  "source_ref": self.job.source_ref, "operation": self.job.operation}
-        for tag_id, ids in removes.items():
-            result = tags_change(contacts=ids, remove=[tags[tag_id]], **common)
-            self.outcome.tags_removed += result.removed
-        for tag_id, ids in adds.items():
-            result = tags_change(contacts=ids, add=[tags[tag_id]], **common)
-            self.outcome.tags_added += result.added
-            self.outcome.tags_removed += result.replaced
+                removes[tag.id].append(contact_id)
+                tags[tag.id] = tag
+        result = tags_change_pairs(add={tags[t]: ids for t, ids in adds.items()},
+                                   remove={tags[t]: ids for t, ids in removes.items()},
+                                   actor=self.job.actor,
+                                   source=Source.IMPORT, source_ref=self.job.source_ref,
+                                   operation=self.job.operation)
+        self.outcome.tags_added += result.added
+        self.outcome.tags_removed += result.removed + result.replaced
 
 
-def contacts_insert(rows: list[dict]) -> dict[str, int]:
-    """Insert new contacts (all with the same keys); return phone → id.
+def _phone_in(phones: list[str]) -> Q | RawSQL:
+    """On PostgreSQL one array parameter (``= ANY``): ten thousand ``IN`` placeholders cost
+    more to bind and plan than the lookup itself."""
+    if connection.vendor != "postgresql":
+        return Q(phone__in=phones)
+    return RawSQL(f"{connection.ops.quote_name(Contact._meta.db_table)}.phone = ANY(%s)",
+                  [phones], output_field=BooleanField())
 
-    On PostgreSQL one ``INSERT … SELECT FROM unnest(…) RETURNING`` per batch: one
-    array parameter per column instead of one parameter per value, and no model
-    instances. Columns not given get their model default, so fields added to
-    Contact later keep working.
+
+def contacts_insert(rows: list[dict], *, job: ImportJob | None = None) -> dict[str, int]:
+    """Insert new contacts (all with the same keys); return phone → id. With ``job``,
+    record them as created by it (what undo may remove).
+
+    On PostgreSQL the rows are COPied into a temporary table and one statement inserts
+    them and their ``ImportedContact`` records: no model instances, no parameter per
+    value. Columns not given get their model default, so fields added to Contact later
+    keep working.
     """
     if connection.vendor != "postgresql":
         objects = [Contact(**row) for row in rows]
         Contact.objects.bulk_create(objects)
         if all(o.pk for o in objects):
-            return {o.phone: o.pk for o in objects}
-        return dict(Contact.objects.filter(phone__in=[r["phone"] for r in rows])
-                    .values_list("phone", "id"))
+            ids = {o.phone: o.pk for o in objects}
+        else:
+            ids = dict(Contact.objects.filter(phone__in=[r["phone"] for r in rows])
+                       .values_list("phone", "id"))
+        if job is not None:
+            ImportedContact.objects.bulk_create(
+                [ImportedContact(job_id=job.pk, contact_id=pk) for pk in ids.values()])
+        return ids
     qn = connection.ops.quote_name
     given = list(rows[0])
     fields = {f.attname: f for f in Contact._meta.concrete_fields if not f.primary_key}
@@ -622,9 +634,15 @@ def contacts_insert(rows: list[dict]) -> dict[str, int]:
                 for i in jsons:
                     values[i] = json.dumps(values[i])
                 copy.write_row(values)
-        cursor.execute(
-            f"INSERT INTO {qn(Contact._meta.db_table)} ({', '.join(columns)}) "
-            f"SELECT {', '.join(selects)} FROM tw_import_new RETURNING phone, id", constants)
+        insert = (f"INSERT INTO {qn(Contact._meta.db_table)} ({', '.join(columns)}) "
+                  f"SELECT {', '.join(selects)} FROM tw_import_new RETURNING phone, id")
+        if job is None:
+            cursor.execute(insert, constants)
+        else:
+            cursor.execute(
+                f"WITH new AS ({insert}), log AS (INSERT INTO "
+                f"{qn(ImportedContact._meta.db_table)} (job_id, contact_id) "
+                "SELECT %s, id FROM new) SELECT phone, id FROM new", [*constants, job.pk])
         result = dict(cursor.fetchall())
         cursor.execute("DROP TABLE tw_import_new")
         return result

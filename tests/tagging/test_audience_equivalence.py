@@ -257,6 +257,47 @@ def test_prune_keeps_an_hour_of_changes(vocabulary, make_contact):
     assert count_matching('"A"') == 1  # too long since the last catch-up: rebuilt
 
 
+def test_deleting_a_contact_outside_django_takes_its_tags(vocabulary, make_contact):
+    """No foreign key on assignment → contact: a trigger cascades raw deletes."""
+    needs_postgresql()
+    kept, gone = make_contact(), make_contact()
+    tags_change(contacts=[kept, gone], add=[vocabulary["A"], vocabulary["B"]])
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM crm_contact WHERE id = %s", [gone.pk])
+    assert set(TagAssignment.objects.values_list("contact_id", flat=True)) == {kept.pk}
+    assert count_matching('"A"') == 1
+
+
+def test_prune_sweeps_tags_added_while_their_contact_was_deleted(vocabulary, make_contact):
+    """The race a foreign key would have refused: the hourly prune removes the leftover."""
+    needs_postgresql()
+    contact = make_contact()
+    tags_change(contacts=[contact], add=[vocabulary["A"]])
+    with connection.cursor() as cursor:  # the writer's row lands after the delete cascaded
+        cursor.execute("ALTER TABLE crm_contact DISABLE TRIGGER tagwerk_contacts_cascade")
+        try:
+            cursor.execute("DELETE FROM crm_contact WHERE id = %s", [contact.pk])
+        finally:
+            cursor.execute("ALTER TABLE crm_contact ENABLE TRIGGER tagwerk_contacts_cascade")
+    assert TagAssignment.objects.filter(contact_id=contact.pk).count() == 1
+    assert count_matching('"A"') == 0  # never counted: the contact is gone
+    bitmaps.changes_prune()  # records where it stands (once an hour)
+    for _ in range(2):  # an hour passes: the horizon moves past the deletion
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE tagging_tagchangeprune SET at = at - interval '61 minutes'")
+        bitmaps.changes_prune()
+    assert TagAssignment.objects.filter(contact_id=contact.pk).count() == 0
+
+
+def test_deleting_a_tag_outside_django_takes_its_assignments(vocabulary, make_contact):
+    needs_postgresql()
+    contact = make_contact()
+    tags_change(contacts=[contact], add=[vocabulary["A"], vocabulary["B"]])
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM tagging_tag WHERE id = %s", [vocabulary["B"].pk])
+    assert list(TagAssignment.objects.values_list("tag_id", flat=True)) == [vocabulary["A"].pk]
+
+
 def test_contacts_list_pages_through_the_index(vocabulary, make_contact, admin_client,
                                                monkeypatch):
     """With only the expression box, the list counts and pages from the index, newest first."""

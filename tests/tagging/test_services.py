@@ -11,6 +11,7 @@ from tagging.services import (
     expired_assignments_remove,
     operation_undo,
     tags_change,
+    tags_change_pairs,
 )
 from tagging.signals import tags_changed
 
@@ -139,3 +140,54 @@ def test_large_selections_are_processed_in_batches(make_tag, monkeypatch):
                          progress=lambda done, total: seen.append((done, total)))
     assert result.added == 50
     assert seen[-1] == (50, 50) and len(seen) == 8
+
+
+# --- tags_change_pairs: each contact its own tags (an import's batch) -------------------
+
+
+def test_pairs_add_and_remove_per_contact_with_replacement_lifetime_and_history(
+        make_contact, make_dimension, make_tag, superuser):
+    stage = make_dimension(name="Kaufphase", single_choice=True)
+    cart, ordered = make_tag(dimension=stage, name="Warenkorbabbruch"), make_tag(
+        dimension=stage, name="Bestellt")
+    vip, short = make_tag(name="VIP"), make_tag(name="Kurz", lifetime_days=30)
+    a, b, c = make_contact.create_batch(3)
+    tags_change(contacts=[a, b], add=[cart, vip])
+
+    result = tags_change_pairs(add={ordered: [a.pk], short: [b.pk, c.pk], vip: [a.pk]},
+                               remove={vip: [b.pk]}, actor=superuser, source=Source.IMPORT,
+                               source_ref="import:9")
+
+    assert (result.added, result.removed, result.replaced) == (3, 1, 1)  # vip on a: held
+    assert set(a.tags.values_list("name", flat=True)) == {"Bestellt", "VIP"}
+    assert set(b.tags.values_list("name", flat=True)) == {"Warenkorbabbruch", "Kurz"}
+    assert set(c.tags.values_list("name", flat=True)) == {"Kurz"}
+    expiries = TagAssignment.objects.filter(tag=short).values_list("expires_at", flat=True)
+    assert all(e - timezone.now() > timedelta(days=29, hours=23) for e in expiries)
+    assert TagAssignment.objects.get(contact=a, tag=ordered).expires_at is None
+    rows = AssignmentHistory.objects.filter(operation=result.operation)
+    assert sorted(rows.values_list("action", "replaced")) == [
+        ("added", False)] * 3 + [("removed", False), ("removed", True)]
+    assert set(rows.values_list("reason", "source_ref", "actor_id")) == {
+        ("import", "import:9", superuser.pk)}
+    undone = operation_undo(operation=result.operation)
+    assert (undone.added, undone.removed) == (2, 3)
+    assert set(b.tags.values_list("name", flat=True)) == {"Warenkorbabbruch", "VIP"}
+
+
+def test_pairs_refuse_before_anything_changes(make_contact, make_dimension, make_tag,
+                                              staff_user):
+    stage = make_dimension(name="Kaufphase", single_choice=True)
+    cart, ordered = make_tag(dimension=stage, name="Warenkorbabbruch"), make_tag(
+        dimension=stage, name="Bestellt")
+    contact, other = make_contact(), make_contact()
+    with pytest.raises(TagChangeError, match="single-choice"):
+        tags_change_pairs(add={cart: [contact.pk, other.pk], ordered: [contact.pk]})
+    with pytest.raises(TagChangeError, match="Archived"):
+        tags_change_pairs(add={cart: [other.pk], make_tag(is_archived=True): [contact.pk]})
+    with pytest.raises(TagPermissionDenied, match="Bestellt"):
+        tags_change_pairs(add={ordered: [contact.pk]}, actor=staff_user)
+    assert TagAssignment.objects.count() == 0
+    # Different contacts may take different tags of one single-choice dimension.
+    result = tags_change_pairs(add={cart: [contact.pk], ordered: [other.pk]})
+    assert result.added == 2
