@@ -380,12 +380,13 @@ class _Writer:
             f"WITH ins AS (INSERT INTO {self.a} "
             "(contact_id, tag_id, assigned_at, source, source_ref, actor_id, expires_at) "
             f"SELECT p.contact_id, p.tag_id, %s, %s, %s, %s, {expires} FROM {self._PAIRS} "
-            f"WHERE EXISTS (SELECT 1 FROM {self.c} c WHERE c.id = p.contact_id) "
+            # Existing contacts only, each looked up once (a batch names each several times).
+            f"WHERE p.contact_id IN (SELECT c.id FROM {self.c} c WHERE c.id = ANY(%s::bigint[])) "
             "ON CONFLICT (contact_id, tag_id) DO NOTHING RETURNING contact_id, tag_id) "
             f"INSERT INTO {self.h} {self.history_cols} "
             "SELECT contact_id, tag_id, %s, %s, %s, %s, %s, %s, %s FROM ins",
             [now, source, source_ref, actor_id, *lifetimes.values(),
-             *[_array(p) for p in pairs], *hist_values],
+             *[_array(p) for p in pairs], _array(set(pairs[0])), *hist_values],
         )
 
     def undo_added(self, operation: uuid.UUID) -> int:
