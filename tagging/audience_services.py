@@ -59,32 +59,28 @@ def bulk_preview(*, contacts: QuerySet[Contact] | list[int], add: list[Tag], rem
     """
     tags_change_validate(add, remove)
     ensure_can_apply(actor, [*add, *remove])
+    rivals = {tag.pk: list(Tag.objects.filter(dimension_id=tag.dimension_id).exclude(pk=tag.pk))
+              for tag in add if tag.dimension.single_choice}
+    involved = [*add, *remove, *(r for group in rivals.values() for r in group)]
     if bitmaps.usable():
-        selected, index = BitMap(contact_ids(contacts)), bitmaps.current()
-
-        def holders(tag: Tag) -> int:
-            return selected.intersection_cardinality(index.tag(tag.pk))
-
+        selected = BitMap(contact_ids(contacts))
         total = len(selected)
+        with bitmaps.reading() as index:  # held still while counting
+            holders = {t.pk: selected.intersection_cardinality(index.tag(t.pk))
+                       for t in involved}
     else:
         if not isinstance(contacts, QuerySet):
             contacts = Contact.objects.filter(pk__in=contacts)
         contacts = contacts.order_by()
-
-        def holders(tag: Tag) -> int:
-            return contacts.filter(to_q(TagRef("", 0, (tag.pk,)))).count()
-
         total = contacts.count()
+        holders = {t.pk: contacts.filter(to_q(TagRef("", 0, (t.pk,)))).count() for t in involved}
     preview = BulkPreview(total=total)
     for tag in add:
-        preview.effects.append(TagEffect(tag, gain=total - holders(tag)))
-        if tag.dimension.single_choice:
-            for rival in Tag.objects.filter(dimension_id=tag.dimension_id).exclude(pk=tag.pk):
-                lose = holders(rival)
-                if lose:
-                    preview.effects.append(TagEffect(rival, lose=lose, replaced=True))
+        preview.effects.append(TagEffect(tag, gain=total - holders[tag.pk]))
+        preview.effects += [TagEffect(rival, lose=holders[rival.pk], replaced=True)
+                            for rival in rivals.get(tag.pk, ()) if holders[rival.pk]]
     for tag in remove:
-        preview.effects.append(TagEffect(tag, lose=holders(tag)))
+        preview.effects.append(TagEffect(tag, lose=holders[tag.pk]))
     return preview
 
 

@@ -23,6 +23,7 @@ counts of tags are answered from per-tag bitmaps (``tagging.bitmaps``).
 from __future__ import annotations
 
 import difflib
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -668,6 +669,10 @@ def _field_bitmap(node: Condition | Within, index: bitmaps.TagBitmaps, now: date
     return bitmaps.to_bitmap(_field_mask(node, index, now))
 
 
+_COMPARE = {"=": operator.eq, ">": operator.gt, ">=": operator.ge, "<": operator.lt,
+            "<=": operator.le}
+
+
 def _field_mask(node: Condition | Within, index: bitmaps.TagBitmaps, now: datetime) -> np.ndarray:
     """One field test on the index's columns, with SQL's meaning (NULL never matches a
     comparison; ``!=`` — like ``NOT`` — does match it)."""
@@ -688,11 +693,10 @@ def _field_mask(node: Condition | Within, index: bitmaps.TagBitmaps, now: dateti
         def at_most(n: int):
             return column > _days(_years_ago(today, n + 1))
 
-        mask = {">=": lambda: at_least(years), ">": lambda: at_least(years + 1),
+        return {">=": lambda: at_least(years), ">": lambda: at_least(years + 1),
                 "<=": lambda: at_most(years), "<": lambda: at_most(years - 1),
                 "=": lambda: at_least(years) & at_most(years),
                 "!=": lambda: known & ~(at_least(years) & at_most(years))}[node.op]()
-        return mask
     value = node.value
     if node.field == "blocked":
         value = int(value == "true")
@@ -707,10 +711,8 @@ def _field_mask(node: Condition | Within, index: bitmaps.TagBitmaps, now: dateti
         value = int(value) if value == value.to_integral_value() else float(value)
     if node.op == "!=":
         return index.exists & (column != value)
-    if node.op in ("<", "<="):  # NULL is the smallest number: keep it out
-        return (column != bitmaps.NULL) & (column < value if node.op == "<" else column <= value)
-    return column == value if node.op == "=" else column > value if node.op == ">" else \
-        column >= value
+    mask = _COMPARE[node.op](column, value)  # only the one comparison asked for
+    return mask & (column != bitmaps.NULL) if node.op in ("<", "<=") else mask  # NULL is min
 
 
 def referenced_tag_ids(node: Node) -> set[int]:

@@ -15,33 +15,26 @@ audience index never counts a contact that does not exist.
 import django.db.models.deletion
 from django.db import migrations, models
 
-CASCADE_SQL = """
-CREATE OR REPLACE FUNCTION tagwerk_contacts_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
+# A deleted contact or tag takes its assignments (statement-level, one DELETE each).
+_CASCADE = """
+CREATE OR REPLACE FUNCTION tagwerk_{name}_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM tagging_tagassignment a USING tagwerk_old o WHERE a.contact_id = o.id;
+    DELETE FROM tagging_tagassignment a USING tagwerk_old o WHERE a.{column} = o.id;
     RETURN NULL;
 END $$;
-DROP TRIGGER IF EXISTS tagwerk_contacts_cascade ON crm_contact;
-CREATE TRIGGER tagwerk_contacts_cascade AFTER DELETE ON crm_contact
+DROP TRIGGER IF EXISTS tagwerk_{name}_cascade ON {table};
+CREATE TRIGGER tagwerk_{name}_cascade AFTER DELETE ON {table}
     REFERENCING OLD TABLE AS tagwerk_old
-    FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_contacts_cascade();
-CREATE OR REPLACE FUNCTION tagwerk_tags_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM tagging_tagassignment a USING tagwerk_old o WHERE a.tag_id = o.id;
-    RETURN NULL;
-END $$;
-DROP TRIGGER IF EXISTS tagwerk_tags_cascade ON tagging_tag;
-CREATE TRIGGER tagwerk_tags_cascade AFTER DELETE ON tagging_tag
-    REFERENCING OLD TABLE AS tagwerk_old
-    FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_tags_cascade();
+    FOR EACH STATEMENT EXECUTE FUNCTION tagwerk_{name}_cascade();
 """
-
-UNDO_SQL = """
-DROP TRIGGER IF EXISTS tagwerk_contacts_cascade ON crm_contact;
-DROP FUNCTION IF EXISTS tagwerk_contacts_cascade();
-DROP TRIGGER IF EXISTS tagwerk_tags_cascade ON tagging_tag;
-DROP FUNCTION IF EXISTS tagwerk_tags_cascade();
+_UNDO = """
+DROP TRIGGER IF EXISTS tagwerk_{name}_cascade ON {table};
+DROP FUNCTION IF EXISTS tagwerk_{name}_cascade();
 """
+_TARGETS = [{"name": "contacts", "table": "crm_contact", "column": "contact_id"},
+            {"name": "tags", "table": "tagging_tag", "column": "tag_id"}]
+CASCADE_SQL = "".join(_CASCADE.format(**t) for t in _TARGETS)
+UNDO_SQL = "".join(_UNDO.format(**t) for t in _TARGETS)
 
 
 def install(apps, schema_editor):
