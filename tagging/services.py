@@ -26,6 +26,7 @@ from tagging.signals import tags_changed
 BATCH_SIZE = 10_000
 
 Progress = Callable[[int, int], None]
+Statement = tuple[str, list]  # SQL and its parameters
 _EMPTY: Mapping = {}
 
 
@@ -117,14 +118,17 @@ def tags_change_pairs(
     source: str = Source.MANUAL,
     source_ref: str = "",
     operation: uuid.UUID | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> TagChangeResult:
     """Different tags for different contacts in one step: ``add`` and ``remove`` map a tag
     to the contact ids that gain or lose it (an import's batch: each row its own tags).
 
     The same rules as ``tags_change`` — rights on every tag first, archived tags refused,
     single-choice replacement, lifetimes, history — for the caller's open transaction.
-    On PostgreSQL a batch is a handful of statements whatever the number of tags; other
-    databases take the tags one by one through ``tags_change``'s writer.
+    On PostgreSQL a batch is three statements whatever the number of tags, sent in one
+    pipeline: ``meanwhile`` (which must not query) runs while the database works on them,
+    so that an import parses its next batch then. Other databases take the tags one by
+    one through ``tags_change``'s writer (and call ``meanwhile`` after).
     """
     _refuse_archived(list(add))
     _single_choice_check(add)
@@ -140,9 +144,11 @@ def tags_change_pairs(
     added = removed = replaced = 0
     with transaction.atomic():
         if writer.pg:
-            removed = writer.remove_pairs(_pairs(remove))
-            replaced = writer.replace_pairs(_pairs({t: add[t] for t in single}))
-            added = writer.add_pairs(_pairs(add), {t.pk: expiry(t) for t in add})
+            removed, replaced, added = writer.pipeline([
+                writer.remove_pairs(_pairs(remove)),
+                writer.replace_pairs(_pairs({t: add[t] for t in single})),
+                writer.add_pairs(_pairs(add), {t.pk: expiry(t) for t in add}),
+            ], meanwhile)
         else:
             for tag, ids in remove.items():
                 removed += writer.remove(list(ids), [tag.pk])
@@ -152,6 +158,8 @@ def tags_change_pairs(
                                   .exclude(pk=tag.pk).values_list("pk", flat=True))
                     replaced += writer.remove(list(ids), rivals, replaced=True) if rivals else 0
                 added += writer.add(list(ids), tag.pk, expires_at=expiry(tag))
+            if meanwhile:
+                meanwhile()
     contacts = len({i for ids in (*add.values(), *remove.values()) for i in ids})
     result = TagChangeResult(operation, contacts, added, removed, replaced)
     if result.changed:
@@ -300,21 +308,27 @@ class _Writer:
         return self.remove_where(f"{c_sql} AND {t_sql}", c_params + t_params, replaced=replaced)
 
     def remove_where(self, where: str, params: list, replaced: bool = False) -> int:
+        if self.pg:
+            return self._execute(*self._remove_statement(where, params, replaced))
         source, source_ref, op, actor_id, now = self.meta
         hist_values = ["removed", source, replaced, source_ref, op, actor_id, now]
         select = "SELECT contact_id, tag_id, %s, %s, %s, %s, %s, %s, %s"
-        if self.pg:
-            return self._execute(
-                f"WITH gone AS (DELETE FROM {self.a} WHERE {where} RETURNING contact_id, tag_id) "
-                f"INSERT INTO {self.h} {self.history_cols} {select} FROM gone",
-                params + hist_values,
-            )
         count = self._execute(
             f"INSERT INTO {self.h} {self.history_cols} {select} FROM {self.a} WHERE {where}",
             hist_values + params,
         )
         self._execute(f"DELETE FROM {self.a} WHERE {where}", params)
         return count
+
+    def _remove_statement(self, where: str, params: list, replaced: bool) -> Statement:
+        """PostgreSQL: delete the assignments ``where`` selects and log them, in one go."""
+        source, source_ref, op, actor_id, now = self.meta
+        return (
+            f"WITH gone AS (DELETE FROM {self.a} WHERE {where} RETURNING contact_id, tag_id) "
+            f"INSERT INTO {self.h} {self.history_cols} SELECT contact_id, tag_id, "
+            "%s, %s, %s, %s, %s, %s, %s FROM gone",
+            [*params, "removed", source, replaced, source_ref, op, actor_id, now],
+        )
 
     def add(self, contact_ids: list[int], tag_id: int, expires_at: datetime | None) -> int:
         source, source_ref, op, actor_id, now = self.meta
@@ -346,37 +360,56 @@ class _Writer:
         )
         return count
 
-    # PostgreSQL only: (contact, tag) pairs as two arrays, one statement each.
+    # PostgreSQL only: (contact, tag) pairs as two arrays, one statement each (None: none).
     _PAIRS = "unnest(%s::bigint[], %s::bigint[]) AS p(contact_id, tag_id)"
 
-    def remove_pairs(self, pairs: tuple[list[int], list[int]]) -> int:
-        if not pairs[0]:
-            return 0
-        return self.remove_where(
-            f"(contact_id, tag_id) IN (SELECT p.contact_id, p.tag_id FROM {self._PAIRS})",
-            [_array(p) for p in pairs])
+    def pipeline(self, statements: list[Statement | None],
+                 meanwhile: Callable[[], None] | None = None) -> list[int]:
+        """Run ``statements`` in one psycopg pipeline and return their row counts; the
+        statements are sent at once and ``meanwhile`` runs on this thread while PostgreSQL
+        works on them (a second thread would compete for the GIL instead)."""
+        cursors = []
+        try:
+            with connection.connection.pipeline():
+                for statement in statements:
+                    cursors.append(connection.cursor() if statement else None)
+                    if statement:
+                        cursors[-1].execute(*statement)
+                if meanwhile:
+                    meanwhile()
+            return [max(c.rowcount, 0) if c else 0 for c in cursors]  # synced on leaving
+        finally:
+            for cursor in filter(None, cursors):
+                cursor.close()
 
-    def replace_pairs(self, pairs: tuple[list[int], list[int]]) -> int:
+    def remove_pairs(self, pairs: tuple[list[int], list[int]]) -> Statement | None:
+        if not pairs[0]:
+            return None
+        return self._remove_statement(
+            f"(contact_id, tag_id) IN (SELECT p.contact_id, p.tag_id FROM {self._PAIRS})",
+            [_array(p) for p in pairs], replaced=False)
+
+    def replace_pairs(self, pairs: tuple[list[int], list[int]]) -> Statement | None:
         """Remove, as replaced, each contact's other tags of the single-choice dimension."""
         if not pairs[0]:
-            return 0
+            return None
         t = connection.ops.quote_name(Tag._meta.db_table)
-        return self.remove_where(
+        return self._remove_statement(
             f"(contact_id, tag_id) IN (SELECT p.contact_id, r.id FROM {self._PAIRS} "
             f"JOIN {t} n ON n.id = p.tag_id JOIN {t} r ON r.dimension_id = n.dimension_id "
             "AND r.id <> n.id)", [_array(p) for p in pairs], replaced=True)
 
     def add_pairs(self, pairs: tuple[list[int], list[int]],
-                  expiry: dict[int, datetime | None]) -> int:
+                  expiry: dict[int, datetime | None]) -> Statement | None:
         if not pairs[0]:
-            return 0
+            return None
         source, source_ref, op, actor_id, now = self.meta
         lifetimes = {t: _db(TagAssignment, "expires_at", e) for t, e in expiry.items() if e}
         # Tag lifetimes are few: a CASE per tag, not a timestamp per pair.
         expires = " ".join(f"WHEN {int(t)} THEN %s::timestamptz" for t in lifetimes)
         expires = f"CASE p.tag_id {expires} END" if lifetimes else "NULL::timestamptz"
         hist_values = ["added", source, False, source_ref, op, actor_id, now]
-        return self._execute(
+        return (
             f"WITH ins AS (INSERT INTO {self.a} "
             "(contact_id, tag_id, assigned_at, source, source_ref, actor_id, expires_at) "
             f"SELECT p.contact_id, p.tag_id, %s, %s, %s, %s, {expires} FROM {self._PAIRS} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 import unicodedata
 import zipfile
@@ -231,3 +232,32 @@ def header_key(name: str) -> str:
     text = unicodedata.normalize("NFKC", name or "").casefold()
     return re.sub(r"[\s_\-.]+", "", text)
 
+
+
+class Batches:
+    """``items`` in lists of ``size``, one list ahead on request.
+
+    ``read_ahead()`` produces the next list now — the import calls it while PostgreSQL
+    writes the current batch (``tags_change_pairs(meanwhile=…)``), so reading and parsing
+    overlap the database's work on one thread. An error while reading ahead is raised by
+    the ``take()`` that would have returned those rows, after the batch before is done.
+    """
+
+    def __init__(self, items: Iterator, size: int):
+        self.items, self.size = items, size
+        self._ahead: list | None = None
+        self._error: Exception | None = None
+
+    def read_ahead(self) -> None:
+        if self._ahead is None and self._error is None:
+            try:
+                self._ahead = list(itertools.islice(self.items, self.size))
+            except Exception as error:  # raised by the next take()
+                self._error = error
+
+    def take(self) -> list:
+        self.read_ahead()
+        if self._error is not None:
+            raise self._error
+        taken, self._ahead = self._ahead, None
+        return taken

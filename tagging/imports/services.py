@@ -39,7 +39,7 @@ from tagging.imports.models import (
     ImportStatus,
     UpdateMode,
 )
-from tagging.imports.reader import UnreadableFile, open_table
+from tagging.imports.reader import Batches, RawRow, UnreadableFile, open_table
 from tagging.imports.rules import (
     FACT_FIELDS,
     ParsedRow,
@@ -365,29 +365,16 @@ class _Engine:
                                 reason=_("Created by import #%(id)s") % {"id": job.pk})
             parser = RowParser(self.mapping, region=job.region or None, tags=self.tags)
             self.failures = _FailedRows(table.headers, self._failed_path())
-            batch: list[ParsedRow] = []
-            pending: list[RowFailure] = []
+            self.batches = Batches(((raw, parser.parse(raw)) for raw in table.rows()),
+                                   BATCH_SIZE)
             try:
-                for raw in table.rows():
-                    self.outcome.rows += 1
-                    result = parser.parse(raw)
-                    if isinstance(result, ParsedRow):
-                        key = int(result.phone[1:])
-                        first = self.seen.setdefault(key, raw.number)
-                        if first != raw.number:
-                            result = RowFailure(raw.number, Reason.DUPLICATE, _(
-                                "%(phone)s is already in row %(first)d; the first occurrence "
-                                "counts.") % {"phone": result.phone, "first": first}, raw.cells)
-                    if len(self.sample) < PREVIEW_ROWS:
-                        self.sample.append(self._sample(raw.number, raw.cells, result))
-                    if isinstance(result, RowFailure):
-                        pending.append(result)
-                    else:
-                        batch.append(result)
-                    if len(batch) + len(pending) >= BATCH_SIZE:
-                        self._flush(batch, pending, self._fraction(table, size))
-                        batch, pending = [], []
-                self._flush(batch, pending, 1.0)
+                while True:
+                    rows = self.batches.take()
+                    last = len(rows) < BATCH_SIZE
+                    self._flush(*self._collect(rows),
+                                1.0 if last else self._fraction(table, size))
+                    if last:
+                        break
             finally:
                 self.failures.close()
         self.outcome.tags_created = self.tags.created
@@ -397,6 +384,28 @@ class _Engine:
             job.failed_rows.name = str(self.failures.path.relative_to(settings.MEDIA_ROOT))
             job.save(update_fields=["failed_rows"])
         return self.outcome
+
+    def _collect(self, rows: list[tuple[RawRow, ParsedRow | RowFailure]]
+                 ) -> tuple[list[ParsedRow], list[RowFailure]]:
+        """Count, dedupe and sample one batch's parsed rows: (rows to write, failures)."""
+        batch: list[ParsedRow] = []
+        pending: list[RowFailure] = []
+        for raw, result in rows:
+            self.outcome.rows += 1
+            if isinstance(result, ParsedRow):
+                key = int(result.phone[1:])
+                first = self.seen.setdefault(key, raw.number)
+                if first != raw.number:
+                    result = RowFailure(raw.number, Reason.DUPLICATE, _(
+                        "%(phone)s is already in row %(first)d; the first occurrence "
+                        "counts.") % {"phone": result.phone, "first": first}, raw.cells)
+            if len(self.sample) < PREVIEW_ROWS:
+                self.sample.append(self._sample(raw.number, raw.cells, result))
+            if isinstance(result, RowFailure):
+                pending.append(result)
+            else:
+                batch.append(result)
+        return batch, pending
 
     def _failed_path(self) -> Path:
         if self.dry_run:
@@ -569,9 +578,12 @@ class _Engine:
             for tag in row.remove:
                 removes[tag.id].append(contact_id)
                 tags[tag.id] = tag
+        # Parsing the next batch while PostgreSQL writes this one's tags — unless parsing
+        # may create a missing tag, which is a write of its own.
+        ahead = None if self.tags.create_in else self.batches.read_ahead
         result = tags_change_pairs(add={tags[t]: ids for t, ids in adds.items()},
                                    remove={tags[t]: ids for t, ids in removes.items()},
-                                   actor=self.job.actor,
+                                   meanwhile=ahead, actor=self.job.actor,
                                    source=Source.IMPORT, source_ref=self.job.source_ref,
                                    operation=self.job.operation)
         self.outcome.tags_added += result.added

@@ -12,6 +12,7 @@ from tagging.imports.services import (
     history_counts,
     import_analyse,
     import_create,
+    import_run,
     import_undo,
 )
 from tagging.models import Tag, TagAssignment, TagVersion
@@ -205,6 +206,54 @@ def test_a_crash_marks_the_job_failed_with_what_was_committed(vocabulary, tmp_pa
     assert job.status == ImportStatus.FAILED
     assert "after 20 rows" in job.message
     assert job.created == Contact.objects.count() == 20
+
+
+def test_batches_read_ahead_while_tags_are_written_and_count_exactly(vocabulary, tmp_path,
+                                                                     monkeypatch):
+    """Each batch's next rows are parsed while its tags are written: all rows, all tags."""
+    from tagging.imports import services
+
+    monkeypatch.setattr(services, "BATCH_SIZE", 3)
+    path = tmp_path / "f.csv"
+    path.write_text("phone,tags\n" + "".join(
+        f"+49151230{i:05d},\"VIP, {'Bestellt' if i % 2 else 'Kaufphase-Abgeschlossen'}\"\n"
+        for i in range(10)))
+    job = import_create(path=path, consent_basis=ConsentBasis.UNKNOWN)
+    import_run(job=job)
+
+    job.refresh_from_db()
+    assert (job.rows, job.created, job.tags_added, job.failed) == (10, 10, 20, 0)
+    assert TagAssignment.objects.count() == 20
+    assert TagAssignment.objects.filter(tag=vocabulary["Bestellt"]).count() == 5
+
+
+def test_an_error_while_reading_ahead_keeps_the_batch_before(vocabulary, tmp_path,
+                                                             monkeypatch):
+    """A row that breaks the parser while the batch before is being written: that batch
+    is committed and counted, the job fails saying so."""
+    from tagging.imports import services
+    from tagging.imports.rules import RowParser
+
+    monkeypatch.setattr(services, "BATCH_SIZE", 3)
+    path = tmp_path / "f.csv"
+    path.write_text("phone,tags\n" + "".join(f"+49151230{i:05d},VIP\n" for i in range(9)))
+    job = import_create(path=path, consent_basis=ConsentBasis.UNKNOWN)
+    original = RowParser.parse
+
+    def breaks_on_row_6(self, raw):
+        if raw.number == 6:
+            raise RuntimeError("parser bug")
+        return original(self, raw)
+
+    monkeypatch.setattr(RowParser, "parse", breaks_on_row_6)
+    with pytest.raises(RuntimeError, match="parser bug"):
+        import_run(job=job)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    assert "after 3 rows" in job.message
+    assert (job.created, job.tags_added) == (3, 3)
+    assert Contact.objects.count() == TagAssignment.objects.count() == 3
 
 
 def test_other_columns_go_into_attributes_when_asked(vocabulary, run_import):
