@@ -370,7 +370,8 @@ class _Writer:
         works on them (a second thread would compete for the GIL instead)."""
         cursors = []
         try:
-            with connection.connection.pipeline():
+            # Errors surface when the pipeline syncs on leaving: as Django's, like execute's.
+            with connection.wrap_database_errors, connection.connection.pipeline():
                 for statement in statements:
                     cursors.append(connection.cursor() if statement else None)
                     if statement:
