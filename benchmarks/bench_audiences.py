@@ -99,8 +99,8 @@ def bench_counts(runs: int, baseline_runs: int) -> list[str]:
     from django.db import connection
     from django.utils import timezone
 
-    from tagging import bitmaps
-    from tagging.segments import count_matching
+    from tagging.audiences import index as bitmaps
+    from tagging.audiences.selectors import count_matching
 
     now = timezone.now()  # one “now” for all three, so “within 30d” means the same
     started = time.perf_counter()
@@ -144,9 +144,9 @@ def bench_counts(runs: int, baseline_runs: int) -> list[str]:
 def bench_bulk() -> list[str]:
     from django.db import connection
 
-    from tagging.audience_services import bulk_operation_start, bulk_operation_undo, bulk_preview
+    from tagging.audiences.selectors import count_matching, ids_matching
+    from tagging.audiences.services import bulk_operation_start, bulk_operation_undo, bulk_preview
     from tagging.models import AssignmentHistory, Tag
-    from tagging.segments import count_matching, ids_matching
 
     with connection.cursor() as cursor:
         cursor.execute("SET statement_timeout = 0")

@@ -33,8 +33,9 @@ def run(argv: list[str]) -> str:
     from django.test.utils import CaptureQueriesContext
 
     from benchmarks.dataset import is_ready
+    from tagging.insight.models import DashboardSnapshot, HealthReport
     from tagging.insight.services import dashboard_snapshot_refresh, health_report_create
-    from tagging.models import DashboardSnapshot, HealthReport, TagAssignment
+    from tagging.models import TagAssignment
 
     call_command("migrate", verbosity=0)
     if not is_ready():
@@ -72,7 +73,7 @@ def run(argv: list[str]) -> str:
 
     vip = Tag.objects.get(name="VIP")
     analytics, analytics_s = _timed(
-        lambda: client.get(f"/admin/tagging/healthreport/analytics/?tags={vip.pk}"))
+        lambda: client.get(f"/admin/insight/healthreport/analytics/?tags={vip.pk}"))
     assert analytics.status_code == 200
 
     report, report_s = _timed(health_report_create)

@@ -110,8 +110,8 @@ def _per_contact(sample: int) -> dict[str, float]:
     from django.utils import timezone
 
     from crm.models import Contact
+    from tagging.audiences.selectors import contacts_matching
     from tagging.models import Source, TagAssignment
-    from tagging.segments import contacts_matching
     from tagging.services import tags_change
 
     rng = random.Random(7)

@@ -16,8 +16,8 @@ import time
 
 from django.db import connection
 
-from tagging.demo import vocabulary_ensure
 from tagging.models import Dimension, Tag
+from tagging.vocabulary import STARTER_VOCABULARY, vocabulary_ensure
 
 CONTACTS = 1_000_000
 MARKER = "bench-dataset-v2"  # v2: with assignment history
@@ -89,7 +89,7 @@ def build(contacts: int = CONTACTS, log=print) -> None:
             "TRUNCATE crm_contact, tagging_tagassignment, tagging_assignmenthistory, "
             "tagging_tag, tagging_dimension RESTART IDENTITY CASCADE"
         )
-    vocabulary_ensure()
+    vocabulary_ensure(STARTER_VOCABULARY)
     extra_dims = [
         Dimension.objects.create(name=f"Bench Dimension {d}", colour="#868E96", order=50 + d)
         for d in range(4)
@@ -199,5 +199,5 @@ def settle() -> None:
     inserts and deletes, so that every run starts from the same steady state."""
     with connection.cursor() as cursor:
         for table in ("crm_contact", "tagging_tagassignment", "tagging_assignmenthistory",
-                      "tagging_tagchange"):
+                      "audiences_tagchange"):
             cursor.execute(f"VACUUM ANALYZE {table}")

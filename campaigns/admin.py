@@ -43,7 +43,7 @@ from campaigns.models import (
 from campaigns.schedule import send_time_suggest, time_zone_choices
 from campaigns.selectors import campaign_report, quiet_hours_state, recipients
 from crm.models import Contact
-from tagging.segments import SegmentError, parse
+from tagging.audiences.language import SegmentError, parse
 
 
 def _pct(value) -> str:

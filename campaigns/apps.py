@@ -8,20 +8,16 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from campaigns.insight import recent_campaigns_panel
+        from campaigns import tasks  # noqa: F401  (registers the app's tasks)
+        from campaigns.insight import campaigns_naming, recent_campaigns_panel
         from tagging.insight import usage
+        from tagging.roles import MARKETERS, role_permissions_add
+        from tagging.vocabulary import register_tag_reference
 
         usage.register_panel(usage.Panel("campaigns", _("Recent campaigns"),
                                          recent_campaigns_panel, order=10))
-
         # Campaign audiences and suppressions that name a tag: on its delete confirmation.
-        from campaigns.models import Campaign
-        from tagging.segments import expressions_naming
-        from tagging.vocabulary import register_tag_reference
-
-        def campaigns_naming(tag) -> int:
-            texts = (f"({a}) OR ({s})" if a and s else a or s
-                     for a, s in Campaign.objects.values_list("audience", "suppression"))
-            return expressions_naming(tag, (t for t in texts if t))
-
         register_tag_reference(_("campaigns whose audience names it"), campaigns_naming)
+        role_permissions_add(MARKETERS, [
+            "campaigns.add_campaign", "campaigns.change_campaign", "campaigns.view_campaign",
+            "campaigns.add_template", "campaigns.change_template", "campaigns.view_template"])

@@ -1,4 +1,4 @@
-"""The campaigns' panel on the dashboard (registered in CampaignsConfig.ready)."""
+"""What campaigns tell insight and governance (registered in ``CampaignsConfig.ready``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 
 from campaigns.models import Campaign, Send
 from campaigns.selectors import counts
+from tagging.audiences.language import expressions_naming
 from tagging.insight.usage import rate_band
 
 
@@ -35,3 +36,10 @@ def recent_campaigns_panel(*, now: datetime) -> dict:
         "empty": _("No campaign launched in the last 30 days."),
         "link": {"url": "/admin/campaigns/campaign/", "label": _("All campaigns")},
     }
+
+
+def campaigns_naming(tag) -> int:
+    """How many campaigns name ``tag`` in their audience or suppression."""
+    texts = (f"({a}) OR ({s})" if a and s else a or s
+             for a, s in Campaign.objects.values_list("audience", "suppression"))
+    return expressions_naming(tag, (t for t in texts if t))

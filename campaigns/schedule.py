@@ -107,7 +107,7 @@ def campaign_time_zone(campaign) -> ZoneInfo:
     derived = None
     if getattr(campaign, "pk", None) and (campaign.audience or campaign.parent_id):
         from campaigns.services import campaign_audience
-        from tagging.segments import SegmentError
+        from tagging.audiences.language import SegmentError
 
         try:
             derived = audience_time_zone(campaign_audience(campaign))

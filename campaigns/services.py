@@ -57,7 +57,9 @@ from campaigns.throttle import get_bucket
 from crm.models import ConsentStatus, Contact
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from crm.services import contact_set_consent
-from tagging.segments import SegmentError, contacts_matching, parse, to_q
+from tagging.audiences.language import SegmentError, parse
+from tagging.audiences.selectors import contacts_matching
+from tagging.audiences.sql import to_q
 
 logger = logging.getLogger(__name__)
 

@@ -6,6 +6,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 app = Celery("tagwerk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
-# Sub-packages with their own tasks.py, which autodiscovery (one level per app) does not visit.
-app.autodiscover_tasks(["tagging.insight", "tagging.imports"])
+app.autodiscover_tasks()  # every installed app's tasks.py, the nested ones included

@@ -1,15 +1,148 @@
-from django.contrib import admin
-from django.utils.translation import gettext_lazy as _
+"""Customers in the admin: contacts, their events, API tokens.
 
-from crm.models import Contact, Event
+The contact admin is one class composed of parts: each capability (tags,
+audiences, exports, insight …) registers a ``ContactAdminPart`` from its
+``AppConfig.ready()`` and adds its columns, filters, actions, pages and panels
+through the part's hooks, so this app never imports the apps built on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import connection
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from crm.models import ApiScope, ApiToken, Contact, Event
 from crm.selectors import contacts_search
+from crm.tokens import api_token_issue, api_tokens_revoke
+
+
+class ContactAdminPart:
+    """One capability's share of the contact admin.
+
+    Every hook receives what the parts registered before it produced and
+    returns it, changed or not; the defaults change nothing. Templates named in
+    ``changelist_includes`` render above the list, those in
+    ``change_form_includes`` above the contact's fields, with the context the
+    matching ``*_context`` hook returns.
+    """
+
+    changelist_includes: Sequence[str] = ()
+    change_form_includes: Sequence[str] = ()
+
+    def queryset(self, request, queryset):
+        return queryset
+
+    def list_display(self, request, columns: list) -> list:
+        return columns
+
+    def list_filter(self, request, filters: list) -> list:
+        return filters
+
+    def readonly_fields(self, request, obj, fields: list) -> list:
+        return fields
+
+    def actions(self, request, model_admin) -> dict:
+        """``{name: (function(model_admin, request, queryset), name, description)}``."""
+        return {}
+
+    def urls(self, model_admin) -> list:
+        return []
+
+    def paginator(self, request, paginator: ContactPaginator) -> ContactPaginator:
+        return paginator
+
+    def changelist_context(self, request, model_admin) -> dict:
+        return {}
+
+    def change_form_context(self, request, model_admin, obj: Contact) -> dict:
+        return {}
+
+
+class ContactAdminParts:
+    """The registered parts, in registration order (app order in ``INSTALLED_APPS``)."""
+
+    def __init__(self):
+        self._parts: dict[type, ContactAdminPart] = {}
+
+    def register(self, part: ContactAdminPart) -> None:
+        """Add ``part``; registering a part of the same class again replaces it."""
+        self._parts[type(part)] = part
+
+    def __iter__(self):
+        return iter(list(self._parts.values()))
+
+
+contact_admin_parts = ContactAdminParts()
+
+
+class ContactPaginator(Paginator):
+    """Counts exactly when filtered; estimates the unfiltered total from table statistics.
+
+    An exact ``COUNT(*)`` of a million contacts on every page view is the one
+    query that grows with the base; the planner's row estimate is free. A part
+    that already knows the matching ids (ascending) sets ``matches``: the count
+    is their number and a page takes its ids straight from them, newest first.
+    """
+
+    matches: Sequence[int] | None = None
+
+    @cached_property
+    def count(self) -> int:
+        if self.matches is not None:
+            return len(self.matches)
+        query = getattr(self.object_list, "query", None)
+        if query is not None and not query.where and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                               [Contact._meta.db_table])
+                estimate = cursor.fetchone()[0]
+            if estimate and estimate > 10_000:
+                return estimate
+        return super().count
+
+    def page(self, number):
+        if self.matches is None:
+            return super().page(number)
+        number = self.validate_number(number)
+        top = len(self.matches) - (number - 1) * self.per_page
+        ids = list(self.matches[max(top - self.per_page, 0):top])
+        return self._get_page(self.object_list.filter(pk__in=ids), number, self)
+
+
+class CountryFilter(admin.SimpleListFilter):
+    """Country filter whose choices are cached: the stock one runs ``SELECT DISTINCT country``
+    over every contact on every page view (400 ms at a million contacts)."""
+
+    title = _("country")
+    parameter_name = "country"
+    cache_key, cache_seconds = "tagwerk:contacts:countries", 600
+
+    def lookups(self, request, model_admin):
+        countries = cache.get(self.cache_key)
+        if countries is None:
+            countries = list(Contact.objects.order_by("country").values_list("country", flat=True)
+                             .distinct())
+            cache.set(self.cache_key, countries, self.cache_seconds)
+        return [(c, c) for c in countries if c]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(country=self.value()) if self.value() else queryset
 
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
     list_display = ["phone", "display_name", "consent_status", "country", "last_interaction_at"]
     list_display_links = ["phone", "display_name"]
-    list_filter = ["consent_status", "is_blocked", "country", "gender"]
+    list_filter = ["consent_status", "is_blocked", CountryFilter, "gender"]
     search_fields = ["phone"]  # the real search is get_search_results below
     search_help_text = _("A phone number in any writing (+49 170 …, 0170-…, 0049…) or the "
                          "beginning of a first or last name.")
@@ -18,6 +151,8 @@ class ContactAdmin(admin.ModelAdmin):
         "last_interaction_at", "last_read_at", "last_reply_at", "created_at", "updated_at",
     ]
     show_full_result_count = False
+    # Facet counts run one aggregate per sidebar choice over the whole base: minutes at 1M.
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     fieldsets = [
         (None, {"fields": ["phone", ("salutation", "first_name", "last_name"), "external_label"]}),
@@ -38,6 +173,65 @@ class ContactAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         return contacts_search(search_term, queryset), False
 
+    # --- the parts' hooks ---------------------------------------------------------
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        for part in contact_admin_parts:
+            queryset = part.queryset(request, queryset)
+        return queryset
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        for part in contact_admin_parts:
+            columns = part.list_display(request, columns)
+        return columns
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        for part in contact_admin_parts:
+            filters = part.list_filter(request, filters)
+        return filters
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        for part in contact_admin_parts:
+            fields = part.readonly_fields(request, obj, fields)
+        return fields
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.actions is None or IS_POPUP_VAR in request.GET:
+            return actions
+        for part in contact_admin_parts:
+            actions.update(part.actions(request, self))
+        return actions
+
+    def get_urls(self):
+        return [url for part in contact_admin_parts for url in part.urls(self)] + super().get_urls()
+
+    def get_paginator(self, request, queryset, per_page, orphans=0,
+                      allow_empty_first_page=True):
+        paginator = ContactPaginator(queryset, per_page, orphans, allow_empty_first_page)
+        for part in contact_admin_parts:
+            paginator = part.paginator(request, paginator)
+        return paginator
+
+    def changelist_view(self, request, extra_context=None):
+        context = {"part_includes": [t for p in contact_admin_parts for t in p.changelist_includes]}
+        for part in contact_admin_parts:
+            context.update(part.changelist_context(request, self))
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="",
+                           obj=None):
+        if obj is not None and obj.pk:
+            context["part_includes"] = [t for p in contact_admin_parts
+                                        for t in p.change_form_includes]
+            for part in contact_admin_parts:
+                context.update(part.change_form_context(request, self, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
@@ -51,16 +245,6 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # append-only
-
-
-# --- rules (issue 6): API tokens ------------------------------------------------------------
-
-from django import forms  # noqa: E402
-from django.contrib import messages  # noqa: E402
-from django.utils.translation import ngettext  # noqa: E402
-
-from crm.models import ApiScope, ApiToken  # noqa: E402
-from crm.tokens import api_token_issue, api_tokens_revoke  # noqa: E402
 
 
 class ApiTokenForm(forms.ModelForm):

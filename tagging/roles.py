@@ -5,10 +5,11 @@ one dimension is a django-guardian object permission on that dimension,
 granted on the dimension's “Object permissions” page (or with
 ``guardian.shortcuts.assign_perm``), never stored on contacts.
 
-``roles_sync`` is run by the data migration ``tagging.0002`` and again after
-every ``migrate`` (``post_migrate``), so a permission added here reaches
-existing installations. It only adds: a permission an operator gave a group by
-hand stays.
+Each app names what its roles may do from its ``AppConfig.ready()`` with
+``role_permissions_add`` (this module knows only the vocabulary's own).
+``roles_sync`` runs after every ``migrate`` (``post_migrate``), so a permission
+added later reaches existing installations. It only adds: a permission an
+operator gave a group by hand stays.
 """
 
 from __future__ import annotations
@@ -26,21 +27,12 @@ ROLES: dict[str, list[str]] = {
         "tagging.add_tag", "tagging.change_tag", "tagging.delete_tag", "tagging.view_tag",
         "tagging.define_dimension_tags",
         "tagging.view_tagversion", "tagging.view_assignmenthistory",
-        "tagging.add_importjob", "tagging.view_importjob",
-        "tagging.add_rule", "tagging.change_rule", "tagging.delete_rule", "tagging.view_rule",
-        "tagging.view_rulerun",
         "crm.view_contact",
     ],
     MARKETERS: [
         "tagging.apply_dimension_tags",
         "tagging.view_dimension", "tagging.view_tag",
         "tagging.view_tagversion", "tagging.view_assignmenthistory",
-        "tagging.add_importjob", "tagging.view_importjob",
-        "tagging.add_segment", "tagging.change_segment", "tagging.delete_segment",
-        "tagging.view_segment", "tagging.view_bulkoperation",
-        "tagging.view_rule", "tagging.view_rulerun",
-        "campaigns.add_campaign", "campaigns.change_campaign", "campaigns.view_campaign",
-        "campaigns.add_template", "campaigns.change_template", "campaigns.view_template",
         "crm.view_contact", "crm.change_contact",
     ],
     AGENTS: [
@@ -48,6 +40,12 @@ ROLES: dict[str, list[str]] = {
         "crm.view_contact", "crm.change_contact",
     ],
 }
+
+
+def role_permissions_add(role: str, permissions: list[str]) -> None:
+    """Let ``role`` do ``permissions`` (``"app_label.codename"``); call from ``ready()``."""
+    wanted = ROLES[role]
+    wanted += [p for p in permissions if p not in wanted]
 
 
 def _permission_name(app_label: str, codename: str) -> str:
@@ -74,8 +72,7 @@ def _model_of(app_label: str, codename: str) -> str:
 def roles_sync(apps=global_apps) -> None:
     """Create the groups and give each the permissions of ``ROLES``; safe to repeat.
 
-    ``apps`` is the migration's historical registry when called from a
-    migration; permissions are created here if ``migrate`` has not made them yet.
+    Permissions are created here if ``migrate`` has not made them yet.
     """
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")

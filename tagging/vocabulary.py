@@ -43,6 +43,7 @@ from tagging.models import (
     Source,
     Tag,
     TagAssignment,
+    TagKind,
     TagVersion,
     VersionAction,
 )
@@ -630,3 +631,74 @@ def _record_tags(tags: list[Tag], action: str, *, actor, reason: str, changes: d
                    changes=changes, reason=reason)
         for t in tags
     ])
+
+
+# The source documents' vocabulary in German, for the demo and the starter rules:
+# (dimension, colour, single choice, description, [(tag, symbol, kind, lifetime days)]).
+STARTER_VOCABULARY = [
+    ("Kaufkraft", "#B8860B", False, "Purchasing power: the top 20% bring 60% of revenue.", [
+        ("VIP", "★", TagKind.STATIC, None),
+        ("SVIP", "☀", TagKind.STATIC, None),
+        ("Hochwertiger Kunde", "◆", TagKind.DYNAMIC, None),
+        ("Historischer Bestand", "☾", TagKind.DYNAMIC, None),
+        ("Historischer Bestand - Reaktivierung erforderlich", "☾!", TagKind.DYNAMIC, None),
+    ]),
+    ("Interesse", "#D6336C", False, "Interests and product preferences.", [
+        ("Interesse-Make-up", "", TagKind.STATIC, None),
+        ("Interesse-Sport", "", TagKind.STATIC, None),
+        ("Interesse-Essen", "", TagKind.STATIC, None),
+        ("Interesse-Reisen", "", TagKind.STATIC, None),
+        ("Produktkategorie-Lippenstift", "", TagKind.STATIC, None),
+        ("Interesse Produkt A", "", TagKind.DYNAMIC, 90),
+    ]),
+    ("Kaufphase", "#2F9E44", True, "Purchase stage: a contact is in exactly one stage.", [
+        ("Kaufphase-Stöbern", "1", TagKind.DYNAMIC, None),
+        ("Warenkorbabbruch", "2", TagKind.DYNAMIC, None),
+        ("Bestellt", "3", TagKind.DYNAMIC, None),
+        ("Kaufphase-Abgeschlossen", "4", TagKind.DYNAMIC, None),
+        ("Wiederkäufer", "5", TagKind.DYNAMIC, None),
+    ]),
+    ("Quelle", "#1C7ED6", True, "Source channel: where the contact came from.", [
+        ("Quelle-Offline-Event", "", TagKind.STATIC, None),
+        ("Quelle-Gruppe", "", TagKind.STATIC, None),
+        ("Quelle-Offizieller Account", "", TagKind.STATIC, None),
+        ("Quelle-TikTok", "", TagKind.STATIC, None),
+        ("Quelle-Paketkarte", "", TagKind.STATIC, None),
+        ("Quelle-QR-Code", "", TagKind.STATIC, None),
+    ]),
+    ("Aktivität", "#F08C00", False, "Interaction activity, kept by rules.", [
+        ("Hohe Aktivität", "3", TagKind.DYNAMIC, None),
+        ("Beobachtung notwendig", "1", TagKind.DYNAMIC, None),
+        ("Inaktiver Kunde", "0", TagKind.DYNAMIC, None),
+        ("Drohender Abwanderer", "!", TagKind.DYNAMIC, None),
+        ("Hohes Potenzial - Nachverfolgung erforderlich", "↑", TagKind.DYNAMIC, 30),
+    ]),
+    ("Lebenszyklus", "#7048E8", True, "Lifecycle since joining (AIPL).", [
+        ("Neukunde", "N", TagKind.DYNAMIC, None),
+        ("Wachstum-Hohe Frequenz", "G+", TagKind.DYNAMIC, None),
+        ("Wachstum-Niedrige Frequenz", "G", TagKind.DYNAMIC, None),
+    ]),
+    ("Anlässe", "#0CA678", False, "Occasions that call for a message.", [
+        ("Geburtstag bald", "🎂", TagKind.DYNAMIC, None),
+    ]),
+]
+
+
+def vocabulary_ensure(spec: list) -> dict[str, Tag]:
+    """Create the dimensions and tags of ``spec`` (as ``STARTER_VOCABULARY``) where missing;
+    return its tags by name. Existing ones are left as they are."""
+    tags: dict[str, Tag] = {}
+    for order, (dim_name, colour, single, description, entries) in enumerate(spec):
+        dimension, _ = Dimension.objects.get_or_create(
+            name=dim_name,
+            defaults={"colour": colour, "single_choice": single, "description": description,
+                      "order": order},
+        )
+        for name, symbol, kind, lifetime in entries:
+            tag = Tag.objects.filter(name=name).select_related("dimension").first()
+            if tag is None:
+                tag = Tag(dimension=dimension, name=name, symbol=symbol, kind=kind,
+                          lifetime_days=lifetime)
+                tag.save()
+            tags[name] = tag
+    return tags

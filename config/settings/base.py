@@ -43,6 +43,11 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "crm",
     "tagging",
+    "tagging.audiences",
+    "tagging.imports",
+    "tagging.rules",
+    "tagging.insight",
+    "tagging.demo",
     "campaigns",
 ]
 
@@ -221,12 +226,11 @@ TAGWERK_INSIGHT = {
 }
 
 # --- Audiences: saved segment counts, refreshed hourly (beat copies this into its table) ---
-CELERY_IMPORTS = ["tagging.audience_tasks"]
 CELERY_BEAT_SCHEDULE["audiences-segment-counts"] = {
-    "task": "tagging.audience_tasks.segment_counts_refresh_task", "schedule": 3600.0,
+    "task": "tagging.audiences.tasks.segment_counts_refresh_task", "schedule": 3600.0,
 }
 CELERY_BEAT_SCHEDULE["audiences-tag-changes-prune"] = {
-    "task": "tagging.audience_tasks.tag_changes_prune_task", "schedule": 3600.0,
+    "task": "tagging.audiences.tasks.tag_changes_prune_task", "schedule": 3600.0,
 }
 
 # --- Imports: preview (dry-run) failed-rows files are deleted after this many days ---

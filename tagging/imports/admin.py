@@ -3,6 +3,8 @@ and the contact list's export actions."""
 
 from __future__ import annotations
 
+import tempfile
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -21,7 +23,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from tagging.exports import contacts_export, export_csv_lines
+from crm.admin import ContactAdminPart
+from tagging.imports.exports import contacts_export, export_csv_lines
 from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus
 from tagging.imports.services import (
     ImportRefused,
@@ -78,7 +81,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                     "tags_added", "tags_removed", "actor", "created_at"]
     list_filter = ["status"]
     list_select_related = ["actor"]
-    job_template = "admin/tagging/importjob/job.html"
+    job_template = "admin/imports/importjob/job.html"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -101,21 +104,21 @@ class ImportJobAdmin(admin.ModelAdmin):
         import_analyse_task.delay_on_commit(obj.pk)
 
     def response_add(self, request, obj, post_url_continue=None):
-        return HttpResponseRedirect(reverse("admin:tagging_importjob_job", args=[obj.pk]))
+        return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[obj.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        return HttpResponseRedirect(reverse("admin:tagging_importjob_job", args=[object_id]))
+        return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[object_id]))
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
-            path("<int:pk>/job/", wrap(self.job_view), name="tagging_importjob_job"),
+            path("<int:pk>/job/", wrap(self.job_view), name="imports_importjob_job"),
             path("<int:pk>/status.json", wrap(self.status_view),
-                 name="tagging_importjob_status"),
-            path("<int:pk>/confirm/", wrap(self.confirm_view), name="tagging_importjob_confirm"),
-            path("<int:pk>/undo/", wrap(self.undo_view), name="tagging_importjob_undo"),
+                 name="imports_importjob_status"),
+            path("<int:pk>/confirm/", wrap(self.confirm_view), name="imports_importjob_confirm"),
+            path("<int:pk>/undo/", wrap(self.undo_view), name="imports_importjob_undo"),
             path("<int:pk>/failed-rows/", wrap(self.failed_rows_view),
-                 name="tagging_importjob_failed_rows"),
+                 name="imports_importjob_failed_rows"),
             *super().get_urls(),
         ]
 
@@ -160,7 +163,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                 import_run_task.delay_on_commit(pk)
         if not updated:
             messages.warning(request, _("This import is not waiting for confirmation."))
-        return HttpResponseRedirect(reverse("admin:tagging_importjob_job", args=[pk]))
+        return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
 
     def undo_view(self, request, pk: int):
         if request.method != "POST" or not self.has_add_permission(request):
@@ -171,7 +174,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         else:
             import_undo_task.delay_on_commit(job.pk, request.user.pk)
             messages.success(request, _("The import is being undone."))
-        return HttpResponseRedirect(reverse("admin:tagging_importjob_job", args=[pk]))
+        return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
 
     def failed_rows_view(self, request, pk: int):
         job = self._job(request, pk)
@@ -190,28 +193,34 @@ class ImportJobAdmin(admin.ModelAdmin):
                             content_type="text/csv; charset=utf-8")
 
 
-class ContactExportMixin:
-    """Export actions for the contact list (added to TaggedContactAdmin's bases)."""
+class ExportContactPart(ContactAdminPart):
+    """“Export selected contacts” as CSV or XLSX in the contacts list."""
 
-    actions = ["export_contacts_csv", "export_contacts_xlsx"]
+    def actions(self, request, model_admin) -> dict:
+        if not model_admin.has_view_permission(request):
+            return {}
+        return {
+            "export_contacts_csv": (export_contacts_csv, "export_contacts_csv",
+                                    _("Export selected contacts as CSV")),
+            "export_contacts_xlsx": (export_contacts_xlsx, "export_contacts_xlsx",
+                                     _("Export selected contacts as XLSX")),
+        }
 
-    @admin.action(description=_("Export selected contacts as CSV"), permissions=["view"])
-    def export_contacts_csv(self, request, queryset):
-        response = StreamingHttpResponse(export_csv_lines(queryset),
-                                         content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = (
-            f'attachment; filename="contacts-{timezone.now():%Y%m%d-%H%M}.csv"')
-        return response
 
-    @admin.action(description=_("Export selected contacts as XLSX"), permissions=["view"])
-    def export_contacts_xlsx(self, request, queryset):
-        import tempfile
+def export_contacts_csv(model_admin, request, queryset):
+    response = StreamingHttpResponse(export_csv_lines(queryset),
+                                     content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="contacts-{timezone.now():%Y%m%d-%H%M}.csv"')
+    return response
 
-        # openpyxl writes the workbook row by row to a temporary file, then it streams.
-        handle = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it)
-        count = contacts_export(queryset=queryset, out=handle, fmt="xlsx")
-        handle.seek(0)
-        self.message_user(request, ngettext("%(n)d contact exported.",
-                                            "%(n)d contacts exported.", count) % {"n": count})
-        return FileResponse(handle, as_attachment=True,
-                            filename=f"contacts-{timezone.now():%Y%m%d-%H%M}.xlsx")
+
+def export_contacts_xlsx(model_admin, request, queryset):
+    # openpyxl writes the workbook row by row to a temporary file, then it streams.
+    handle = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it)
+    count = contacts_export(queryset=queryset, out=handle, fmt="xlsx")
+    handle.seek(0)
+    model_admin.message_user(request, ngettext("%(n)d contact exported.",
+                                               "%(n)d contacts exported.", count) % {"n": count})
+    return FileResponse(handle, as_attachment=True,
+                        filename=f"contacts-{timezone.now():%Y%m%d-%H%M}.xlsx")

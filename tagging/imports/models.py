@@ -126,7 +126,7 @@ class ImportedContact(models.Model):
         verbose_name = _("contact created by an import")
         verbose_name_plural = _("contacts created by imports")
         constraints = [models.UniqueConstraint(fields=["job", "contact"],
-                                               name="tagging_imported_contact_unique")]
+                                               name="imports_contact_unique")]
 
     def __str__(self) -> str:
         return f"{self.job_id} · {self.contact_id}"
@@ -150,7 +150,7 @@ class ImportedChange(models.Model):
         verbose_name = _("contact changed by an import")
         verbose_name_plural = _("contacts changed by imports")
         constraints = [models.UniqueConstraint(fields=["job", "contact"],
-                                               name="tagging_imported_change_unique")]
+                                               name="imports_change_unique")]
 
     def __str__(self) -> str:
         return f"{self.job_id} · {self.contact_id}"

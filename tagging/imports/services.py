@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from crm.models import ConsentStatus, Contact
-from tagging.exports import escape_cell
+from tagging.imports.exports import escape_cell
 from tagging.imports.models import (
     ImportedChange,
     ImportedContact,

@@ -1,8 +1,7 @@
 """Admin for insight: the dashboard (admin index), health reports, tag analytics.
 
-Loaded from ``tagging/admin.py``. The contacts list gains two filters through
-``InsightContactAdminMixin`` (a base of ``TaggedContactAdmin``) so that every
-finding can link to exactly the contacts it is about.
+The contacts list gains two filters through ``InsightContactPart`` so that
+every finding can link to exactly the contacts it is about.
 """
 
 from __future__ import annotations
@@ -24,8 +23,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from crm.admin import ContactAdminPart
 from tagging.insight import charts
 from tagging.insight.conf import insight_setting
+from tagging.insight.models import HealthReport, ReportTrigger
 from tagging.insight.selectors import (
     analytics_subject,
     holder_metrics,
@@ -43,7 +44,7 @@ from tagging.insight.services import (
     sleeping_vips_move,
 )
 from tagging.insight.tasks import dashboard_refresh_task
-from tagging.models import Dimension, HealthReport, ReportTrigger, Tag, TagAssignment
+from tagging.models import Dimension, Tag, TagAssignment
 from tagging.permissions import TagPermissionDenied
 
 admin.site.index_template = "admin/insight/index.html"
@@ -90,11 +91,11 @@ class IdleFilter(admin.SimpleListFilter):
             last_interaction_at__isnull=True, created_at__lte=cutoff))
 
 
-class InsightContactAdminMixin:
+class InsightContactPart(ContactAdminPart):
     """Adds “holds tag” and “no interaction for” to the contacts list filters."""
 
-    def get_list_filter(self, request):
-        return [*super().get_list_filter(request), HoldsTagFilter, IdleFilter]
+    def list_filter(self, request, filters: list) -> list:
+        return [*filters, HoldsTagFilter, IdleFilter]
 
 
 # --- analytics cache -------------------------------------------------------------------
@@ -170,15 +171,15 @@ class HealthReportAdmin(admin.ModelAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
-            path("generate/", wrap(self.generate_view), name="tagging_healthreport_generate"),
-            path("<int:pk>/send/", wrap(self.send_view), name="tagging_healthreport_send"),
+            path("generate/", wrap(self.generate_view), name="insight_healthreport_generate"),
+            path("<int:pk>/send/", wrap(self.send_view), name="insight_healthreport_send"),
             path("<int:pk>/move-sleeping-vips/", wrap(self.move_vips_view),
-                 name="tagging_healthreport_move_vips"),
-            path("analytics/", wrap(self.analytics_view), name="tagging_healthreport_analytics"),
+                 name="insight_healthreport_move_vips"),
+            path("analytics/", wrap(self.analytics_view), name="insight_healthreport_analytics"),
             path("analytics/export.csv", wrap(self.analytics_csv_view),
-                 name="tagging_healthreport_analytics_csv"),
+                 name="insight_healthreport_analytics_csv"),
             path("dashboard/refresh/", wrap(self.dashboard_refresh_view),
-                 name="tagging_healthreport_dashboard_refresh"),
+                 name="insight_healthreport_dashboard_refresh"),
             *super().get_urls(),
         ]
 
@@ -186,7 +187,7 @@ class HealthReportAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         if not str(object_id).isdigit():
-            return HttpResponseRedirect(reverse("admin:tagging_healthreport_changelist"))
+            return HttpResponseRedirect(reverse("admin:insight_healthreport_changelist"))
         report = get_object_or_404(HealthReport, pk=object_id)
         previous = report_previous(report)
         context = {
@@ -196,7 +197,7 @@ class HealthReportAdmin(admin.ModelAdmin):
             "changes": report_comparison(report, previous),
             "recipients": ", ".join(report_recipients(None) or
                                     ([request.user.email] if request.user.email else [])),
-            "can_send": request.user.has_perm("tagging.add_healthreport"),
+            "can_send": request.user.has_perm("insight.add_healthreport"),
             "base_url": "",
         }
         return TemplateResponse(request, "admin/insight/healthreport_detail.html", context)
@@ -208,18 +209,18 @@ class HealthReportAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _report_url(report: HealthReport) -> str:
-        return reverse("admin:tagging_healthreport_change", args=[report.pk])
+        return reverse("admin:insight_healthreport_change", args=[report.pk])
 
     @staticmethod
     def _post_only(request: HttpRequest) -> HttpResponse | None:
         if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:tagging_healthreport_changelist"))
+            return HttpResponseRedirect(reverse("admin:insight_healthreport_changelist"))
         return None
 
     def generate_view(self, request):
         if response := self._post_only(request):
             return response
-        self._require(request, "tagging.add_healthreport")
+        self._require(request, "insight.add_healthreport")
         report = health_report_create(trigger=ReportTrigger.ADMIN, actor=request.user)
         self.message_user(request, _("Tag health report generated in %(s).1f s.")
                           % {"s": report.duration_ms / 1000}, messages.SUCCESS)
@@ -229,7 +230,7 @@ class HealthReportAdmin(admin.ModelAdmin):
         report = get_object_or_404(HealthReport, pk=pk)
         if response := self._post_only(request):
             return response
-        self._require(request, "tagging.add_healthreport")
+        self._require(request, "insight.add_healthreport")
         raw = request.POST.get("recipients", "")
         recipients = [r.strip() for r in raw.replace(";", ",").split(",") if r.strip()]
         invalid = []
@@ -320,7 +321,7 @@ class HealthReportAdmin(admin.ModelAdmin):
                     [charts.Bar(r["name"], r["conversion"] or 0, r["colour"],
                                 text=charts.percent(r["conversion"])) for r in breakdown],
                     width=720, label_width=260, max_value=1, title=_("Conversion per tag")),
-                "csv_url": f"{reverse('admin:tagging_healthreport_analytics_csv')}?"
+                "csv_url": f"{reverse('admin:insight_healthreport_analytics_csv')}?"
                            f"{request.GET.urlencode()}",
             })
         return TemplateResponse(request, "admin/insight/analytics.html", context)
@@ -330,7 +331,7 @@ class HealthReportAdmin(admin.ModelAdmin):
         if subject is None:
             self.message_user(request, error or _("Pick a tag or a dimension first."),
                               messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:tagging_healthreport_analytics"))
+            return HttpResponseRedirect(reverse("admin:insight_healthreport_analytics"))
         data = _analytics_data(subject)
         now = data["at"]
         response = HttpResponse(content_type="text/csv; charset=utf-8")

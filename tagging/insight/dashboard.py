@@ -59,9 +59,9 @@ def dashboard_context() -> dict:
     context: dict = {
         "report": report,
         "report_headline": report_headline(report.summary) if report else [],
-        "refresh_url": reverse("admin:tagging_healthreport_dashboard_refresh"),
-        "reports_url": reverse("admin:tagging_healthreport_changelist"),
-        "analytics_url": reverse("admin:tagging_healthreport_analytics"),
+        "refresh_url": reverse("admin:insight_healthreport_dashboard_refresh"),
+        "reports_url": reverse("admin:insight_healthreport_changelist"),
+        "analytics_url": reverse("admin:insight_healthreport_analytics"),
         "snapshot": snapshot,
     }
     if snapshot is None:

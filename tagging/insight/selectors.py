@@ -35,12 +35,11 @@ from django.utils.translation import gettext_noop
 
 from crm.models import ConsentStatus, Contact
 from tagging.insight.conf import insight_setting
+from tagging.insight.models import DashboardSnapshot, HealthReport
 from tagging.insight.usage import Metric, extra_metrics, panels, tags_last_used
 from tagging.models import (
     AssignmentHistory,
-    DashboardSnapshot,
     Dimension,
-    HealthReport,
     HistoryAction,
     Tag,
     TagAssignment,
@@ -86,14 +85,14 @@ def tags_admin_url(tag_ids: Iterable[int]) -> str:
 
 
 def contacts_admin_url(**filters) -> str:
-    """The contacts list with insight's filters (``InsightContactAdminMixin``) applied."""
+    """The contacts list with insight's filters (``InsightContactPart``) applied."""
     params = {f"insight_{k}": v for k, v in filters.items() if v not in (None, "")}
     return f"{reverse('admin:crm_contact_changelist')}?{urlencode(params)}"
 
 
 def analytics_url(*, tags: Iterable[int] = (), dimension: int | None = None) -> str:
     params = {"tags": ",".join(str(t) for t in tags)} if tags else {"dimension": dimension}
-    return f"{reverse('admin:tagging_healthreport_analytics')}?{urlencode(params)}"
+    return f"{reverse('admin:insight_healthreport_analytics')}?{urlencode(params)}"
 
 
 def active_tags() -> list[Tag]:

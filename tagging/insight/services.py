@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tagging.insight.conf import insight_setting
+from tagging.insight.models import DashboardSnapshot, HealthReport, ReportTrigger
 from tagging.insight.selectors import (
     dashboard_data,
     findings_summary,
@@ -24,7 +25,7 @@ from tagging.insight.selectors import (
     sleeping_vips,
     vip_tags,
 )
-from tagging.models import DashboardSnapshot, HealthReport, ReportTrigger, Source
+from tagging.models import Source
 from tagging.services import TagChangeError, TagChangeResult, tags_change
 
 

@@ -69,7 +69,7 @@ class RuleAdmin(admin.ModelAdmin):
     filter_horizontal = ["add_tags", "remove_tags"]
     readonly_fields = ["conflicts", "recent_runs", "periodic_task_link"]
     actions = ["run_now", "enable", "disable", "delete_rules"]
-    change_form_template = "admin/tagging/rule/change_form.html"
+    change_form_template = "admin/rules/rule/change_form.html"
     fieldsets = [
         (None, {"fields": ["name", "description", ("enabled", "priority")]}),
         (_("When"), {"fields": ["trigger",
@@ -183,7 +183,7 @@ class RuleAdmin(admin.ModelAdmin):
     # --- actions --------------------------------------------------------------------------
 
     def has_run_permission(self, request) -> bool:
-        return request.user.has_perm("tagging.run_rule")
+        return request.user.has_perm("rules.run_rule")
 
     @admin.action(description=_("Run selected rules now"), permissions=["run"])
     def run_now(self, request, queryset):
@@ -231,9 +231,9 @@ class RuleAdmin(admin.ModelAdmin):
     def get_urls(self):
         urls = [
             path("<int:rule_id>/preview/", self.admin_site.admin_view(self.preview_view),
-                 name="tagging_rule_preview"),
+                 name="rules_rule_preview"),
             path("<int:rule_id>/run/", self.admin_site.admin_view(self.run_view),
-                 name="tagging_rule_run"),
+                 name="rules_rule_run"),
         ]
         return urls + super().get_urls()
 
@@ -250,7 +250,7 @@ class RuleAdmin(admin.ModelAdmin):
                    "original": rule, "title": _("Preview: %(name)s") % {"name": rule.name},
                    "preview": preview, "error": error,
                    "can_run": self.has_run_permission(request) and rule.is_scheduled}
-        return TemplateResponse(request, "admin/tagging/rule/preview.html", context)
+        return TemplateResponse(request, "admin/rules/rule/preview.html", context)
 
     def run_view(self, request, rule_id: int):
         rule = get_object_or_404(Rule, pk=rule_id)
@@ -259,7 +259,7 @@ class RuleAdmin(admin.ModelAdmin):
         if not rule.is_scheduled:
             self.message_user(request, _("Event rules run when their events arrive; use the "
                                          "preview to see what they do."), messages.ERROR)
-            return redirect("admin:tagging_rule_change", rule.pk)
+            return redirect("admin:rules_rule_change", rule.pk)
         outcome = rule_run(rule=rule, trigger=RunTrigger.MANUAL, actor=request.user)
         if outcome.errors:
             self.message_user(request, outcome.errors, messages.ERROR)
@@ -268,7 +268,7 @@ class RuleAdmin(admin.ModelAdmin):
                 "“%(rule)s” ran: %(matched)d contacts matched, %(added)d tags added, "
                 "%(removed)d removed.") % {"rule": rule.name, "matched": outcome.matched,
                                            "added": outcome.added, "removed": outcome.removed})
-        return redirect("admin:tagging_rule_change", rule.pk)
+        return redirect("admin:rules_rule_change", rule.pk)
 
 
 @admin.register(RuleRun)

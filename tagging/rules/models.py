@@ -1,4 +1,4 @@
-"""Rule and RuleRun. Imported by ``tagging.models`` so they belong to the tagging app."""
+"""Rules that keep tags true, and the log of their runs."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ class RuleRun(models.Model):
         verbose_name = _("rule run")
         verbose_name_plural = _("rule runs")
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["rule", "started_at"], name="tagging_rulerun_rule_at")]
+        indexes = [models.Index(fields=["rule", "started_at"], name="rules_run_rule_at")]
 
     def __str__(self) -> str:
         return f"{self.rule_id} @ {self.started_at:%Y-%m-%d %H:%M}"

@@ -41,11 +41,13 @@ from django.utils.translation import gettext as _
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from crm.models import Contact, Event
+from tagging.audiences.language import SegmentError, parse
+from tagging.audiences.selectors import contacts_matching
+from tagging.audiences.sql import to_q
 from tagging.models import Dimension, Source, Tag, TagAssignment
 from tagging.names import name_key
 from tagging.permissions import TagPermissionDenied
 from tagging.rules.models import Rule, RuleRun, RuleTrigger, RunTrigger
-from tagging.segments import SegmentError, contacts_matching, parse, to_q
 from tagging.services import TagChangeError, tags_change
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from tagging.demo import vocabulary_ensure
 from tagging.models import Dimension
 from tagging.names import name_key
 from tagging.rules.models import IntervalUnit, Rule, RuleTrigger
 from tagging.rules.services import rule_save
+from tagging.vocabulary import STARTER_VOCABULARY, vocabulary_ensure
 
 PURCHASES_DIMENSION = ("Käufe", "#495057", "Dated product tags written by rule 3a.")
 
@@ -116,7 +116,7 @@ def rules_load_starter() -> tuple[int, int]:
     """Create the starter rules that are missing; return (created, already there)."""
     created = existing = 0
     with transaction.atomic():
-        tags = vocabulary_ensure()
+        tags = vocabulary_ensure(STARTER_VOCABULARY)
         dimension = _purchases_dimension()
         known = set(Rule.objects.exclude(starter_key="").values_list("starter_key", flat=True))
         names = set(Rule.objects.values_list("name", flat=True))

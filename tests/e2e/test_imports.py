@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def test_import_from_upload_to_failed_rows_download(login, live_server, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     page = login()
-    page.goto(f"{live_server.url}/admin/tagging/importjob/add/")
+    page.goto(f"{live_server.url}/admin/imports/importjob/add/")
 
     page.set_input_files("#id_file", str(CORPUS / "mixed.csv"))
     page.check("input[name=consent_basis][value=opted_in]")

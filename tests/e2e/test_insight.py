@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tagging.demo import seed_demo
-from tagging.insight.demo import demo_history_spread
+from tagging.demo.contacts import seed_demo
+from tagging.demo.history import demo_history_spread
 from tagging.insight.services import dashboard_snapshot_refresh, health_report_create
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -41,7 +41,7 @@ def test_dashboard_and_health_report_in_the_browser(login, live_server, tmp_path
         shutil.copy(shot, DOCS / "dashboard.png")
 
     page.click("text=Open the report")
-    page.wait_for_url(f"{live_server.url}/admin/tagging/healthreport/{report.pk}/change/")
+    page.wait_for_url(f"{live_server.url}/admin/insight/healthreport/{report.pk}/change/")
     assert "overloaded" in page.locator("#finding-overloaded h2").inner_text()
     assert page.locator("#finding-stale").get_by_text("show contacts").count() > 0
     assert page.locator("#move-sleeping-vips").is_visible()

@@ -13,14 +13,14 @@ def test_a_marketer_writes_a_rule_previews_it_and_runs_it(login, live_server, ma
     make_contact(purchase_count=1)
 
     page = login()
-    page.goto(f"{live_server.url}/admin/tagging/rule/add/")
+    page.goto(f"{live_server.url}/admin/rules/rule/add/")
     page.fill("#id_name", "Stammkunden")
     page.fill("#id_segment", "purchases > 3")
     page.fill("#id_schedule_crontab", "0 3 * * *")
     page.select_option("#id_add_tags_from", label="Stammkunde")
     page.click("#id_add_tags_add")
     page.click("input[name=_continue]")
-    page.wait_for_url(f"{live_server.url}/admin/tagging/rule/*/change/")
+    page.wait_for_url(f"{live_server.url}/admin/rules/rule/*/change/")
     assert "was added successfully" in page.locator(".messagelist .success").inner_text()
 
     page.click("a.tw-preview-link")
@@ -30,7 +30,7 @@ def test_a_marketer_writes_a_rule_previews_it_and_runs_it(login, live_server, ma
     assert not TagAssignment.objects.exists()
 
     page.click("input[value='Run now']")
-    page.wait_for_url(f"{live_server.url}/admin/tagging/rule/*/change/")
+    page.wait_for_url(f"{live_server.url}/admin/rules/rule/*/change/")
     assert "1 tags added" in page.locator(".messagelist").inner_text()
     assert list(TagAssignment.objects.values_list("contact_id", "tag_id")) == [
         (buyer.pk, regular.pk)]

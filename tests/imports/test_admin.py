@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def upload(client, name: str, content: bytes, **fields):
     data = {"file": SimpleUploadedFile(name, content), "consent_basis": "opted_in",
             "consent_source": "Shop", "region": "de", "update_mode": "fill_empty", **fields}
-    return client.post(reverse("admin:tagging_importjob_add"), data)
+    return client.post(reverse("admin:imports_importjob_add"), data)
 
 
 def test_upload_preview_confirm_report_and_undo(client, superuser, vocabulary,
@@ -34,20 +34,20 @@ def test_upload_preview_confirm_report_and_undo(client, superuser, vocabulary,
     assert Contact.objects.count() == 0
 
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("admin:tagging_importjob_confirm", args=[job.pk]))
+        client.post(reverse("admin:imports_importjob_confirm", args=[job.pk]))
     job.refresh_from_db()
     assert (job.status, job.created, job.failed) == (ImportStatus.DONE, 5, 5)
-    status = client.get(reverse("admin:tagging_importjob_status", args=[job.pk])).json()
+    status = client.get(reverse("admin:imports_importjob_status", args=[job.pk])).json()
     assert status["created"] == 5 and status["active"] is False
 
-    page = client.get(reverse("admin:tagging_importjob_job", args=[job.pk])).content.decode()
+    page = client.get(reverse("admin:imports_importjob_job", args=[job.pk])).content.decode()
     assert "Report" in page and "Download failed rows" in page
-    download = client.get(reverse("admin:tagging_importjob_failed_rows", args=[job.pk]))
+    download = client.get(reverse("admin:imports_importjob_failed_rows", args=[job.pk]))
     body = b"".join(download.streaming_content).decode("utf-8-sig")
     assert body.splitlines()[0] == "phone,tags,first_name,row_number,error"
 
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("admin:tagging_importjob_undo", args=[job.pk]))
+        client.post(reverse("admin:imports_importjob_undo", args=[job.pk]))
     assert Contact.objects.count() == 0
     assert ImportJob.objects.get().status == ImportStatus.UNDONE
 

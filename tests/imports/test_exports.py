@@ -8,7 +8,7 @@ from django.core.management import call_command
 from openpyxl import load_workbook
 
 from crm.models import Contact
-from tagging.exports import contacts_export, escape_cell
+from tagging.imports.exports import contacts_export, escape_cell
 from tagging.imports.models import UpdateMode
 from tagging.services import tags_change
 from tests.factories import ContactFactory

@@ -57,9 +57,9 @@ def test_previews_older_than_the_retention_are_deleted(vocabulary, client, super
 
     assert not path.exists() and not orphan.exists()
     client.force_login(superuser)
-    page = client.get(reverse("admin:tagging_importjob_job", args=[job.pk])).content.decode()
+    page = client.get(reverse("admin:imports_importjob_job", args=[job.pk])).content.decode()
     assert "no longer kept" in page
-    assert client.get(reverse("admin:tagging_importjob_failed_rows",
+    assert client.get(reverse("admin:imports_importjob_failed_rows",
                               args=[job.pk])).status_code == 404
 
 
@@ -69,6 +69,6 @@ def test_a_preview_file_deleted_behind_the_jobs_back_is_a_404_not_an_error(vocab
     path.unlink()
     client.force_login(superuser)
 
-    response = client.get(reverse("admin:tagging_importjob_failed_rows", args=[job.pk]))
+    response = client.get(reverse("admin:imports_importjob_failed_rows", args=[job.pk]))
 
     assert response.status_code == 404

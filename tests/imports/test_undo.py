@@ -122,6 +122,6 @@ def test_the_job_page_says_what_undo_put_back(vocabulary, run_import, client, su
     import_undo(job=job)
     client.force_login(superuser)
 
-    page = client.get(reverse("admin:tagging_importjob_job", args=[job.pk])).content.decode()
+    page = client.get(reverse("admin:imports_importjob_job", args=[job.pk])).content.decode()
 
     assert "put back on 1 contacts" in page

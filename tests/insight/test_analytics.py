@@ -105,12 +105,12 @@ def test_analytics_page_and_csv_export(client, superuser, shop):
     makeup, *_ = shop
     client.force_login(superuser)
 
-    page = client.get(f"/admin/tagging/healthreport/analytics/?tags={makeup.pk}")
+    page = client.get(f"/admin/insight/healthreport/analytics/?tags={makeup.pk}")
     assert page.status_code == 200
     text = page.content.decode()
     assert "Interesse-Make-up" in text and "<svg" in text
 
-    response = client.get(f"/admin/tagging/healthreport/analytics/export.csv?tags={makeup.pk}")
+    response = client.get(f"/admin/insight/healthreport/analytics/export.csv?tags={makeup.pk}")
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert ["comparison", "Interesse-Make-up", "Revenue in all", "400.0", "50.0"] in rows
@@ -122,32 +122,32 @@ def test_analytics_for_a_dimension_page(client, superuser, shop):
     makeup, *_ = shop
     client.force_login(superuser)
     text = client.get(
-        f"/admin/tagging/healthreport/analytics/?dimension={makeup.dimension_id}").content.decode()
+        f"/admin/insight/healthreport/analytics/?dimension={makeup.dimension_id}").content.decode()
     assert "holders of any of its tags" in text and "Interesse-Sport" in text
 
 
 @pytest.mark.parametrize("query", ["tags=abc", "dimension=x", "tags=999999", "dimension=999999"])
 def test_analytics_bad_input_explains_instead_of_failing(client, superuser, query):
     client.force_login(superuser)
-    response = client.get(f"/admin/tagging/healthreport/analytics/?{query}")
+    response = client.get(f"/admin/insight/healthreport/analytics/?{query}")
     assert response.status_code == 200
     assert 'class="errornote"' in response.content.decode()
-    csv_response = client.get(f"/admin/tagging/healthreport/analytics/export.csv?{query}")
+    csv_response = client.get(f"/admin/insight/healthreport/analytics/export.csv?{query}")
     assert csv_response.status_code == 302
 
 
 def test_analytics_needs_the_right_to_see_tags(client, staff_user, shop):
     client.force_login(staff_user)
-    assert client.get("/admin/tagging/healthreport/analytics/?tags=1").status_code == 403
+    assert client.get("/admin/insight/healthreport/analytics/?tags=1").status_code == 403
 
 
 def test_analytics_are_computed_once_for_page_and_export(client, superuser, shop,
                                                         django_assert_max_num_queries):
     makeup, *_ = shop
     client.force_login(superuser)
-    client.get(f"/admin/tagging/healthreport/analytics/?tags={makeup.pk}")
+    client.get(f"/admin/insight/healthreport/analytics/?tags={makeup.pk}")
 
     with django_assert_max_num_queries(6):  # session, user, the subject — no aggregates
         response = client.get(
-            f"/admin/tagging/healthreport/analytics/export.csv?tags={makeup.pk}")
+            f"/admin/insight/healthreport/analytics/export.csv?tags={makeup.pk}")
     assert b"Revenue in all" in response.content

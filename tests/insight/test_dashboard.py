@@ -9,10 +9,11 @@ from django.test import override_settings
 
 from crm.models import ConsentStatus
 from tagging.insight import usage
+from tagging.insight.models import DashboardSnapshot
 from tagging.insight.selectors import dashboard_data
 from tagging.insight.services import dashboard_snapshot_refresh
 from tagging.insight.tasks import dashboard_refresh_task
-from tagging.models import DashboardSnapshot, Source
+from tagging.models import Source
 from tests.factories import DimensionFactory
 from tests.insight.conftest import ADDED, REMOVED, history
 
@@ -185,7 +186,7 @@ def test_refresh_button_queues_a_new_snapshot(client, superuser, contacts,
     contacts(1)
     client.force_login(superuser)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post("/admin/tagging/healthreport/dashboard/refresh/")
+        client.post("/admin/insight/healthreport/dashboard/refresh/")
     assert DashboardSnapshot.objects.count() == 1
 
 
@@ -206,7 +207,7 @@ def test_dashboard_shows_the_latest_health_headline(client, superuser, tag):
     page = client.get("/admin/").content.decode()
 
     assert "1 without holders" in page
-    assert f"/admin/tagging/healthreport/{report.pk}/change/" in page
+    assert f"/admin/insight/healthreport/{report.pk}/change/" in page
 
 
 def test_tag_names_are_escaped_in_the_charts(client, superuser, tag, contacts):
@@ -228,4 +229,4 @@ def test_staff_without_contact_rights_sees_no_dashboard(client, staff_user, cont
 
     assert "tw-dashboard" not in page
     assert not DashboardSnapshot.objects.exists()
-    assert client.post("/admin/tagging/healthreport/dashboard/refresh/").status_code == 403
+    assert client.post("/admin/insight/healthreport/dashboard/refresh/").status_code == 403

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django_celery_beat.models import PeriodicTask
 
+from tagging.insight.models import HealthReport, ReportTrigger
 from tagging.insight.selectors import report_comparison, report_previous
 from tagging.insight.services import (
     SleepingVipsError,
@@ -20,7 +21,7 @@ from tagging.insight.services import (
     sleeping_vips_move,
 )
 from tagging.insight.tasks import health_report_task
-from tagging.models import AssignmentHistory, HealthReport, ReportTrigger, Source, TagAssignment
+from tagging.models import AssignmentHistory, Source, TagAssignment
 from tagging.permissions import TagPermissionDenied
 from tagging.services import operation_undo
 from tests.factories import DimensionFactory
@@ -63,7 +64,7 @@ def test_report_mail_goes_through_the_mail_backend(tag, now):
     assert message.subject.startswith("Tag health report")
     assert "1 without holders" in message.subject
     assert "Verwaist" in message.body
-    assert f"https://tagwerk.example.com/admin/tagging/healthreport/{report.pk}/change/" \
+    assert f"https://tagwerk.example.com/admin/insight/healthreport/{report.pk}/change/" \
         in message.body
     html, mimetype = message.alternatives[0]
     assert mimetype == "text/html"
@@ -178,7 +179,7 @@ def test_admin_generates_shows_and_mails_a_report(client, superuser, tag):
     tag("Verwaist")
     client.force_login(superuser)
 
-    response = client.post("/admin/tagging/healthreport/generate/", follow=True)
+    response = client.post("/admin/insight/healthreport/generate/", follow=True)
 
     report = HealthReport.objects.get()
     assert report.trigger == ReportTrigger.ADMIN and report.requested_by == superuser
@@ -187,7 +188,7 @@ def test_admin_generates_shows_and_mails_a_report(client, superuser, tag):
     assert "Verwaist" in page
     assert f"/admin/tagging/tag/{report.findings['orphans'][0]['id']}/change/" in page
 
-    response = client.post(f"/admin/tagging/healthreport/{report.pk}/send/",
+    response = client.post(f"/admin/insight/healthreport/{report.pk}/send/",
                            {"recipients": "a@example.com, b@example.com"}, follow=True)
     assert "Report sent to 2 recipients." in response.content.decode()
     assert mail.outbox[0].to == ["a@example.com", "b@example.com"]
@@ -197,7 +198,7 @@ def test_admin_refuses_bad_addresses_without_sending(client, superuser):
     report = health_report_create()
     client.force_login(superuser)
 
-    response = client.post(f"/admin/tagging/healthreport/{report.pk}/send/",
+    response = client.post(f"/admin/insight/healthreport/{report.pk}/send/",
                            {"recipients": "a@example.com, kein-mail"}, follow=True)
 
     assert "not valid: kein-mail" in response.content.decode()
@@ -207,9 +208,9 @@ def test_admin_refuses_bad_addresses_without_sending(client, superuser):
 def test_admin_report_list_and_bad_ids(client, superuser):
     health_report_create(trigger=ReportTrigger.COMMAND)
     client.force_login(superuser)
-    assert client.get("/admin/tagging/healthreport/").status_code == 200
-    assert client.get("/admin/tagging/healthreport/999999/change/").status_code == 404
-    assert client.get("/admin/tagging/healthreport/generate/").status_code == 302
+    assert client.get("/admin/insight/healthreport/").status_code == 200
+    assert client.get("/admin/insight/healthreport/999999/change/").status_code == 404
+    assert client.get("/admin/insight/healthreport/generate/").status_code == 302
     assert not HealthReport.objects.filter(trigger=ReportTrigger.ADMIN).exists()
 
 
@@ -217,10 +218,10 @@ def test_admin_one_click_move_of_sleeping_vips(client, superuser, vip_setup):
     _vip, target, _asleep, _awake = vip_setup
     report = health_report_create()
     client.force_login(superuser)
-    page = client.get(f"/admin/tagging/healthreport/{report.pk}/change/").content.decode()
+    page = client.get(f"/admin/insight/healthreport/{report.pk}/change/").content.decode()
     assert "Move them to “Historischer Bestand - Reaktivierung erforderlich”" in page
 
-    response = client.post(f"/admin/tagging/healthreport/{report.pk}/move-sleeping-vips/",
+    response = client.post(f"/admin/insight/healthreport/{report.pk}/move-sleeping-vips/",
                            follow=True)
 
     assert "2 sleeping VIPs moved" in response.content.decode()
@@ -231,7 +232,7 @@ def test_admin_one_click_move_of_sleeping_vips(client, superuser, vip_setup):
 
 def test_staff_without_rights_sees_no_reports(client, staff_user):
     client.force_login(staff_user)
-    assert client.post("/admin/tagging/healthreport/generate/").status_code == 403
+    assert client.post("/admin/insight/healthreport/generate/").status_code == 403
     assert not HealthReport.objects.exists()
 
 

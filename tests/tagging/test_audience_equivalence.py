@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.models import Contact
-from tagging import bitmaps
+from tagging.audiences import index as bitmaps
+from tagging.audiences.language import parse
+from tagging.audiences.selectors import contacts_matching, count_matching, ids_matching
 from tagging.models import TagAssignment
-from tagging.segments import contacts_matching, count_matching, ids_matching, parse
 from tagging.services import tags_change
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,7 +66,7 @@ def expressions(depth: int = 3):
 
 def evaluate(node, held: set[str], contact, now) -> bool:
     """The meaning of a tree in plain Python: what the SQL and the index must agree with."""
-    from tagging.segments import FIELDS, BoolOp, Not, TagRef, Within
+    from tagging.audiences.language import FIELDS, BoolOp, Not, TagRef, Within
 
     if isinstance(node, BoolOp):
         values = [evaluate(i, held, contact, now) for i in node.items]
@@ -238,7 +239,7 @@ def test_prune_keeps_an_hour_of_changes(vocabulary, make_contact):
     def rows(where: str = "true") -> int:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(*) FROM tagging_tagchange ch, tagging_tagchangeprune p "
+                "SELECT count(*) FROM audiences_tagchange ch, audiences_tagchangeprune p "
                 f"WHERE {where}")
             return cursor.fetchone()[0]
 
@@ -247,12 +248,12 @@ def test_prune_keeps_an_hour_of_changes(vocabulary, make_contact):
     kept = rows(above)
     assert rows() > 0
     with connection.cursor() as cursor:  # an hour passes …
-        cursor.execute("UPDATE tagging_tagchangeprune SET at = at - interval '61 minutes'")
+        cursor.execute("UPDATE audiences_tagchangeprune SET at = at - interval '61 minutes'")
     bitmaps.current().synced_at -= 61 * 60  # … for this process too
     old = rows(below)
     assert bitmaps.changes_prune() == old
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM tagging_tagchange")
+        cursor.execute("SELECT count(*) FROM audiences_tagchange")
         assert cursor.fetchone()[0] == kept  # nothing at or above the old horizon was dropped
     assert count_matching('"A"') == 1  # too long since the last catch-up: rebuilt
 
@@ -286,7 +287,7 @@ def test_prune_sweeps_tags_added_while_their_contact_was_deleted(vocabulary, mak
     bitmaps.changes_prune()  # records where it stands (once an hour)
     for _ in range(2):  # an hour passes: the horizon moves past the deletion
         with connection.cursor() as cursor:
-            cursor.execute("UPDATE tagging_tagchangeprune SET at = at - interval '61 minutes'")
+            cursor.execute("UPDATE audiences_tagchangeprune SET at = at - interval '61 minutes'")
         bitmaps.changes_prune()
     assert not TagAssignment.objects.filter(contact_id=contact.pk).exists()
 

@@ -11,8 +11,9 @@ from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from tagging.audience_services import bulk_operation_start, bulk_operation_undo
-from tagging.models import AssignmentHistory, BulkOperation, BulkStatus, Segment, TagAssignment
+from tagging.audiences.models import BulkOperation, BulkStatus, Segment
+from tagging.audiences.services import bulk_operation_start, bulk_operation_undo
+from tagging.models import AssignmentHistory, TagAssignment
 from tagging.services import tags_change
 
 pytestmark = pytest.mark.django_db
@@ -206,16 +207,16 @@ def test_large_change_runs_on_a_worker_with_progress(client, superuser, base, se
                                     add=[tags["potential"]], actor=superuser)
     assert bulk.status == BulkStatus.PENDING and holders(tags["potential"]) == set()
     client.force_login(superuser)
-    progress_url = reverse("admin:tagging_bulkoperation_progress", args=[bulk.pk])
+    progress_url = reverse("admin:audiences_bulkoperation_progress", args=[bulk.pk])
     assert client.get(progress_url).json()["percent"] == 0
     for callback in callbacks:
         callback()  # the worker (eager in tests) picks the task up
     assert seen[:3] == [2, 4, 5]
     state = client.get(progress_url).json()
     assert state == {**state, "status": "done", "percent": 100, "added": 5, "finished": True}
-    page = client.get(reverse("admin:tagging_bulkoperation_change", args=[bulk.pk]))
+    page = client.get(reverse("admin:audiences_bulkoperation_change", args=[bulk.pk]))
     assert "Done: 5 added, 0 removed." in page.content.decode()
-    client.post(reverse("admin:tagging_bulkoperation_undo", args=[bulk.pk]))
+    client.post(reverse("admin:audiences_bulkoperation_undo", args=[bulk.pk]))
     assert holders(tags["potential"]) == set()
 
 
@@ -226,7 +227,7 @@ def test_admin_redirects_a_large_change_to_its_progress_page(client, superuser, 
         "action": "manage_tags", "select_across": "1", "_selected_action": [base["recent"][0].pk],
         "tw_step": "apply", "add": [base["tags"]["potential"].pk]})
     bulk = BulkOperation.objects.get()
-    assert response.redirect_chain[-1][0] == reverse("admin:tagging_bulkoperation_change",
+    assert response.redirect_chain[-1][0] == reverse("admin:audiences_bulkoperation_change",
                                                      args=[bulk.pk])
     assert 'id="tw-bulk-bar"' in response.content.decode()
 
@@ -236,17 +237,17 @@ def test_admin_redirects_a_large_change_to_its_progress_page(client, superuser, 
 
 def test_segment_list_shows_count_and_opens_its_contacts(client, superuser, base):
     client.force_login(superuser)
-    response = client.post(reverse("admin:tagging_segment_add"), {
+    response = client.post(reverse("admin:audiences_segment_add"), {
         "name": "Nachfassen", "expression": EXPR, "description": ""})
     assert response.status_code == 302
     segment = Segment.objects.get()
     assert (segment.count, segment.owner) == (4, superuser)
-    body = client.get(reverse("admin:tagging_segment_changelist")).content.decode()
+    body = client.get(reverse("admin:audiences_segment_changelist")).content.decode()
     assert ">4<" in body and "open contacts in this segment" in body
     tags_change(contacts=base["old"], add=[base["tags"]["potential"]])
     Segment.objects.filter(pk=segment.pk).update(expression='"Hohes Potenzial - '
                                                  'Nachverfolgung erforderlich"')
-    client.post(reverse("admin:tagging_segment_changelist"),
+    client.post(reverse("admin:audiences_segment_changelist"),
                 {"action": "refresh_counts", "_selected_action": [segment.pk]})
     segment.refresh_from_db()
     assert segment.count == 2
@@ -254,7 +255,7 @@ def test_segment_list_shows_count_and_opens_its_contacts(client, superuser, base
 
 def test_segment_with_a_bad_expression_is_refused_with_the_position(client, superuser, base):
     client.force_login(superuser)
-    response = client.post(reverse("admin:tagging_segment_add"), {
+    response = client.post(reverse("admin:audiences_segment_add"), {
         "name": "Kaputt", "expression": '"Bestelt"', "description": ""})
     assert response.status_code == 200
     assert "did you mean “Bestellt”" in response.content.decode()
@@ -262,7 +263,7 @@ def test_segment_with_a_bad_expression_is_refused_with_the_position(client, supe
 
 
 def test_beat_task_refreshes_segment_counts(base):
-    from tagging.audience_tasks import segment_counts_refresh_task
+    from tagging.audiences.tasks import segment_counts_refresh_task
 
     segment = Segment.objects.create(name="S", expression='"Inaktiver Kunde"')
     assert segment_counts_refresh_task.delay().get() == 1
@@ -325,13 +326,13 @@ def test_a_marketer_follows_and_undoes_the_operation_they_started(client, base,
     bulk = bulk_operation_start(contacts=[c.pk for c in base["recent"]],
                                 add=[base["tags"]["potential"]], actor=marketer)
     client.force_login(marketer)
-    progress = client.get(reverse("admin:tagging_bulkoperation_progress", args=[bulk.pk]))
+    progress = client.get(reverse("admin:audiences_bulkoperation_progress", args=[bulk.pk]))
     assert progress.json()["status"] == "done"
-    assert client.get(reverse("admin:tagging_bulkoperation_change",
+    assert client.get(reverse("admin:audiences_bulkoperation_change",
                               args=[bulk.pk])).status_code == 200
-    client.post(reverse("admin:tagging_bulkoperation_undo", args=[bulk.pk]))
+    client.post(reverse("admin:audiences_bulkoperation_undo", args=[bulk.pk]))
     assert holders(base["tags"]["potential"]) == set()
     other = bulk_operation_start(contacts=[base["recent"][0].pk],
                                  add=[base["tags"]["potential"]])
-    forbidden = client.get(reverse("admin:tagging_bulkoperation_progress", args=[other.pk]))
+    forbidden = client.get(reverse("admin:audiences_bulkoperation_progress", args=[other.pk]))
     assert forbidden.status_code == 403

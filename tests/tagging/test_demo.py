@@ -1,7 +1,7 @@
 import pytest
 
 from crm.models import Contact
-from tagging.demo import seed_demo
+from tagging.demo.contacts import seed_demo
 from tagging.models import AssignmentHistory, Dimension, Tag, TagAssignment
 
 pytestmark = pytest.mark.django_db

@@ -73,7 +73,7 @@ def test_bad_requests_get_clear_answers(client, setup, superuser):
 
 def test_chips_are_grouped_by_dimension_and_show_their_origin(client, setup, superuser,
                                                               monkeypatch):
-    monkeypatch.setattr("tagging.profile_admin._REF_LABELS",
+    monkeypatch.setattr("tagging.admin.contacts._REF_LABELS",
                         {"rule": {"7": "Hochwertiger Kunde"}.get})
     contact = setup["contact"]
     tags_change(contacts=[contact], add=[setup["sport"]], source=Source.RULE,

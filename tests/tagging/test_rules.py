@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
-from tagging.demo import seed_demo
+from tagging.demo.contacts import seed_demo
 from tagging.models import AssignmentHistory, TagAssignment
 from tagging.rules.models import Rule, RuleRun, RuleTrigger
 from tagging.rules.services import (

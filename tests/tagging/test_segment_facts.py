@@ -4,7 +4,8 @@ import pytest
 from django.utils import timezone
 
 from crm.models import Event, EventKind
-from tagging.segments import SegmentError, contacts_matching
+from tagging.audiences.language import SegmentError
+from tagging.audiences.selectors import contacts_matching
 
 pytestmark = pytest.mark.django_db
 

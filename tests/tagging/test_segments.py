@@ -4,7 +4,8 @@ import pytest
 from django.utils import timezone
 
 from crm.models import ConsentStatus
-from tagging.segments import SegmentError, contacts_matching, parse
+from tagging.audiences.language import SegmentError, parse
+from tagging.audiences.selectors import contacts_matching
 from tagging.services import tags_change
 
 pytestmark = pytest.mark.django_db

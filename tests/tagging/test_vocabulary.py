@@ -216,7 +216,7 @@ def test_dimension_rules_and_log(make_dimension, make_tag, superuser):
 
 def test_archived_dimension_keeps_assignments_and_restore_brings_back_only_its_tags(
         make_dimension, make_tag, make_contact, superuser):
-    from tagging.segments import contacts_matching
+    from tagging.audiences.selectors import contacts_matching
 
     dimension = make_dimension(name="Saison")
     summer, winter, spring = (make_tag(dimension=dimension, name=n)
@@ -346,7 +346,7 @@ def test_expressions_naming_a_tag_are_listed_before_it_is_deleted(make_tag, make
     """Saved segments, rule conditions and campaign audiences count, wildcards included."""
     from campaigns.models import Template
     from campaigns.services import campaign_create
-    from tagging.models import Segment
+    from tagging.audiences.models import Segment
     from tagging.rules.models import Rule
 
     stage = make_dimension(name="Phase")

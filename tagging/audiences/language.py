@@ -1,0 +1,410 @@
+"""The segment expression language: one way to say “which contacts”.
+
+    ("VIP" OR "SVIP") AND NOT "Drohender Abwanderer"
+    "Kaufkraft/*" AND purchases > 3 AND last_interaction within 30d
+
+Grammar (keywords and tag names are case-insensitive; ``--`` starts a comment)::
+
+    expr       := term ("OR" term)*
+    term       := factor ("AND" factor)*
+    factor     := "NOT" factor | "(" expr ")" | tag | condition
+    tag        := STRING          -- "Name", "Dimension/Name" or "Dimension/*"
+    condition  := FIELD OP value | FIELD "within" DURATION
+    OP         := "=" | "!=" | ">" | ">=" | "<" | "<="
+    DURATION   := NUMBER ("h" | "d" | "w")
+
+A small hand-written recursive-descent parser rather than a parser library:
+the grammar has eleven tokens, and owning the tokenizer lets every error name
+its exact position and the nearest valid names. This module is the language
+(tokens, syntax tree, parser, errors); ``sql`` compiles a tree to SQL,
+``evaluation`` answers it from the in-memory index, and ``selectors`` picks one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db.models import Q
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+
+from crm.models import ConsentStatus
+from tagging.audiences import facts
+from tagging.models import Dimension, Tag
+from tagging.names import name_key
+
+
+class SegmentError(ValueError):
+    """A mistake in an expression; ``position`` is 1-based, ``str()`` is for people."""
+
+    def __init__(self, message: str, position: int | None = None):
+        self.message, self.position = message, position
+        super().__init__(message if position is None else f"{message} (at {position})")
+
+
+# --- Fields -------------------------------------------------------------------
+
+NUMBER, DATE, TEXT, AGE = "number", "date", "text", "age"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    column: str
+    kind: str
+    choices: tuple[str, ...] = ()
+    fold: str = ""  # "upper" or "lower": how stored values are written
+    q: Callable[[str, Decimal, datetime], Q] | None = None  # computed fact (facts.py)
+
+
+FIELDS: dict[str, FieldSpec] = {
+    "purchases": FieldSpec("purchase_count", NUMBER),
+    "total_spent": FieldSpec("total_spent", NUMBER),
+    "first_purchase": FieldSpec("first_purchase_at", DATE),
+    "last_purchase": FieldSpec("last_purchase_at", DATE),
+    "last_interaction": FieldSpec("last_interaction_at", DATE),
+    "last_read": FieldSpec("last_read_at", DATE),
+    "last_reply": FieldSpec("last_reply_at", DATE),
+    "created": FieldSpec("created_at", DATE),
+    "birth_date": FieldSpec("birth_date", DATE),
+    "age": FieldSpec("birth_date", AGE),
+    "gender": FieldSpec("gender", TEXT, ("f", "m", "d", ""), fold="lower"),
+    "country": FieldSpec("country", TEXT, fold="upper"),
+    "language": FieldSpec("language", TEXT, fold="lower"),
+    "city": FieldSpec("city", TEXT),
+    "consent": FieldSpec("consent_status", TEXT, tuple(ConsentStatus.values), fold="lower"),
+    "blocked": FieldSpec("is_blocked", TEXT, ("true", "false"), fold="lower"),
+    # Computed facts (facts.py).
+    "reads_per_week": FieldSpec("", NUMBER, q=facts.reads_per_week_q),
+    "birthday_in": FieldSpec("birth_date", NUMBER, q=facts.birthday_in_q),
+}
+
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+# --- Tokens ---------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+|--[^\n]*)
+  | (?P<string>"(?:[^"\\]|\\.)*"?)
+  | (?P<duration>\d+[hdwHDW]\b)
+  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<op>!=|>=|<=|=|>|<)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<other>.)
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = {"and", "or", "not", "within"}
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    pos: int  # 1-based
+
+    @property
+    def keyword(self) -> str:
+        return self.text.lower() if self.kind == "word" and self.text.lower() in _KEYWORDS else ""
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens = []
+    for match in _TOKEN.finditer(text):
+        kind, value, pos = match.lastgroup, match.group(), match.start() + 1
+        if kind == "space":
+            continue
+        if kind == "other":
+            raise SegmentError(_("unexpected character “%(c)s”") % {"c": value}, pos)
+        if kind == "string":
+            if len(value) < 2 or not value.endswith('"') or value.endswith('\\"'):
+                raise SegmentError(_("unterminated quote; close the tag name with \""), pos)
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        tokens.append(Token(kind, value, pos))
+    tokens.append(Token("end", "", len(text) + 1))
+    return tokens
+
+
+# --- Syntax tree ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TagRef:
+    text: str
+    pos: int
+    tag_ids: tuple[int, ...] = ()
+    dimension_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: object
+    pos: int
+
+
+@dataclass(frozen=True)
+class Within:
+    field: str
+    delta: timedelta
+    pos: int
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Node
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # "and" | "or"
+    items: tuple[Node, ...] = field(default_factory=tuple)
+
+
+Node = TagRef | Condition | Within | Not | BoolOp
+
+
+class _Parser:
+    def __init__(self, text: str, vocabulary: _Vocabulary):
+        self.tokens = tokenize(text)
+        self.i = 0
+        self.vocabulary = vocabulary
+
+    @property
+    def token(self) -> Token:
+        return self.tokens[self.i]
+
+    def take(self) -> Token:
+        token = self.tokens[self.i]
+        self.i += 1
+        return token
+
+    def parse(self) -> Node:
+        if self.token.kind == "end":
+            raise SegmentError(_("the expression is empty"), 1)
+        node = self.expr()
+        if self.token.kind != "end":
+            raise SegmentError(
+                _("expected AND, OR or the end, found “%(t)s”") % {"t": self.token.text},
+                self.token.pos,
+            )
+        return node
+
+    def expr(self) -> Node:
+        items = [self.term()]
+        while self.token.keyword == "or":
+            self.take()
+            items.append(self.term())
+        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+
+    def term(self) -> Node:
+        items = [self.factor()]
+        while self.token.keyword == "and":
+            self.take()
+            items.append(self.factor())
+        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+
+    def factor(self) -> Node:
+        token = self.token
+        if token.keyword == "not":
+            self.take()
+            return Not(self.factor())
+        if token.kind == "lparen":
+            self.take()
+            node = self.expr()
+            if self.token.kind != "rparen":
+                raise SegmentError(
+                    _("expected “)” to close the bracket opened at %(p)s") % {"p": token.pos},
+                    self.token.pos,
+                )
+            self.take()
+            return node
+        if token.kind == "string":
+            self.take()
+            return self.vocabulary.resolve(token)
+        if token.kind == "word" and not token.keyword:
+            return self.condition()
+        if token.kind == "end":
+            raise SegmentError(_("the expression ends too early; expected a tag or a condition"),
+                               token.pos)
+        raise SegmentError(
+            _("expected a tag in quotes, a field or “(”, found “%(t)s”") % {"t": token.text},
+            token.pos,
+        )
+
+    def condition(self) -> Node:
+        name_token = self.take()
+        name = name_token.text.lower()
+        spec = FIELDS.get(name)
+        if spec is None:
+            raise SegmentError(
+                _("unknown field “%(f)s”%(hint)s")
+                % {"f": name_token.text, "hint": _did_you_mean(name, FIELDS)},
+                name_token.pos,
+            )
+        if self.token.keyword == "within":
+            self.take()
+            return self.within(name, spec, name_token)
+        op = self.take()
+        if op.kind != "op":
+            raise SegmentError(
+                _("expected a comparison (=, !=, >, >=, <, <=) or “within” after %(f)s")
+                % {"f": name},
+                op.pos,
+            )
+        value = self.take()
+        return Condition(name, op.text, _value(spec, name, op, value), name_token.pos)
+
+    def within(self, name: str, spec: FieldSpec, name_token: Token) -> Node:
+        token = self.take()
+        if spec.kind != DATE:
+            raise SegmentError(_("“within” works only on dates; %(f)s is not one") % {"f": name},
+                               name_token.pos)
+        if token.kind != "duration":
+            raise SegmentError(
+                _("expected a duration such as 30d, 12h or 2w after “within”"), token.pos
+            )
+        amount, unit = int(token.text[:-1]), _UNITS[token.text[-1].lower()]
+        return Within(name, timedelta(**{unit: amount}), name_token.pos)
+
+
+def _value(spec: FieldSpec, name: str, op: Token, token: Token) -> object:
+    if spec.kind in (NUMBER, AGE):
+        if token.kind != "number":
+            raise SegmentError(_("%(f)s compares with a number") % {"f": name}, token.pos)
+        try:
+            return Decimal(token.text) if spec.kind == NUMBER else int(Decimal(token.text))
+        except InvalidOperation:
+            message = _("“%(v)s” is not a number") % {"v": token.text}
+            raise SegmentError(message, token.pos) from None
+    if spec.kind == DATE:
+        parsed = None
+        if token.kind == "string":
+            parsed = parse_date(token.text) or parse_datetime(token.text)
+        if parsed is None:
+            raise SegmentError(
+                _("%(f)s compares with a date in quotes such as \"2025-01-31\", or use "
+                  "“within 30d”") % {"f": name},
+                token.pos,
+            )
+        return parsed
+    if op.text not in ("=", "!="):
+        raise SegmentError(_("%(f)s is text; compare it with = or !=") % {"f": name}, op.pos)
+    if token.kind not in ("string", "word", "number"):
+        raise SegmentError(_("expected a value in quotes after %(f)s") % {"f": name}, token.pos)
+    value = token.text.lower() if spec.fold == "lower" else token.text
+    value = value.upper() if spec.fold == "upper" else value
+    if spec.choices and value not in spec.choices:
+        raise SegmentError(
+            _("%(f)s is one of %(c)s, not “%(v)s”")
+            % {"f": name, "c": ", ".join(f'"{c}"' for c in spec.choices if c), "v": token.text},
+            token.pos,
+        )
+    return value
+
+
+def _did_you_mean(word: str, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " — " + _("did you mean %(names)s?") % {"names": " or ".join(f"“{c}”" for c in close)}
+
+
+class _Vocabulary:
+    """Tag and dimension names, loaded once per parse at the first tag (archived included)."""
+
+    def __init__(self):
+        self.loaded = False
+
+    def load(self) -> None:
+        self.tags: dict[str, list[tuple[int, int, str]]] = {}
+        self.dimensions: dict[str, tuple[int, str]] = {}
+        self.loaded = True
+        for pk, dim_id, name, key in Tag.objects.values_list("pk", "dimension_id", "name",
+                                                             "name_key"):
+            self.tags.setdefault(key, []).append((pk, dim_id, name))
+        for pk, name, key in Dimension.objects.values_list("pk", "name", "name_key"):
+            self.dimensions[key] = (pk, name)
+
+    def resolve(self, token: Token) -> TagRef:
+        if not self.loaded:
+            self.load()
+        text = token.text.strip()
+        found = self.tags.get(name_key(text))
+        if found:
+            return TagRef(text, token.pos, tuple(pk for pk, _dim, _name in found))
+        if "/" in text:
+            dim_text, _slash, tag_text = text.partition("/")
+            dimension = self.dimensions.get(name_key(dim_text))
+            if dimension is None:
+                names = [name for _pk, name in self.dimensions.values()]
+                raise SegmentError(
+                    _("unknown dimension “%(d)s”%(hint)s")
+                    % {"d": dim_text, "hint": _did_you_mean(dim_text, names)},
+                    token.pos,
+                )
+            if tag_text.strip() == "*":
+                return TagRef(text, token.pos, dimension_id=dimension[0])
+            found = [t for t in self.tags.get(name_key(tag_text), []) if t[1] == dimension[0]]
+            if found:
+                return TagRef(text, token.pos, (found[0][0],))
+            names = [n for entries in self.tags.values() for _pk, dim, n in entries
+                     if dim == dimension[0]]
+            raise SegmentError(
+                _("unknown tag “%(t)s” in dimension “%(d)s”%(hint)s")
+                % {"t": tag_text, "d": dimension[1], "hint": _did_you_mean(tag_text, names)},
+                token.pos,
+            )
+        names = [n for entries in self.tags.values() for _pk, _dim, n in entries]
+        raise SegmentError(
+            _("unknown tag “%(t)s”%(hint)s") % {"t": text, "hint": _did_you_mean(text, names)},
+            token.pos,
+        )
+
+
+def parse(text: str, vocabulary: _Vocabulary | None = None) -> Node:
+    """Parse ``text`` into a syntax tree with tags resolved; raise ``SegmentError``."""
+    return _Parser(text or "", vocabulary or _Vocabulary()).parse()
+
+
+def expressions_naming(tag: Tag, expressions) -> int:
+    """How many of ``expressions`` name ``tag`` (or its dimension's ``"Dimension/*"``).
+
+    For the delete confirmation: expressions that no longer parse are not counted.
+    """
+    vocabulary, count = _Vocabulary(), 0
+    for text in expressions:
+        try:
+            node = parse(text, vocabulary)
+        except SegmentError:
+            continue
+        count += _names(node, tag)
+    return count
+
+
+def _names(node: Node, tag: Tag) -> bool:
+    if isinstance(node, BoolOp):
+        return any(_names(i, tag) for i in node.items)
+    if isinstance(node, Not):
+        return _names(node.item, tag)
+    return isinstance(node, TagRef) and (
+        tag.pk in node.tag_ids or node.dimension_id == tag.dimension_id)
+
+
+def referenced_tag_ids(node: Node) -> set[int]:
+    """Tag ids an expression names directly (dimension wildcards excluded)."""
+    if isinstance(node, BoolOp):
+        return set().union(*(referenced_tag_ids(i) for i in node.items))
+    if isinstance(node, Not):
+        return referenced_tag_ids(node.item)
+    if isinstance(node, TagRef):
+        return set(node.tag_ids)
+    return set()

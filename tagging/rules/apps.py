@@ -1,0 +1,28 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class RulesConfig(AppConfig):
+    """Rules that keep tags true: when (an event or a schedule), who (an expression), then."""
+
+    name = "tagging.rules"
+    verbose_name = _("Rules")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from crm.events import events_recorded
+        from tagging.audiences.language import expressions_naming
+        from tagging.roles import MARKETERS, TAG_ADMINISTRATORS, role_permissions_add
+        from tagging.rules import tasks  # noqa: F401  (registers the app's tasks)
+        from tagging.rules.models import Rule
+        from tagging.rules.receivers import on_events_recorded
+        from tagging.vocabulary import register_tag_reference
+
+        # Event rules react to recorded events (the receiver only enqueues).
+        events_recorded.connect(on_events_recorded, dispatch_uid="tagging.rules.events")
+        register_tag_reference(_("rules whose condition names it"), lambda tag: expressions_naming(
+            tag, Rule.objects.exclude(segment="").values_list("segment", flat=True)))
+        role_permissions_add(TAG_ADMINISTRATORS, [
+            "rules.add_rule", "rules.change_rule", "rules.delete_rule", "rules.view_rule",
+            "rules.view_rulerun"])
+        role_permissions_add(MARKETERS, ["rules.view_rule", "rules.view_rulerun"])
