@@ -24,6 +24,8 @@ from tagging.insight.selectors import (
     report_headline,
     report_latest,
 )
+from tagging.insight.services import dashboard_snapshot_refresh
+from tagging.insight.tasks import dashboard_refresh_task
 
 ACTIVITY_COLOURS = {"high": "#2F9E44", "watching": "#F08C00", "churn": "#E03131"}
 
@@ -32,9 +34,6 @@ def _snapshot():
     snapshot = dashboard_snapshot_latest()
     if snapshot is not None:
         return snapshot
-    from tagging.insight.services import dashboard_snapshot_refresh
-    from tagging.insight.tasks import dashboard_refresh_task
-
     # A small base gets its dashboard at once. The count stops at the limit, so
     # deciding costs next to nothing on a million contacts.
     limit = insight_setting("SYNC_DASHBOARD_MAX_CONTACTS")

@@ -1,8 +1,11 @@
 """``{% insight_dashboard as dash %}``: the dashboard's context on the admin index."""
 
 from django import template
+from django.utils.translation import gettext
 
+from tagging.insight.charts import percent
 from tagging.insight.dashboard import dashboard_context
+from tagging.insight.selectors import BAND_TEXT
 
 register = template.Library()
 
@@ -15,8 +18,6 @@ def insight_dashboard() -> dict:
 @register.filter
 def pct(value, digits: int = 0) -> str:
     """0.4123 → “41 %”; None → “—”."""
-    from tagging.insight.charts import percent
-
     try:
         return percent(None if value in (None, "") else float(value), int(digits))
     except (TypeError, ValueError):
@@ -26,8 +27,4 @@ def pct(value, digits: int = 0) -> str:
 @register.filter
 def band_text(value: str) -> str:
     """A tag-count band code (``too_coarse``) as words (“too coarse”)."""
-    from django.utils.translation import gettext
-
-    from tagging.insight.selectors import BAND_TEXT
-
     return gettext(BAND_TEXT.get(value, value))
