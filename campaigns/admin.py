@@ -22,7 +22,7 @@ from django.utils.translation import ngettext
 
 from campaigns import services
 from campaigns.backends import AmbiguousSendError, WhatsAppError
-from campaigns.content import render_preview
+from campaigns.content import render_preview, template_checks
 from campaigns.models import (
     Alert,
     Campaign,
@@ -40,8 +40,9 @@ from campaigns.models import (
     Template,
     WebhookDelivery,
 )
-from campaigns.schedule import send_time_suggest, time_zone_choices
-from campaigns.selectors import campaign_report, quiet_hours_state, recipients
+from campaigns.schedule import send_time_suggest
+from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_state, recipients
+from campaigns.zones import time_zone_choices
 from crm.models import Contact
 from tagging.audiences.language import SegmentError, parse
 
@@ -154,11 +155,9 @@ class TemplateAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("checks"))
     def findings(self, obj: Template) -> str:
-        from campaigns.content import template_checks
-
         if not obj.pk:
             return "–"
-        checks = template_checks(obj, opt_out_words=services.opt_out_words())
+        checks = template_checks(obj, opt_out_words=opt_out_words())
         if not checks:
             return _("No findings.")
         return format_html_join("", "<p><b>{}</b>: {}</p>",

@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from campaigns.backends.base import TemplateMessage
@@ -221,7 +220,7 @@ def image_checks(template: Template) -> list[Check]:
             "The header image is %(mb).1f MB; WhatsApp accepts at most 5 MB.")
             % {"mb": size / 1024 / 1024}))
     try:
-        from PIL import Image
+        from PIL import Image  # Pillow loads only for the few templates with an image
 
         template.header_image.open("rb")
         with Image.open(template.header_image) as image:
@@ -240,8 +239,3 @@ def image_checks(template: Template) -> list[Check]:
             % {"w": dimensions[0], "h": dimensions[1]}))
     return checks
 
-
-def consent_q() -> Q:
-    from crm.models import ConsentStatus
-
-    return Q(consent_status=ConsentStatus.OPTED_IN, is_blocked=False)

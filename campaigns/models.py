@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.schedule import validate_time_zone
+from campaigns.zones import validate_time_zone
 from crm.models import Contact
 
 
@@ -164,11 +164,6 @@ class SendStatus(models.TextChoices):
     CANCELLED = "cancelled", _("cancelled")
     # 131049: WhatsApp's per-user marketing limit; retried later (not_before).
     LIMITED = "limited", _("limited by WhatsApp, retry later")
-
-
-# Webhook statuses only move a send forward; ``failed`` is final.
-STATUS_RANK = {SendStatus.QUEUED: 0, SendStatus.SENDING: 1, SendStatus.SENT: 2,
-               SendStatus.DELIVERED: 3, SendStatus.READ: 4}
 
 
 class Send(models.Model):

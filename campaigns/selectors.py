@@ -1,4 +1,4 @@
-"""Reads: campaign reports per variant, the two-proportion z-test, drill-down rows."""
+"""Reads: what the send loop and the tick ask; reports per variant, the z-test, drill-down."""
 
 from __future__ import annotations
 
@@ -21,10 +21,54 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns.models import Campaign, Exclusion, Send, SendStatus
+from campaigns.models import Campaign, Exclusion, OptOutKeyword, Send, SendStatus, Template
+from campaigns.schedule import quiet_hours
 from crm.models import Event, EventKind
 
 SENT_OR_LATER = [SendStatus.SENT, SendStatus.DELIVERED, SendStatus.READ]
+
+
+# --- For sending ----------------------------------------------------------------------
+
+def due_sends(campaign_id: int, now: datetime | None = None) -> QuerySet[Send]:
+    """Queued sends of a campaign whose ``not_before`` (backoff, deferral) has passed."""
+    now = now or timezone.now()
+    return Send.objects.filter(campaign_id=campaign_id, status=SendStatus.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now))
+
+
+def campaign_templates(campaign: Campaign) -> dict[str, Template]:
+    """Variant key → template ("" is the campaign's own template)."""
+    templates = {"": campaign.template}
+    variants = (campaign.ab_config or {}).get("variants") or []
+    ids = [v.get("template") for v in variants]
+    by_id = Template.objects.in_bulk([i for i in ids if i])
+    for variant in variants:
+        templates[variant["key"]] = by_id.get(variant.get("template")) or campaign.template
+    if campaign.ab_winner in templates:
+        # After the decision the held rest (variant "") gets the winner's template.
+        templates[""] = templates[campaign.ab_winner]
+    return templates
+
+
+def opt_out_words() -> list[str]:
+    return list(OptOutKeyword.objects.filter(active=True).values_list("word", flat=True))
+
+
+def daily_budget_left(phone_number_id: str, now: datetime | None = None) -> int | None:
+    """Unique recipients still allowed in the rolling 24 h (None: unlimited)."""
+    limit = getattr(settings, "WHATSAPP_DAILY_UNIQUE_LIMIT", 0)
+    if not limit:
+        return None
+    now = now or timezone.now()
+    used = (Send.objects.filter(Q(campaign__phone_number_id=phone_number_id)
+                                | Q(campaign__phone_number_id=""))
+            .filter(Q(sent_at__gte=now - timedelta(hours=24)) | Q(status=SendStatus.SENDING))
+            .values("contact_id").distinct().count())
+    return max(limit - used, 0)
+
+
+# --- Reports ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -147,8 +191,6 @@ def campaign_report(campaign: Campaign) -> dict:
 
 def quiet_hours_state(campaign: Campaign, now: datetime | None = None) -> dict | None:
     """The campaign's quiet hours and whether they hold sending back right now."""
-    from campaigns.schedule import quiet_hours
-
     hours = quiet_hours(campaign)
     if hours is None:
         return None

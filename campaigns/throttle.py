@@ -146,7 +146,7 @@ class DatabaseBucket(Bucket):
 
 @cache
 def _redis_client(url: str):
-    import redis
+    import redis  # only with REDIS_URL; the embedded default never loads it
 
     return redis.Redis.from_url(url)
 

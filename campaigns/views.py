@@ -10,7 +10,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from campaigns.webhooks import signature_valid, webhook_store
+from campaigns.intake import signature_valid, webhook_store
 
 logger = logging.getLogger(__name__)
 

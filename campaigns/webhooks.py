@@ -1,26 +1,24 @@
-"""Webhook intake (signature, store, ack) and processing (statuses, replies, opt-outs).
+"""Webhook processing on a worker: statuses, replies, opt-outs (stored by ``campaigns.intake``).
 
-Intake does the least possible in the request: check the signature over the
-raw body, store the body once (its SHA-256 is unique, so Meta's retries and
-replays are stored once), enqueue processing. Processing is idempotent: a
-status is stored once per (wamid, status), applied only forward, and events
-carry ``<wamid>:<status>`` as source id.
+Processing is idempotent: a status is stored once per (wamid, status),
+applied only forward, and events carry ``<wamid>:<status>`` as source id.
+Failed statuses follow the same error table as refused calls
+(``campaigns.sending.error_consequences_apply``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from campaigns.backends.base import Action, WhatsAppError, action_for
+from campaigns.backends import WhatsAppError
+from campaigns.errors import POLICIES, SendFate
+from campaigns.intake import DRAIN_FLAG
 from campaigns.models import (
     Alert,
     InboundMessage,
@@ -32,10 +30,14 @@ from campaigns.models import (
     StatusEvent,
     WebhookDelivery,
 )
+from campaigns.sending import error_consequences_apply, send_defer
+from campaigns.services import contact_opt_out
 from crm.events import EventIn, events_record
 from crm.models import ConsentStatus, Contact, EventKind
 from crm.phones import try_normalize_phone
 from crm.services import contact_set_consent
+from tagging.models import Source
+from tagging.services import tags_change
 
 logger = logging.getLogger(__name__)
 
@@ -51,48 +53,6 @@ FORWARD = {
 STAMP = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at",
          "failed": "failed_at"}
 REPLY_WINDOW = timedelta(days=7)
-
-
-def app_secret() -> str:
-    """The Meta app secret; in DEBUG without one, a secret derived from SECRET_KEY (sandbox)."""
-    if settings.WHATSAPP_APP_SECRET:
-        return settings.WHATSAPP_APP_SECRET
-    if settings.DEBUG:
-        return hashlib.sha256(f"sandbox:{settings.SECRET_KEY}".encode()).hexdigest()
-    return ""
-
-
-def sign(body: bytes, secret: str | None = None) -> str:
-    secret = app_secret() if secret is None else secret
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def signature_valid(body: bytes, header: str | None) -> bool:
-    secret = app_secret()
-    if not secret or not header or not header.startswith("sha256="):
-        return False
-    return hmac.compare_digest(sign(body, secret), header)
-
-
-def webhook_store(*, body: bytes) -> WebhookDelivery | None:
-    """Store a verified body once; return None when it was stored before (a replay)."""
-    digest = hashlib.sha256(body).hexdigest()
-    try:
-        with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(body=body, sha256=digest)
-    except IntegrityError:
-        return None
-    # One drain queued at a time instead of a task per webhook: under a burst of statuses
-    # most requests only try to set this flag (one Redis round trip), and the worker
-    # applies them in batches. The drain clears the flag as it starts.
-    if cache.add(DRAIN_FLAG, 1, timeout=DRAIN_FLAG_SECONDS):
-        from campaigns.tasks import webhooks_drain_task
-
-        webhooks_drain_task.delay_on_commit()
-    return delivery
-
-
-DRAIN_FLAG, DRAIN_FLAG_SECONDS = "campaigns:webhooks:drain-queued", 10
 
 
 def webhooks_drain(*, batch: int = 200) -> int:
@@ -131,16 +91,6 @@ def _apply(delivery: WebhookDelivery) -> bool:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(processed_at=timezone.now(),
                                                               error=error)
         return False
-
-
-def webhook_process(*, delivery_id: int) -> bool:
-    """Apply one stored webhook; a second call for the same delivery does nothing."""
-    delivery = WebhookDelivery.objects.filter(pk=delivery_id, processed_at__isnull=True).first()
-    if delivery is None:
-        return False
-    if _apply(delivery):
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(processed_at=timezone.now())
-    return True
 
 
 def payload_apply(*, payload: dict) -> None:
@@ -195,6 +145,7 @@ def statuses_apply(*, statuses: list[dict]) -> int:
         occurred = _when(status.get("timestamp"))
         errors = status.get("errors") or []
         code = errors[0].get("code") if errors else None
+        error = _error_of(errors[0]) if code is not None else None
         try:
             with transaction.atomic():
                 StatusEvent.objects.create(send=send, wamid=wamid, status=name,
@@ -204,12 +155,7 @@ def statuses_apply(*, statuses: list[dict]) -> int:
             continue  # this (wamid, status) was applied already
         if send is None:
             continue
-        deferred = code is not None and action_for(int(code)) == Action.DEFER_RECIPIENT
-        if name == "failed" and deferred:
-            from campaigns.services import send_defer
-
-            error = WhatsAppError(int(code), errors[0].get("title") or "", details=str(
-                (errors[0].get("error_data") or {}).get("details") or ""))
+        if name == "failed" and error and POLICIES[error.action].fate == SendFate.DEFER:
             if send_defer(send_id=send.pk, error=error, statuses=FORWARD["failed"]):
                 changed += 1
             continue
@@ -233,30 +179,19 @@ def statuses_apply(*, statuses: list[dict]) -> int:
                                   occurred_at=occurred, source_id=f"{wamid}:{name}",
                                   payload={"campaign": send.campaign_id,
                                            "variant": send.variant}))
-        elif code is not None:
-            _failed_status_action(send, int(code), errors[0])
+        elif error is not None:
+            # Asynchronous failures follow the same error table as refused calls.
+            error_consequences_apply(campaign=send.campaign, send=send, error=error)
     if events:
         events_record(events=events, source="campaign")
     return changed
 
 
-def _failed_status_action(send: Send, code: int, error: dict) -> None:
-    """Asynchronous failures follow the same code → action table as synchronous ones."""
-    from campaigns import services
-
-    action = action_for(code)
-    title = error.get("title") or error.get("message") or ""
-    if action == Action.OPT_OUT:
-        services.contact_opt_out(contact=send.contact, source="error_131050", detail=title)
-    elif action == Action.PAUSE_CAMPAIGN:
-        services.campaign_pause(campaign=send.campaign, reason=f"Paused: WhatsApp error {code} "
-                                f"({title}). Check quality in WhatsApp Manager, then resume.")
-        Alert.objects.create(campaign=send.campaign, code=code, message=title)
-    elif action == Action.ABORT_CAMPAIGN:
-        services._abort(send.campaign_id, f"Aborted: WhatsApp error {code} ({title}).", code)
-    elif action == Action.STOP_ALL:
-        services.sender_stop(phone_number_id=send.campaign.sender_id,
-                             reason=str(WhatsAppError(code, title)), code=code)
+def _error_of(error: dict) -> WhatsAppError:
+    """The error of a failed status webhook, as the send loop would have seen it."""
+    details = (error.get("error_data") or {}).get("details") or ""
+    return WhatsAppError(int(error["code"]), error.get("title") or error.get("message") or "",
+                         details=str(details))
 
 
 def _contact_for(wa_id: str) -> Contact | None:
@@ -290,10 +225,6 @@ def is_opt_out(text: str) -> bool:
 
 def messages_apply(*, messages: list[dict]) -> int:
     """Store inbound messages once, attribute them, apply opt-outs and keyword rules."""
-    from campaigns.services import contact_opt_out
-    from tagging.models import Source
-    from tagging.services import tags_change
-
     handled, events = 0, []
     for message in messages:
         contact = _contact_for(message.get("from", ""))
@@ -352,8 +283,6 @@ def _attribute(contact: Contact, message: dict, occurred: datetime) -> Send | No
 
 def preferences_apply(*, preferences: list[dict]) -> int:
     """``user_preferences`` stop → opted out; resume undoes only our own platform opt-out."""
-    from campaigns.services import contact_opt_out
-
     changed = 0
     for preference in preferences:
         if preference.get("category", "marketing_messages") != "marketing_messages":

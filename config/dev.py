@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKER_QUEUES = "celery,webhooks"
+WORKER_QUEUES = "celery,webhooks,jobs"  # every queue of CELERY_TASK_ROUTES
 
 
 def _wait_for(url: str, seconds: float) -> bool:
@@ -29,7 +29,7 @@ def process_commands(python: str, port: str, var: Path) -> dict[str, list[str]]:
     """The command line of each process ``make run`` starts."""
     return {
         "web": [python, "manage.py", "runserver", f"127.0.0.1:{port}"],
-        # Both queues: "celery" (sending, ticks) and "webhooks" (CELERY_TASK_ROUTES).
+        # Every queue: "celery" (sending, ticks), "webhooks" and "jobs" (CELERY_TASK_ROUTES).
         "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info",
                    "--concurrency", "2", "-n", "worker@%h", "-Q", WORKER_QUEUES],
         "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "info",

@@ -8,13 +8,13 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from campaigns.backends.base import (  # noqa: F401
-    Action,
     AmbiguousSendError,
     BaseBackend,
     SendResult,
     TemplateMessage,
     WhatsAppError,
 )
+from campaigns.errors import Action  # noqa: F401
 
 
 def get_backend(backend: str | None = None, **options: Any) -> BaseBackend:

@@ -1,88 +1,20 @@
-"""The sender contract, its errors, and the error-code → action table.
+"""The sender contract and its errors.
 
 Shaped like ``django.core.mail``: ``WHATSAPP_BACKEND`` names a class, options
 are read in ``__init__`` (never at import), and every backend returns the same
-``SendResult`` or raises the same ``WhatsAppError``. The action table is the
-reference's §2 table (docs/campaigns.md); campaign code branches on
-``error.action`` only, never on titles or HTTP statuses.
+``SendResult`` or raises the same ``WhatsAppError``. What Tagwerk does about an
+error is ``error.action``, looked up in ``campaigns.errors`` (the reference's
+§2 table).
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 
-
-class Action(enum.StrEnum):
-    """What the sender does about an error."""
-
-    SLOW_NUMBER = "slow_number"            # 130429: slow the whole number, retry the message
-    GLOBAL_BACKOFF = "global_backoff"      # 4, 80007: app/WABA call limit, retry later
-    RETRY_RECIPIENT = "retry_recipient"    # 131056: back off that recipient 1/4/16/64 s
-    PAUSE_CAMPAIGN = "pause_campaign"      # 131048: quality throttle, pause + alert
-    FAIL_RECIPIENT = "fail_recipient"      # 131026, 131047, 130472, 131030
-    DEFER_RECIPIENT = "defer_recipient"    # 131049: per-user marketing limit, retry hours later
-    OPT_OUT = "opt_out"                    # 131050: fail and opt the contact out of marketing
-    ABORT_CAMPAIGN = "abort_campaign"      # 132000, 132001, 132015, 132016
-    STOP_ALL = "stop_all"                  # 368, 131031, 131042, 0, 190
-    RETRY_LIMITED = "retry_limited"        # 131000, 131016, 5xx, connection refused
-    RETRY_LATER = "retry_later"            # 131057 maintenance: retry after ~60 s
-
-
-ERROR_ACTIONS: dict[int, Action] = {
-    130429: Action.SLOW_NUMBER,
-    4: Action.GLOBAL_BACKOFF,
-    80007: Action.GLOBAL_BACKOFF,
-    131056: Action.RETRY_RECIPIENT,
-    131048: Action.PAUSE_CAMPAIGN,
-    131047: Action.FAIL_RECIPIENT,
-    131026: Action.FAIL_RECIPIENT,
-    131049: Action.DEFER_RECIPIENT,
-    130472: Action.FAIL_RECIPIENT,
-    131030: Action.FAIL_RECIPIENT,
-    131050: Action.OPT_OUT,
-    132000: Action.ABORT_CAMPAIGN,
-    132001: Action.ABORT_CAMPAIGN,
-    132015: Action.ABORT_CAMPAIGN,
-    132016: Action.ABORT_CAMPAIGN,
-    368: Action.STOP_ALL,
-    131031: Action.STOP_ALL,
-    131042: Action.STOP_ALL,
-    0: Action.STOP_ALL,
-    190: Action.STOP_ALL,
-    131000: Action.RETRY_LIMITED,
-    131016: Action.RETRY_LIMITED,
-    131057: Action.RETRY_LATER,
-}
-
-TITLES: dict[int, str] = {
-    130429: "Rate limit hit",
-    131056: "(Business Account, Consumer Account) pair rate limit hit",
-    131048: "Spam rate limit hit",
-    131047: "Re-engagement message",
-    131026: "Message undeliverable",
-    131049: "This message was not delivered to maintain healthy ecosystem engagement",
-    131050: "User stopped marketing messages",
-    132000: "Number of parameters does not match the expected number of params",
-    132001: "Template name does not exist in the translation",
-    368: "Temporarily blocked for policies violations",
-    131000: "Something went wrong",
-    131016: "Service unavailable",
-}
-
-
-def action_for(code: int | None, http_status: int | None = None) -> Action:
-    """The action for ``code``; unknown codes fall back on the HTTP status."""
-    if code in ERROR_ACTIONS:
-        return ERROR_ACTIONS[code]
-    if http_status is not None and http_status >= 500:
-        return Action.RETRY_LIMITED
-    if http_status in (401, 403):
-        return Action.STOP_ALL
-    return Action.FAIL_RECIPIENT
+from campaigns.errors import TITLES, Action, action_for
 
 
 class WhatsAppError(Exception):

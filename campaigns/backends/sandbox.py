@@ -15,13 +15,13 @@ import random
 import uuid
 from datetime import datetime, timedelta
 
+import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns.backends.base import (
-    PayloadBackend,
-    SendResult,
-)
+from campaigns.backends.base import PayloadBackend, SendResult
+from campaigns.intake import sign, signature_valid, webhook_store
+from campaigns.models import SandboxEvent
 
 REPLIES = ["Danke!", "Interesse an Produkt A", "Wann habt ihr geöffnet?", "Super, bis bald",
            "STOP"]
@@ -42,8 +42,6 @@ class SandboxBackend(PayloadBackend):
         self.random = random.Random(seed)
 
     def post(self, body: dict) -> SendResult:
-        from campaigns.models import SandboxEvent
-
         wamid = f"wamid.sandbox.{uuid.uuid4().hex}"
         now, r = timezone.now(), self.random
         to, data = body["to"], body.get("biz_opaque_callback_data", "")
@@ -76,12 +74,8 @@ class SandboxBackend(PayloadBackend):
         return SendResult(wamid=wamid)
 
 
-
 def sandbox_flush(*, now: datetime | None = None, limit: int = 2000) -> int:
     """Post the sandbox webhooks that are due; return how many were posted."""
-    from campaigns.models import SandboxEvent
-    from campaigns.webhooks import sign, signature_valid, webhook_store
-
     now = now or timezone.now()
     due = list(SandboxEvent.objects.filter(posted_at__isnull=True, due_at__lte=now)
                .order_by("due_at")[:limit])
@@ -93,8 +87,6 @@ def sandbox_flush(*, now: datetime | None = None, limit: int = 2000) -> int:
         body = json.dumps(event.body, ensure_ascii=True).encode()
         signature = sign(body)
         if url:
-            import httpx
-
             httpx.post(url, content=body, timeout=10, headers={
                 "Content-Type": "application/json", "X-Hub-Signature-256": signature})
         elif signature_valid(body, signature):

@@ -185,6 +185,28 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Three queues, so that no kind of work waits behind another: "celery" (sending, beat's
+# ticks, short tasks), "webhooks" (stored WhatsApp webhooks: a burst of statuses never
+# delays sending) and "jobs" (imports, bulk tag operations, scheduled rule runs: minutes
+# of work). Workers consume all three (``-Q celery,webhooks,jobs``), or dedicated workers
+# take "webhooks" or "jobs" (docs/operations.md).
+CELERY_TASK_ROUTES = {
+    "campaigns.tasks.webhooks_drain_task": {"queue": "webhooks"},
+    "tagging.imports.tasks.*": {"queue": "jobs"},
+    "tagging.audiences.tasks.bulk_operation_run_task": {"queue": "jobs"},
+    "tagging.rules.tasks.rule_run_task": {"queue": "jobs"},
+}
+
+
+def beat_expires(seconds: int) -> dict:
+    """Options for a frequent beat entry: a run queued while no worker runs expires.
+
+    A backlog of ticks behind a stopped worker is dropped instead of run all at once.
+    django-celery-beat's DatabaseScheduler reads ``expire_seconds``; Celery's own
+    scheduler reads ``expires``.
+    """
+    return {"expires": seconds, "expire_seconds": seconds}
+
 
 # --- Tagwerk ----------------------------------------------------------------
 TAGWERK_DEFAULT_REGION = env("TAGWERK_DEFAULT_REGION", "DE").upper() or None
@@ -215,15 +237,12 @@ CAMPAIGNS_CAP_PER_WEEK = env_int("CAMPAIGNS_CAP_PER_WEEK", 3)
 CAMPAIGNS_CONVERSION_DAYS = env_int("CAMPAIGNS_CONVERSION_DAYS", 7)
 # Fixed schedules (beat copies them into its table); the rest are edited in the admin.
 CELERY_BEAT_SCHEDULE = {
-    "campaigns-tick": {"task": "campaigns.tasks.campaigns_tick_task", "schedule": 2.0},
+    "campaigns-tick": {"task": "campaigns.tasks.campaigns_tick_task", "schedule": 2.0,
+                       "options": beat_expires(5)},
 }
 # 131049 (per-user marketing limit): first retry after this many hours (then doubling), N times.
 CAMPAIGNS_LIMITED_RETRY_HOURS = env_int("CAMPAIGNS_LIMITED_RETRY_HOURS", 24)
 CAMPAIGNS_LIMITED_RETRIES = env_int("CAMPAIGNS_LIMITED_RETRIES", 2)
-# Stored-webhook processing runs on its own queue so a burst of status webhooks never
-# delays sending; workers consume both (``-Q celery,webhooks``) or a dedicated one runs.
-CELERY_TASK_ROUTES = {"campaigns.tasks.webhook_process_task": {"queue": "webhooks"},
-                      "campaigns.tasks.webhooks_drain_task": {"queue": "webhooks"}}
 # --- /campaigns ----------------------------------------------------------------
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -233,9 +252,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Celery's received/succeeded/sending-due lines for the 2-second tick; the tick
+    # logs itself when it does something (campaigns.tick).
+    "filters": {"quiet_tasks": {"()": "config.logfilters.QuietTasks",
+                                "tasks": ["campaigns.tasks.campaigns_tick_task"]}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        **{name: {"filters": ["quiet_tasks"]}
+           for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")},
+    },
 }
 
 # --- Insight (issue 8): health report and dashboard; defaults in tagging/insight/conf.py ---
@@ -246,9 +273,11 @@ TAGWERK_INSIGHT = {
 # --- Audiences: saved segment counts, refreshed hourly (beat copies this into its table) ---
 CELERY_BEAT_SCHEDULE["audiences-segment-counts"] = {
     "task": "tagging.audiences.tasks.segment_counts_refresh_task", "schedule": 3600.0,
+    "options": beat_expires(1800),
 }
 CELERY_BEAT_SCHEDULE["audiences-tag-changes-prune"] = {
     "task": "tagging.audiences.tasks.tag_changes_prune_task", "schedule": 3600.0,
+    "options": beat_expires(1800),
 }
 
 # --- Imports: preview (dry-run) failed-rows files are deleted after this many days ---

@@ -10,13 +10,9 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus, Send, SendStatus
 from campaigns.selectors import campaign_report, two_proportion_z
-from campaigns.services import (
-    ab_decide,
-    campaign_launch,
-    campaign_send_batch,
-    campaigns_tick,
-    template_create,
-)
+from campaigns.sending import campaign_send_batch
+from campaigns.services import ab_decide, campaign_launch, template_create
+from campaigns.tick import campaigns_tick
 from crm.events import EventIn, events_record
 from crm.models import Contact, EventKind
 

@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import CampaignStatus, Send, SendStatus
-from campaigns.services import campaign_launch, campaign_send_batch
+from campaigns.sending import campaign_send_batch
+from campaigns.services import campaign_launch
 
 
 @pytest.fixture

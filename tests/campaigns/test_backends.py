@@ -15,7 +15,7 @@ from campaigns.backends import (
     get_backend,
     locmem,
 )
-from campaigns.backends.base import ERROR_ACTIONS
+from campaigns.errors import ERROR_ACTIONS
 from campaigns.models import SandboxEvent
 from tests.campaigns.fake_cloud_api import FakeCloudAPI
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus, SandboxEvent, Send, Template
-from campaigns.services import campaigns_tick
+from campaigns.tick import campaigns_tick
 from crm.models import ConsentStatus
 
 

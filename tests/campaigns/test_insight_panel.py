@@ -5,7 +5,8 @@ from django.utils import timezone
 
 from campaigns.insight import recent_campaigns_panel
 from campaigns.models import Send, SendStatus
-from campaigns.services import campaign_launch, campaign_send_batch
+from campaigns.sending import campaign_send_batch
+from campaigns.services import campaign_launch
 from tagging.insight.usage import panels
 
 pytestmark = pytest.mark.django_db

@@ -18,11 +18,11 @@ from campaigns.models import (
     SensitiveWord,
     TemplateCategory,
 )
+from campaigns.sending import campaign_send_batch
 from campaigns.services import (
     LaunchBlocked,
     campaign_checks,
     campaign_launch,
-    campaign_send_batch,
     template_create,
 )
 from crm.models import ConsentStatus
@@ -148,7 +148,7 @@ def test_utility_templates_ignore_the_marketing_cap_and_consent(db, make_campaig
 
 
 def test_scheduled_campaign_waits_for_its_time(make_campaign, contacts):
-    from campaigns.services import campaigns_tick
+    from campaigns.tick import campaigns_tick
 
     contacts(1)
     later = timezone.now() + timedelta(hours=2)

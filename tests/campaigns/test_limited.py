@@ -10,12 +10,9 @@ from django.utils import timezone
 
 from campaigns.models import CampaignStatus, Send, SendStatus
 from campaigns.selectors import campaign_report
-from campaigns.services import (
-    campaign_cancel,
-    campaign_launch,
-    campaign_send_batch,
-    campaigns_tick,
-)
+from campaigns.sending import campaign_send_batch
+from campaigns.services import campaign_cancel, campaign_launch
+from campaigns.tick import campaigns_tick
 from campaigns.webhooks import payload_apply
 from tests.campaigns.fake_cloud_api import status_payload
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from campaigns.content import message_for, render_preview, template_checks
-from campaigns.services import campaign_launch, campaign_send_batch, template_create
+from campaigns.sending import campaign_send_batch
+from campaigns.services import campaign_launch, template_create
 
 
 def named_template(**fields):

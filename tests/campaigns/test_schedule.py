@@ -9,14 +9,12 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import Campaign, CampaignStatus, Send, SendStatus
-from campaigns.schedule import (
-    campaign_time_zone,
-    country_time_zone,
-    quiet_until,
-    send_time_suggest,
-)
+from campaigns.schedule import campaign_time_zone, quiet_until, send_time_suggest
 from campaigns.selectors import campaign_report
-from campaigns.services import campaign_launch, campaign_send_batch, campaigns_tick
+from campaigns.sending import campaign_send_batch
+from campaigns.services import campaign_launch
+from campaigns.tick import campaigns_tick
+from campaigns.zones import country_time_zone
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HK = ZoneInfo("Asia/Hong_Kong")

@@ -8,13 +8,12 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Alert, CampaignStatus, OptOut, Send, Sender, SendStatus
+from campaigns.sending import campaign_send_batch, inflight_reconcile
 from campaigns.services import (
     campaign_cancel,
     campaign_launch,
     campaign_pause,
     campaign_resume,
-    campaign_send_batch,
-    inflight_reconcile,
     sender_resume,
 )
 from campaigns.throttle import get_bucket

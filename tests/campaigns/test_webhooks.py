@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from campaigns.intake import app_secret
 from campaigns.models import (
     InboundMessage,
     KeywordRule,
@@ -17,8 +18,8 @@ from campaigns.models import (
     StatusEvent,
     WebhookDelivery,
 )
-from campaigns.services import campaign_launch, campaign_send_batch
-from campaigns.webhooks import app_secret
+from campaigns.sending import campaign_send_batch
+from campaigns.services import campaign_launch
 from crm.models import ConsentStatus, Event, EventKind
 from tagging.models import TagAssignment
 from tests.campaigns.fake_cloud_api import (
@@ -235,8 +236,9 @@ def test_a_burst_is_applied_by_one_drain_in_order_and_a_bad_body_does_not_block_
     """While a drain is queued, webhooks are only stored; the drain applies them all."""
     from django.core.cache import cache
 
+    from campaigns.intake import DRAIN_FLAG
     from campaigns.tasks import campaigns_tick_task
-    from campaigns.webhooks import DRAIN_FLAG, webhooks_drain
+    from campaigns.webhooks import webhooks_drain
 
     cache.set(DRAIN_FLAG, 1)  # as if a drain task were waiting in the queue
     for status in ("sent", "delivered", "read"):
@@ -268,7 +270,7 @@ def test_no_requeue_while_older_webhooks_wait(sent):
 
     from django.utils import timezone
 
-    from campaigns.services import inflight_reconcile
+    from campaigns.sending import inflight_reconcile
 
     now = timezone.now()
     Send.objects.filter(pk=sent.pk).update(status=SendStatus.SENDING, wamid="",

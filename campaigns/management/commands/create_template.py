@@ -3,7 +3,8 @@ from django.core.management.base import BaseCommand, CommandError
 from campaigns.backends import get_backend
 from campaigns.content import BLOCK, template_checks
 from campaigns.models import TemplateCategory, TemplateStatus
-from campaigns.services import opt_out_words, template_create
+from campaigns.selectors import opt_out_words
+from campaigns.services import template_create
 
 
 class Command(BaseCommand):

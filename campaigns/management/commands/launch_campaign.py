@@ -3,8 +3,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.models import Campaign, CampaignStatus
-from campaigns.services import LaunchBlocked, campaign_checks, campaign_launch, campaigns_tick
+from campaigns.services import LaunchBlocked, campaign_checks, campaign_launch
 from campaigns.tasks import campaign_send_task
+from campaigns.tick import campaigns_tick
 
 FINAL = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.ABORTED}
 
