@@ -56,7 +56,7 @@ from tagging.imports.rules import (
     TagBook,
     map_columns,
 )
-from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAssignment
+from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
 from tagging.permissions import can_define
 from tagging.services import operation_undo, tags_change_pairs
 
@@ -695,10 +695,3 @@ def _restore_values(current: dict, before: dict, after: dict) -> tuple[dict, boo
         else:
             changed_since = True
     return values, changed_since
-
-
-def history_counts(job: ImportJob) -> dict[str, int]:
-    """What the tag history holds for this import (the report's tag numbers must match)."""
-    rows = AssignmentHistory.objects.filter(operation=job.operation)
-    return {"added": rows.filter(action=HistoryAction.ADDED).count(),
-            "removed": rows.filter(action=HistoryAction.REMOVED).count()}
