@@ -72,7 +72,7 @@ def contact_set_consent(*, contact: Contact, status: str, source: str) -> bool:
 
 
 def contacts_insert(*, rows: Sequence[Mapping], skip_existing: bool = False) -> dict[str, int]:
-    """Create one contact per row in one statement; return phone → id of those created.
+    """Create one contact per row with one INSERT; return phone → id of those created.
 
     ``rows`` map field names to values, the same names in every row, with ``phone`` in
     E.164 (as ``normalize_phone`` returns it) and ``country`` as ``country_of`` gives it.

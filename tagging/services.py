@@ -4,7 +4,8 @@
 Every change of who holds which tag goes through a function here — admin, bulk
 actions, imports and their undo, rules, campaigns, API, expiry, vocabulary merges
 and deletions, the demo's past — so that single-choice replacement, lifetimes and
-history live in one place and no assignment changes without its history row.
+history live in one place and nobody gains or loses a tag without a history row
+(a deleted contact or tag takes its assignments along: tagging migration 0002).
 ``tags_change`` (the same tags for many contacts) and ``tags_change_pairs`` (each
 contact its own) check the actor's rights on every tag; the functions for callers
 that authorise in their own way say so. All are set-based: a few SQL statements per
