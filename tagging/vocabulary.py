@@ -30,6 +30,7 @@ from django.db.models import (
     DO_NOTHING,
     SET_DEFAULT,
     SET_NULL,
+    Count,
     ProtectedError,
     Q,
     RestrictedError,
@@ -481,8 +482,6 @@ def dimension_save(*, dimension: Dimension, actor=None, reason: str = "",
 
 
 def _check_single_choice(dimension: Dimension) -> None:
-    from django.db.models import Count
-
     crowded = (TagAssignment.objects.filter(tag__dimension=dimension.pk).values("contact_id")
                .annotate(n=Count("*")).filter(n__gt=1).count())
     if crowded:

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
@@ -103,8 +104,6 @@ def file_sha256(path: str | Path) -> str:
 def import_create(*, path: str | Path, actor=None, name: str = "", **options) -> ImportJob:
     """Create a job for a file already on disk (the command's way in); the admin form
     creates the job itself from the upload."""
-    from django.core.files import File
-
     job = ImportJob(actor=actor, original_name=name or Path(path).name, **options)
     with open(path, "rb") as fh:
         job.file.save(Path(path).name, File(fh), save=False)
