@@ -99,7 +99,7 @@ def baseline(path: Path) -> tuple[float, int]:
     import tablib
     from django.db.models.signals import pre_save
 
-    from tagging.imports.resources import ContactResource
+    from benchmarks.import_export_baseline import ContactResource
     from tagging.models import TagAssignment
 
     def mark(sender, instance, **kwargs):

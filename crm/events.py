@@ -1,10 +1,11 @@
 """Recording events and keeping the contacts' activity facts in step.
 
 ``events_record`` is the one way events enter Tagwerk (API, CSV import,
-campaign webhooks, Python callers). It is set-based: one bulk insert and one
-UPDATE of the facts per batch, whatever the batch size, and idempotent: an
-event whose (source, source_id) is already stored is skipped and counted as a
-duplicate, so replaying a batch changes nothing.
+campaign webhooks, Python callers). It is set-based: one bulk insert of the
+events and one UPDATE of the facts per batch (``crm.services``, which writes the
+contacts), whatever the batch size, and idempotent: an event whose (source,
+source_id) is already stored is skipped and counted as a duplicate, so
+replaying a batch changes nothing.
 """
 
 from __future__ import annotations
@@ -15,22 +16,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from crm.models import Contact, EventKind
 from crm.models import Event as EventModel
-from crm.phones import InvalidPhoneNumber, country_of, normalize_phone
+from crm.models import EventKind
+from crm.phones import InvalidPhoneNumber, normalize_phone
+from crm.selectors import contact_ids_by_phone
+from crm.services import contacts_apply_events, contacts_ensure
 
 # Sent once per events_record() call with ``events`` (the stored Event rows).
 events_recorded = Signal()
 
 KINDS = frozenset(EventKind.values)  # EventKind.values builds a new list on every access
-
-# Kinds that mean the contact did something (PRODUCT.md: "last interaction").
-INBOUND = [EventKind.INTERACTION, EventKind.PURCHASE, EventKind.CART_ABANDONED,
-           EventKind.MESSAGE_REPLIED, EventKind.CUSTOM]
 
 
 @dataclass
@@ -83,7 +82,9 @@ def events_record(*, events: Sequence[EventIn], source: str = "service",
     batch = uuid.uuid4()
     now = timezone.now()
     with transaction.atomic():
-        ids, created = _contact_ids(set(phones.values()), create_contacts)
+        numbers = set(phones.values())
+        ids, created = (contacts_ensure(phones=numbers) if create_contacts
+                        else (contact_ids_by_phone(numbers), 0))
         seen = set(
             EventModel.objects.filter(
                 source=source,
@@ -113,76 +114,9 @@ def events_record(*, events: Sequence[EventIn], source: str = "service",
             ))
         EventModel.objects.bulk_create(rows, batch_size=1000)
         if rows:
-            _update_facts(batch)
+            contacts_apply_events(batch=batch)
     # PostgreSQL and SQLite >= 3.35 hand the new ids back from the bulk insert.
     stored = rows if all(row.pk for row in rows) else list(EventModel.objects.filter(batch=batch))
     if stored:
         transaction.on_commit(lambda: events_recorded.send(sender=EventModel, events=stored))
     return EventsResult(stored, duplicates, failed, created)
-
-
-def _contact_ids(phones: set[str], create: bool) -> tuple[dict[str, int], int]:
-    if not phones:
-        return {}, 0
-    known = dict(Contact.objects.filter(phone__in=phones).values_list("phone", "id"))
-    missing = phones - known.keys()
-    if not (create and missing):
-        return known, 0
-    Contact.objects.bulk_create(
-        [Contact(phone=p, country=country_of(p)) for p in missing], ignore_conflicts=True
-    )
-    known.update(Contact.objects.filter(phone__in=missing).values_list("phone", "id"))
-    return known, len(missing)
-
-
-def _update_facts(batch: uuid.UUID) -> int:
-    """Fold one batch of new events into its contacts' facts in a single UPDATE.
-
-    ``UPDATE … FROM`` one aggregate of the batch (one pass over its events,
-    grouped by contact) rather than a correlated subquery per fact and
-    contact: the latter is at the planner's mercy and took seconds for 1,000
-    contacts on a 1M-contact base. Works on PostgreSQL and SQLite ≥ 3.33.
-    """
-    qn = connection.ops.quote_name
-    contact, event = qn(Contact._meta.db_table), qn(EventModel._meta.db_table)
-    inbound = ", ".join(f"'{kind}'" for kind in INBOUND)
-
-    def at(condition: str, function: str) -> str:
-        return f"{function}(CASE WHEN {condition} THEN occurred_at END)"
-
-    def pick(column: str, better: str) -> str:  # NULL-safe GREATEST/LEAST, both backends
-        return (f"CASE WHEN agg.{column} IS NULL THEN {contact}.{column} "
-                f"WHEN {contact}.{column} IS NULL OR agg.{column} {better} {contact}.{column} "
-                f"THEN agg.{column} ELSE {contact}.{column} END")
-
-    def later(column: str) -> str:
-        return pick(column, ">")
-
-    purchase = f"kind = '{EventKind.PURCHASE}'"
-    first = pick("first_purchase_at", "<")
-    sql = f"""
-        UPDATE {contact} SET
-            purchase_count = {contact}.purchase_count + agg.purchases,
-            total_spent = {contact}.total_spent + agg.spent,
-            first_purchase_at = {first},
-            last_purchase_at = {later("last_purchase_at")},
-            last_interaction_at = {later("last_interaction_at")},
-            last_read_at = {later("last_read_at")},
-            last_reply_at = {later("last_reply_at")}
-        FROM (
-            SELECT contact_id,
-                   SUM(CASE WHEN {purchase} THEN 1 ELSE 0 END) AS purchases,
-                   SUM(CASE WHEN {purchase} THEN COALESCE(amount, 0) ELSE 0 END) AS spent,
-                   {at(purchase, "MIN")} AS first_purchase_at,
-                   {at(purchase, "MAX")} AS last_purchase_at,
-                   {at(f"kind IN ({inbound})", "MAX")} AS last_interaction_at,
-                   {at(f"kind = '{EventKind.MESSAGE_READ}'", "MAX")} AS last_read_at,
-                   {at(f"kind = '{EventKind.MESSAGE_REPLIED}'", "MAX")} AS last_reply_at
-            FROM {event} WHERE batch = %s GROUP BY contact_id
-        ) AS agg
-        WHERE {contact}.id = agg.contact_id
-    """
-    value = EventModel._meta.get_field("batch").get_db_prep_value(batch, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value])
-        return cursor.rowcount

@@ -103,10 +103,6 @@ class Contact(models.Model):
         name = " ".join(part for part in (self.first_name, self.last_name) if part)
         return f"{name} {self.external_label}".strip() if self.external_label else name
 
-    @property
-    def can_receive_marketing(self) -> bool:
-        return self.consent_status == ConsentStatus.OPTED_IN and not self.is_blocked
-
 
 class EventKind(models.TextChoices):
     PURCHASE = "purchase", _("purchase")
@@ -166,7 +162,7 @@ class Event(models.Model):
         return f"{self.name or self.kind} · {self.contact_id} · {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
-# --- rules (issue 6): API tokens ------------------------------------------------------------
+# --- API tokens ---------------------------------------------------------------------------
 
 
 class ApiScope(models.TextChoices):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncWeek
+from django.utils import timezone
 
 from crm.models import Contact
-from tagging.models import Dimension, Tag, TagAssignment
+from tagging.models import AssignmentHistory, Dimension, Tag, TagAssignment
 from tagging.names import name_key
 
 
@@ -58,13 +61,6 @@ def tag_weekly_changes(tag: Tag, weeks: int = 12) -> list[dict]:
 
     One grouped query over the (tag, at) index, whatever the number of rows.
     """
-    from datetime import timedelta
-
-    from django.db.models.functions import TruncWeek
-    from django.utils import timezone
-
-    from tagging.models import AssignmentHistory
-
     since = timezone.now() - timedelta(weeks=weeks)
     rows = (
         AssignmentHistory.objects.filter(tag=tag, at__gte=since).order_by()

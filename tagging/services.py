@@ -1,9 +1,16 @@
-"""Writes on tags and assignments.
+"""The tag-change service: the only writer of ``tagging_tagassignment`` and
+``tagging_assignmenthistory``.
 
-Every tag change in Tagwerk — admin, bulk action, import, rules, campaigns,
-API — goes through ``tags_change`` so that permissions, single-choice
-replacement, expiry and history live in one place. It is set-based: a few SQL
-statements per batch of contacts, whatever the number of contacts.
+Every change of who holds which tag goes through a function here — admin, bulk
+actions, imports and their undo, rules, campaigns, API, expiry, vocabulary merges
+and deletions, the demo's past — so that single-choice replacement, lifetimes and
+history live in one place and nobody gains or loses a tag without a history row
+(a deleted contact or tag takes its assignments along: tagging migration 0002).
+``tags_change`` (the same tags for many contacts) and ``tags_change_pairs`` (each
+contact its own) check the actor's rights on every tag; the functions for callers
+that authorise in their own way say so. All are set-based: a few SQL statements per
+batch of contacts, whatever the number of contacts. The SQL is ``_Writer``'s, in a
+PostgreSQL and a portable (SQLite) dialect.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -75,18 +82,35 @@ def tags_change(
     add, remove = list(dict.fromkeys(add)), list(dict.fromkeys(remove))
     tags_change_validate(add, remove)
     ensure_can_apply(actor, [*add, *remove])
-    ids = contact_ids(contacts)
-    operation = operation or uuid.uuid4()
-    writer = _Writer(operation=operation, actor=actor, source=source, source_ref=source_ref)
+    writer = _writer(operation=operation or uuid.uuid4(), actor=actor, source=source,
+                     source_ref=source_ref)
+    return _change(writer, contact_ids(contacts), add, remove, expires_at=expires_at,
+                   progress=progress)
+
+
+def assignments_move(*, from_tag: Tag, to_tag: Tag, actor=None,
+                     source_ref: str = "") -> TagChangeResult:
+    """Give every holder of ``from_tag`` ``to_tag`` instead (a merge), logged with reason
+    “merge” and attributed to ``actor``.
+
+    As ``tags_change`` does — no duplicates, single-choice replacement, lifetime — but
+    without asking the actor's right to apply: the caller authorises (a merge needs the
+    right to define both tags). Repeating the call moves nothing more.
+    """
+    tags_change_validate([to_tag], [from_tag])
+    holders = Contact.objects.filter(
+        pk__in=TagAssignment.objects.filter(tag=from_tag).values("contact_id"))
+    writer = _writer(operation=uuid.uuid4(), actor=actor, source=Source.MERGE,
+                     source_ref=source_ref)
+    return _change(writer, contact_ids(holders), [to_tag], [from_tag])
+
+
+def _change(writer: _Writer, ids: list[int], add: list[Tag], remove: list[Tag], *,
+            expires_at: datetime | None = None,
+            progress: Progress | None = None) -> TagChangeResult:
+    """The change once it is allowed: batch by batch, one transaction each."""
     now = timezone.now()
-    rivals = {
-        tag.pk: list(
-            Tag.objects.filter(dimension_id=tag.dimension_id).exclude(pk=tag.pk)
-            .values_list("pk", flat=True)
-        )
-        for tag in add
-        if tag.dimension.single_choice
-    }
+    rivals = {tag.pk: _rivals(tag) for tag in add if tag.dimension.single_choice}
     added = removed = replaced = 0
     for start in range(0, len(ids), BATCH_SIZE):
         chunk = ids[start : start + BATCH_SIZE]
@@ -102,12 +126,8 @@ def tags_change(
                 added += writer.add(chunk, tag.pk, expires_at=expiry)
         if progress:
             progress(min(start + BATCH_SIZE, len(ids)), len(ids))
-    result = TagChangeResult(operation, len(ids), added, removed, replaced)
-    if result.changed:
-        transaction.on_commit(
-            lambda: tags_changed.send(sender=Tag, result=result, actor=actor, source=source)
-        )
-    return result
+    return _announce(TagChangeResult(writer.operation, len(ids), added, removed, replaced),
+                     writer)
 
 
 def tags_change_pairs(
@@ -128,45 +148,58 @@ def tags_change_pairs(
     On PostgreSQL a batch is three statements whatever the number of tags, sent in one
     pipeline: ``meanwhile`` (which must not query) runs while the database works on them,
     so that an import parses its next batch then. Other databases take the tags one by
-    one through ``tags_change``'s writer (and call ``meanwhile`` after).
+    one (and call ``meanwhile`` after).
     """
     _refuse_archived(list(add))
     _single_choice_check(add)
     ensure_can_apply(actor, [*add, *remove])
-    operation = operation or uuid.uuid4()
-    writer = _Writer(operation=operation, actor=actor, source=source, source_ref=source_ref)
+    writer = _writer(operation=operation or uuid.uuid4(), actor=actor, source=source,
+                     source_ref=source_ref)
     now = timezone.now()
-
-    def expiry(tag: Tag) -> datetime | None:
-        return now + timedelta(days=tag.lifetime_days) if tag.lifetime_days else None
-
-    single = [tag for tag in add if tag.dimension.single_choice]
-    added = removed = replaced = 0
+    expiry = {t.pk: now + timedelta(days=t.lifetime_days) if t.lifetime_days else None
+              for t in add}
     with transaction.atomic():
-        if writer.pg:
-            removed, replaced, added = writer.pipeline([
-                writer.remove_pairs(_pairs(remove)),
-                writer.replace_pairs(_pairs({t: add[t] for t in single})),
-                writer.add_pairs(_pairs(add), {t.pk: expiry(t) for t in add}),
-            ], meanwhile)
-        else:
-            for tag, ids in remove.items():
-                removed += writer.remove(list(ids), [tag.pk])
-            for tag, ids in add.items():
-                if tag in single:
-                    rivals = list(Tag.objects.filter(dimension_id=tag.dimension_id)
-                                  .exclude(pk=tag.pk).values_list("pk", flat=True))
-                    replaced += writer.remove(list(ids), rivals, replaced=True) if rivals else 0
-                added += writer.add(list(ids), tag.pk, expires_at=expiry(tag))
-            if meanwhile:
-                meanwhile()
+        removed, replaced, added = writer.change_pairs(add, remove, expiry, meanwhile)
     contacts = len({i for ids in (*add.values(), *remove.values()) for i in ids})
-    result = TagChangeResult(operation, contacts, added, removed, replaced)
+    return _announce(TagChangeResult(writer.operation, contacts, added, removed, replaced),
+                     writer)
+
+
+def _announce(result: TagChangeResult, writer: _Writer) -> TagChangeResult:
+    """Send ``tags_changed`` once the transaction commits, when anything changed."""
     if result.changed:
+        actor, source = writer.actor, writer.source
         transaction.on_commit(
             lambda: tags_changed.send(sender=Tag, result=result, actor=actor, source=source)
         )
     return result
+
+
+def _rivals(tag: Tag) -> list[int]:
+    """The other tags of ``tag``'s dimension: what it replaces when that is single-choice."""
+    return list(Tag.objects.filter(dimension_id=tag.dimension_id).exclude(pk=tag.pk)
+                .values_list("pk", flat=True))
+
+
+def tags_change_validate(add: list[Tag], remove: list[Tag]) -> None:
+    """Raise ``TagChangeError`` for a request ``tags_change`` would refuse."""
+    both = {t.name for t in add} & {t.name for t in remove}
+    if both:
+        raise TagChangeError(
+            _("A tag cannot be added and removed in the same step: %(tags)s.")
+            % {"tags": ", ".join(sorted(both))}
+        )
+    _refuse_archived(add)
+    seen: dict[int, str] = {}
+    for tag in add:
+        if tag.dimension.single_choice:
+            if tag.dimension_id in seen:
+                raise TagChangeError(
+                    _("“%(a)s” and “%(b)s” belong to the single-choice dimension “%(d)s”; "
+                      "pick one.") % {"a": seen[tag.dimension_id], "b": tag.name,
+                                     "d": tag.dimension.name}
+                )
+            seen[tag.dimension_id] = tag.name
 
 
 def _refuse_archived(add: list[Tag]) -> None:
@@ -192,6 +225,93 @@ def _single_choice_check(add: Mapping[Tag, Sequence[int]]) -> None:
                       "pick one.") % {"a": other.name, "b": tag.name, "d": tag.dimension.name})
 
 
+def operation_undo(*, operation: uuid.UUID, actor=None, source_ref: str = "") -> TagChangeResult:
+    """Take back exactly what ``operation`` changed: remove what it added, restore what it removed.
+
+    Idempotent: undoing an operation a second time changes nothing.
+    """
+    marker = f"undo:{operation}"
+    # The undo's own id follows from the operation's, so "already undone?" is one probe
+    # of the operation index (source_ref has none: it would be paid on every history row).
+    undo_op = uuid.uuid5(operation, "undo")
+    if AssignmentHistory.objects.filter(operation=undo_op).exists():
+        return TagChangeResult(operation, 0, 0, 0, 0)
+    writer = _writer(operation=undo_op, actor=actor, source=Source.UNDO, source_ref=marker)
+    with transaction.atomic():
+        removed, added = writer.undo(operation)
+    contacts = (
+        AssignmentHistory.objects.filter(operation=undo_op).values("contact_id").distinct().count()
+    )
+    return TagChangeResult(undo_op, contacts, added, removed, 0)
+
+
+def expired_assignments_remove(*, now: datetime | None = None) -> int:
+    """Remove every assignment whose expiry has passed, logged with reason “expiry”."""
+    now = now or timezone.now()
+    writer = _writer(operation=uuid.uuid4(), actor=None, source=Source.EXPIRY, source_ref="")
+    with transaction.atomic():
+        return writer.remove_where("expires_at <= %s", [_db(TagAssignment, "expires_at", now)])
+
+
+def assignments_remove_all(*, tag: Tag, actor=None, source_ref: str = "") -> int:
+    """Take ``tag`` from every contact holding it, logged with reason “system”; return how
+    many lost it.
+
+    Asks no right: for a tag about to be deleted, whose deletion the caller authorised.
+    """
+    writer = _writer(operation=uuid.uuid4(), actor=actor, source=Source.SYSTEM,
+                     source_ref=source_ref)
+    with transaction.atomic():
+        return writer.remove_where("tag_id = %s", [tag.pk])
+
+
+def assignment_expiry_set(*, contacts, tag: Tag, expires_at: datetime | None, actor=None) -> int:
+    """Give ``tag`` on ``contacts`` an explicit expiry (``None`` clears it); returns rows changed.
+
+    The hourly expiry task removes the assignment once ``expires_at`` has passed. Not a
+    change of who holds the tag, so no history row.
+    """
+    ensure_can_apply(actor, [tag])
+    ids = contact_ids(contacts)
+    changed = 0
+    for start in range(0, len(ids), BATCH_SIZE):
+        changed += TagAssignment.objects.filter(
+            tag=tag, contact_id__in=ids[start:start + BATCH_SIZE]).update(expires_at=expires_at)
+    return changed
+
+
+def assignments_backdate(*, source_ref: str, days: int, seed: int) -> int:
+    """Spread the assignments written with ``source_ref`` and their history over the past
+    ``days``, never before the contact existed; return how many history rows moved.
+
+    For demo data only (``tagging.demo``): history is otherwise never rewritten. The same
+    seed gives the same dates. Set-based: one UPDATE per day (rows fall into a day by a
+    hash of their id), a clamp to the contact's creation, then each assignment takes the
+    time of its latest history row.
+    """
+    now = timezone.now()
+    rows = AssignmentHistory.objects.filter(source_ref=source_ref)
+    moved = 0
+    with transaction.atomic():
+        for day in range(days):
+            moved += rows.extra(
+                where=["((id + %s) * 7919) %% %s = %s"], params=[seed, days, day],
+            ).update(at=now - timedelta(days=day))
+        created = Contact.objects.filter(pk=OuterRef("contact_id")).values("created_at")[:1]
+        rows.filter(at__lt=Subquery(created)).update(at=Subquery(created))
+        held_since = (AssignmentHistory.objects.filter(
+            source_ref=source_ref, contact_id=OuterRef("contact_id"), tag_id=OuterRef("tag_id"))
+            .order_by("-at").values("at")[:1])
+        TagAssignment.objects.filter(source_ref=source_ref).update(
+            assigned_at=Subquery(held_since))
+    return moved
+
+
+def _db(model, field: str, value):
+    """A Python value as the database stores it (UUIDs and datetimes differ per backend)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
+
+
 def _pairs(by_tag: Mapping[Tag, Sequence[int]]) -> tuple[list[int], list[int]]:
     """(contact ids, tag ids) as two parallel lists."""
     contacts: list[int] = []
@@ -208,78 +328,28 @@ def _array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def operation_undo(*, operation: uuid.UUID, actor=None, source_ref: str = "") -> TagChangeResult:
-    """Take back exactly what ``operation`` changed: remove what it added, restore what it removed.
-
-    Idempotent: undoing an operation a second time changes nothing.
-    """
-    marker = f"undo:{operation}"
-    # The undo's own id follows from the operation's, so "already undone?" is one probe
-    # of the operation index (source_ref has none: it would be paid on every history row).
-    undo_op = uuid.uuid5(operation, "undo")
-    if AssignmentHistory.objects.filter(operation=undo_op).exists():
-        return TagChangeResult(operation, 0, 0, 0, 0)
-    writer = _Writer(operation=undo_op, actor=actor, source=Source.UNDO, source_ref=marker)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # The operation's pairs are found through the unique index one by one; at the
-            # default random_page_cost (spinning disks) the planner would rather read all
-            # ten million assignments. The indexes are in memory: cost them so.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL random_page_cost = 1.1")
-        removed = writer.undo_added(operation)
-        added = writer.undo_removed(operation)
-    contacts = (
-        AssignmentHistory.objects.filter(operation=undo_op).values("contact_id").distinct().count()
-    )
-    return TagChangeResult(undo_op, contacts, added, removed, 0)
-
-
-def expired_assignments_remove(*, now: datetime | None = None) -> int:
-    """Remove every assignment whose expiry has passed, logged with reason “expiry”."""
-    now = now or timezone.now()
-    writer = _Writer(operation=uuid.uuid4(), actor=None, source=Source.EXPIRY, source_ref="")
-    with transaction.atomic():
-        return writer.remove_where("expires_at <= %s", [_db(TagAssignment, "expires_at", now)])
-
-
-def tags_change_validate(add: list[Tag], remove: list[Tag]) -> None:
-    """Raise ``TagChangeError`` for a request ``tags_change`` would refuse."""
-    both = {t.name for t in add} & {t.name for t in remove}
-    if both:
-        raise TagChangeError(
-            _("A tag cannot be added and removed in the same step: %(tags)s.")
-            % {"tags": ", ".join(sorted(both))}
-        )
-    _refuse_archived(add)
-    seen: dict[int, str] = {}
-    for tag in add:
-        if tag.dimension.single_choice:
-            if tag.dimension_id in seen:
-                raise TagChangeError(
-                    _("“%(a)s” and “%(b)s” belong to the single-choice dimension “%(d)s”; "
-                      "pick one.") % {"a": seen[tag.dimension_id], "b": tag.name,
-                                     "d": tag.dimension.name}
-                )
-            seen[tag.dimension_id] = tag.name
-
-
-def _db(model, field: str, value):
-    """A Python value as the database stores it (UUIDs and datetimes differ per backend)."""
-    return model._meta.get_field(field).get_db_prep_value(value, connection)
+def _writer(*, operation: uuid.UUID, actor, source: str, source_ref: str) -> _Writer:
+    """The writer for this database's dialect."""
+    dialect = _PostgresWriter if connection.vendor == "postgresql" else _PortableWriter
+    return dialect(operation=operation, actor=actor, source=source, source_ref=source_ref)
 
 
 class _Writer:
-    """The SQL behind tags_change: assignments and their history, in step.
+    """The SQL behind the functions above: assignments and their history, in step.
 
-    On PostgreSQL one statement does both (a data-modifying CTE with
-    RETURNING); on SQLite, whose writers are serialised, history is written
-    first from the same condition inside the same transaction.
+    ``_PostgresWriter`` does both in one statement (a data-modifying CTE with
+    RETURNING); ``_PortableWriter`` (SQLite, whose writers are serialised) writes
+    the history first from the same condition inside the same transaction.
     """
+
+    history_cols = (
+        "(contact_id, tag_id, action, reason, replaced, source_ref, operation, actor_id, at)"
+    )
+    insert_cols = "(contact_id, tag_id, assigned_at, source, source_ref, actor_id, expires_at)"
 
     def __init__(self, *, operation: uuid.UUID, actor, source: str, source_ref: str):
         qn = connection.ops.quote_name
-        self.pg = connection.vendor == "postgresql"
+        self.operation, self.actor, self.source = operation, actor, source
         self.a = qn(TagAssignment._meta.db_table)
         self.h = qn(AssignmentHistory._meta.db_table)
         self.c = qn(Contact._meta.db_table)
@@ -288,14 +358,9 @@ class _Writer:
             source, source_ref, _db(AssignmentHistory, "operation", operation),
             getattr(actor, "pk", None), self.now,
         ]
-        self.history_cols = (
-            "(contact_id, tag_id, action, reason, replaced, source_ref, operation, actor_id, at)"
-        )
 
     def _in(self, column: str, values: list[int]) -> tuple[str, list]:
-        if self.pg:
-            return f"{column} = ANY(%s::bigint[])", [_array(values)]
-        return f"{column} IN ({','.join(['%s'] * len(values))})", list(values)
+        raise NotImplementedError
 
     def _execute(self, sql: str, params: list) -> int:
         with connection.cursor() as cursor:
@@ -308,8 +373,62 @@ class _Writer:
         return self.remove_where(f"{c_sql} AND {t_sql}", c_params + t_params, replaced=replaced)
 
     def remove_where(self, where: str, params: list, replaced: bool = False) -> int:
-        if self.pg:
-            return self._execute(*self._remove_statement(where, params, replaced))
+        """Delete the assignments ``where`` selects, with a history row each."""
+        raise NotImplementedError
+
+    def add(self, contact_ids: list[int], tag_id: int, expires_at: datetime | None) -> int:
+        """Give ``tag_id`` to the existing contacts among ``contact_ids`` that lack it."""
+        raise NotImplementedError
+
+    def change_pairs(self, add: Mapping[Tag, Sequence[int]], remove: Mapping[Tag, Sequence[int]],
+                     expiry: dict[int, datetime | None],
+                     meanwhile: Callable[[], None] | None) -> tuple[int, int, int]:
+        """``tags_change_pairs``' writes; returns (removed, replaced, added)."""
+        raise NotImplementedError
+
+    def undo(self, operation: uuid.UUID) -> tuple[int, int]:
+        """Take back ``operation``; returns (removed, added)."""
+        return self.undo_added(operation), self.undo_removed(operation)
+
+    def undo_added(self, operation: uuid.UUID) -> int:
+        op = _db(AssignmentHistory, "operation", operation)
+        return self.remove_where(
+            f"EXISTS (SELECT 1 FROM {self.h} h WHERE h.operation = %s AND h.action = 'added' "
+            f"AND h.contact_id = {self.a}.contact_id AND h.tag_id = {self.a}.tag_id)",
+            [op],
+        )
+
+    def undo_removed(self, operation: uuid.UUID) -> int:
+        source, source_ref, new_op, actor_id, now = self.meta
+        op = _db(AssignmentHistory, "operation", operation)
+        hist_values = ["added", source, False, source_ref, new_op, actor_id, now]
+        candidates = (
+            f"FROM {self.h} h WHERE h.operation = %s AND h.action = 'removed' "
+            f"AND EXISTS (SELECT 1 FROM {self.c} c WHERE c.id = h.contact_id) "
+            f"AND NOT EXISTS (SELECT 1 FROM {self.a} a "
+            f"WHERE a.contact_id = h.contact_id AND a.tag_id = h.tag_id)"
+        )
+        count = self._execute(
+            f"INSERT INTO {self.h} {self.history_cols} "
+            f"SELECT h.contact_id, h.tag_id, %s, %s, %s, %s, %s, %s, %s {candidates}",
+            [*hist_values, op],
+        )
+        self._execute(
+            f"INSERT INTO {self.a} (contact_id, tag_id, assigned_at, source, source_ref, actor_id) "
+            f"SELECT h.contact_id, h.tag_id, %s, %s, %s, %s {candidates}",
+            [now, source, source_ref, actor_id, op],
+        )
+        return count
+
+
+class _PortableWriter(_Writer):
+    """SQLite (and any database without data-modifying CTEs): history first, then the
+    assignments, from the same condition in the same transaction."""
+
+    def _in(self, column: str, values: list[int]) -> tuple[str, list]:
+        return f"{column} IN ({','.join(['%s'] * len(values))})", list(values)
+
+    def remove_where(self, where: str, params: list, replaced: bool = False) -> int:
         source, source_ref, op, actor_id, now = self.meta
         hist_values = ["removed", source, replaced, source_ref, op, actor_id, now]
         select = "SELECT contact_id, tag_id, %s, %s, %s, %s, %s, %s, %s"
@@ -320,8 +439,56 @@ class _Writer:
         self._execute(f"DELETE FROM {self.a} WHERE {where}", params)
         return count
 
+    def add(self, contact_ids: list[int], tag_id: int, expires_at: datetime | None) -> int:
+        source, source_ref, op, actor_id, now = self.meta
+        c_sql, c_params = self._in("c.id", contact_ids)
+        hist_values = ["added", source, False, source_ref, op, actor_id, now]
+        missing = (
+            f"FROM {self.c} c WHERE {c_sql} AND NOT EXISTS "
+            f"(SELECT 1 FROM {self.a} a WHERE a.contact_id = c.id AND a.tag_id = %s)"
+        )
+        count = self._execute(
+            f"INSERT INTO {self.h} {self.history_cols} "
+            f"SELECT c.id, %s, %s, %s, %s, %s, %s, %s, %s {missing}",
+            [tag_id, *hist_values, *c_params, tag_id],
+        )
+        self._execute(
+            f"INSERT INTO {self.a} {self.insert_cols} "
+            f"SELECT c.id, %s, %s, %s, %s, %s, %s {missing}",
+            [tag_id, now, source, source_ref, actor_id,
+             _db(TagAssignment, "expires_at", expires_at), *c_params, tag_id],
+        )
+        return count
+
+    def change_pairs(self, add, remove, expiry, meanwhile) -> tuple[int, int, int]:
+        """Tag by tag through ``remove`` and ``add``; ``meanwhile`` runs after."""
+        removed = replaced = added = 0
+        for tag, ids in remove.items():
+            removed += self.remove(list(ids), [tag.pk])
+        for tag, ids in add.items():
+            rivals = _rivals(tag) if tag.dimension.single_choice else []
+            if rivals:
+                replaced += self.remove(list(ids), rivals, replaced=True)
+            added += self.add(list(ids), tag.pk, expires_at=expiry[tag.pk])
+        if meanwhile:
+            meanwhile()
+        return removed, replaced, added
+
+
+class _PostgresWriter(_Writer):
+    """PostgreSQL: each change and its history in one statement (a data-modifying CTE);
+    ids travel as one array literal each."""
+
+    # (contact, tag) pairs as two arrays, one statement each (None: none).
+    _PAIRS = "unnest(%s::bigint[], %s::bigint[]) AS p(contact_id, tag_id)"
+
+    def _in(self, column: str, values: list[int]) -> tuple[str, list]:
+        return f"{column} = ANY(%s::bigint[])", [_array(values)]
+
+    def remove_where(self, where: str, params: list, replaced: bool = False) -> int:
+        return self._execute(*self._remove_statement(where, params, replaced))
+
     def _remove_statement(self, where: str, params: list, replaced: bool) -> Statement:
-        """PostgreSQL: delete the assignments ``where`` selects and log them, in one go."""
         source, source_ref, op, actor_id, now = self.meta
         return (
             f"WITH gone AS (DELETE FROM {self.a} WHERE {where} RETURNING contact_id, tag_id) "
@@ -335,33 +502,31 @@ class _Writer:
         c_sql, c_params = self._in("c.id", contact_ids)
         expiry = _db(TagAssignment, "expires_at", expires_at)
         hist_values = ["added", source, False, source_ref, op, actor_id, now]
-        insert_cols = "(contact_id, tag_id, assigned_at, source, source_ref, actor_id, expires_at)"
-        if self.pg:
-            return self._execute(
-                f"WITH ins AS (INSERT INTO {self.a} {insert_cols} "
-                f"SELECT c.id, %s, %s, %s, %s, %s, %s FROM {self.c} c WHERE {c_sql} "
-                f"ON CONFLICT (contact_id, tag_id) DO NOTHING RETURNING contact_id, tag_id) "
-                f"INSERT INTO {self.h} {self.history_cols} "
-                f"SELECT contact_id, tag_id, %s, %s, %s, %s, %s, %s, %s FROM ins",
-                [tag_id, now, source, source_ref, actor_id, expiry, *c_params, *hist_values],
-            )
-        missing = (
-            f"FROM {self.c} c WHERE {c_sql} AND NOT EXISTS "
-            f"(SELECT 1 FROM {self.a} a WHERE a.contact_id = c.id AND a.tag_id = %s)"
-        )
-        count = self._execute(
+        return self._execute(
+            f"WITH ins AS (INSERT INTO {self.a} {self.insert_cols} "
+            f"SELECT c.id, %s, %s, %s, %s, %s, %s FROM {self.c} c WHERE {c_sql} "
+            f"ON CONFLICT (contact_id, tag_id) DO NOTHING RETURNING contact_id, tag_id) "
             f"INSERT INTO {self.h} {self.history_cols} "
-            f"SELECT c.id, %s, %s, %s, %s, %s, %s, %s, %s {missing}",
-            [tag_id, *hist_values, *c_params, tag_id],
+            f"SELECT contact_id, tag_id, %s, %s, %s, %s, %s, %s, %s FROM ins",
+            [tag_id, now, source, source_ref, actor_id, expiry, *c_params, *hist_values],
         )
-        self._execute(
-            f"INSERT INTO {self.a} {insert_cols} SELECT c.id, %s, %s, %s, %s, %s, %s {missing}",
-            [tag_id, now, source, source_ref, actor_id, expiry, *c_params, tag_id],
-        )
-        return count
 
-    # PostgreSQL only: (contact, tag) pairs as two arrays, one statement each (None: none).
-    _PAIRS = "unnest(%s::bigint[], %s::bigint[]) AS p(contact_id, tag_id)"
+    def undo(self, operation: uuid.UUID) -> tuple[int, int]:
+        # The operation's pairs are found through the unique index one by one; at the
+        # default random_page_cost (spinning disks) the planner would rather read all
+        # ten million assignments. The indexes are in memory: cost them so.
+        self._execute("SET LOCAL random_page_cost = 1.1", [])
+        return super().undo(operation)
+
+    def change_pairs(self, add, remove, expiry, meanwhile) -> tuple[int, int, int]:
+        """Three statements whatever the number of tags, in one pipeline."""
+        single = {tag: ids for tag, ids in add.items() if tag.dimension.single_choice}
+        removed, replaced, added = self.pipeline([
+            self.remove_pairs(_pairs(remove)),
+            self.replace_pairs(_pairs(single)),
+            self.add_pairs(_pairs(add), expiry),
+        ], meanwhile)
+        return removed, replaced, added
 
     def pipeline(self, statements: list[Statement | None],
                  meanwhile: Callable[[], None] | None = None) -> list[int]:
@@ -411,8 +576,7 @@ class _Writer:
         expires = f"CASE p.tag_id {expires} END" if lifetimes else "NULL::timestamptz"
         hist_values = ["added", source, False, source_ref, op, actor_id, now]
         return (
-            f"WITH ins AS (INSERT INTO {self.a} "
-            "(contact_id, tag_id, assigned_at, source, source_ref, actor_id, expires_at) "
+            f"WITH ins AS (INSERT INTO {self.a} {self.insert_cols} "
             f"SELECT p.contact_id, p.tag_id, %s, %s, %s, %s, {expires} FROM {self._PAIRS} "
             # Existing contacts only, each looked up once (a batch names each several times).
             f"WHERE p.contact_id IN (SELECT c.id FROM {self.c} c WHERE c.id = ANY(%s::bigint[])) "
@@ -422,33 +586,3 @@ class _Writer:
             [now, source, source_ref, actor_id, *lifetimes.values(),
              *[_array(p) for p in pairs], _array(set(pairs[0])), *hist_values],
         )
-
-    def undo_added(self, operation: uuid.UUID) -> int:
-        op = _db(AssignmentHistory, "operation", operation)
-        return self.remove_where(
-            f"EXISTS (SELECT 1 FROM {self.h} h WHERE h.operation = %s AND h.action = 'added' "
-            f"AND h.contact_id = {self.a}.contact_id AND h.tag_id = {self.a}.tag_id)",
-            [op],
-        )
-
-    def undo_removed(self, operation: uuid.UUID) -> int:
-        source, source_ref, new_op, actor_id, now = self.meta
-        op = _db(AssignmentHistory, "operation", operation)
-        hist_values = ["added", source, False, source_ref, new_op, actor_id, now]
-        candidates = (
-            f"FROM {self.h} h WHERE h.operation = %s AND h.action = 'removed' "
-            f"AND EXISTS (SELECT 1 FROM {self.c} c WHERE c.id = h.contact_id) "
-            f"AND NOT EXISTS (SELECT 1 FROM {self.a} a "
-            f"WHERE a.contact_id = h.contact_id AND a.tag_id = h.tag_id)"
-        )
-        count = self._execute(
-            f"INSERT INTO {self.h} {self.history_cols} "
-            f"SELECT h.contact_id, h.tag_id, %s, %s, %s, %s, %s, %s, %s {candidates}",
-            [*hist_values, op],
-        )
-        self._execute(
-            f"INSERT INTO {self.a} (contact_id, tag_id, assigned_at, source, source_ref, actor_id) "
-            f"SELECT h.contact_id, h.tag_id, %s, %s, %s, %s {candidates}",
-            [now, source, source_ref, actor_id, op],
-        )
-        return count

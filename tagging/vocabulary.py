@@ -4,7 +4,9 @@ The admin calls these services (never signals), and so can any app or
 script: each checks the actor's rights, enforces the vocabulary rules and
 records a ``TagVersion`` row for every create, rename, recolour, move,
 archive, restore, merge and delete, in the same transaction as the change.
-``actor=None`` is the system itself and may do anything.
+``actor=None`` is the system itself and may do anything. What a merge or a
+deletion does to the tag's holders goes through ``tagging.services``, the one
+writer of assignments and their history.
 
 Vocabulary rules:
 
@@ -19,10 +21,8 @@ Vocabulary rules:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,17 +30,15 @@ from django.db.models import (
     DO_NOTHING,
     SET_DEFAULT,
     SET_NULL,
+    Count,
     ProtectedError,
     Q,
     RestrictedError,
 )
 from django.utils.translation import gettext as _
 
-from crm.models import Contact
 from tagging.models import (
-    AssignmentHistory,
     Dimension,
-    Source,
     Tag,
     TagAssignment,
     TagKind,
@@ -50,11 +48,10 @@ from tagging.models import (
 from tagging.names import name_key
 from tagging.permissions import (
     TagPermissionDenied,
-    ensure_can_apply,
     ensure_can_archive_dimensions,
     ensure_can_define,
 )
-from tagging.services import _Writer, contact_ids, tags_change
+from tagging.services import assignments_move, assignments_remove_all
 
 TAG_FIELDS = ["name", "dimension", "colour", "symbol", "description", "kind", "lifetime_days"]
 DIMENSION_FIELDS = ["name", "colour", "description", "order", "single_choice"]
@@ -394,9 +391,7 @@ def tag_delete(*, tag: Tag, actor=None, reason: str) -> int:
     _require_reason(reason, _("deletion"))
     pk, snapshot = tag.pk, _snapshot(tag, TAG_FIELDS)
     with transaction.atomic():
-        writer = _Writer(operation=uuid.uuid4(), actor=actor, source=Source.SYSTEM,
-                         source_ref=f"delete:tag:{pk}")
-        removed = writer.remove_where("tag_id = %s", [pk])
+        removed = assignments_remove_all(tag=tag, actor=actor, source_ref=f"delete:tag:{pk}")
         version_record(obj=tag, action=VersionAction.DELETED, actor=actor, reason=reason,
                        changes={**snapshot, "contacts_untagged": removed})
         try:
@@ -435,16 +430,8 @@ def tag_merge(*, source: Tag, target: Tag, actor=None, reason: str) -> MergeResu
     _require_reason(reason, _("merge"))
     ref = f"merge:{source.pk}:{target.pk}"
     with transaction.atomic():
-        holders = Contact.objects.filter(
-            pk__in=TagAssignment.objects.filter(tag=source).values("contact_id"))
-        # The define right authorises the merge, so the apply check is not asked
-        # again; the rows are attributed to the actor right after.
-        result = tags_change(contacts=holders, add=[target], remove=[source], actor=None,
-                             source=Source.MERGE, source_ref=ref)
-        if getattr(actor, "pk", None):
-            AssignmentHistory.objects.filter(operation=result.operation).update(actor=actor)
-            TagAssignment.objects.filter(tag=target, source=Source.MERGE, source_ref=ref,
-                                         actor=None).update(actor=actor)
+        # The define right on both tags authorises the merge; the apply right is not asked.
+        result = assignments_move(from_tag=source, to_tag=target, actor=actor, source_ref=ref)
         version_record(obj=source, action=VersionAction.MERGED, actor=actor, reason=reason,
                        changes={"into": target.name, "into_id": target.pk,
                                 "contacts": result.contacts, "moved": result.added})
@@ -453,20 +440,6 @@ def tag_merge(*, source: Tag, target: Tag, actor=None, reason: str) -> MergeResu
                         reason=_("Merged into “%(tag)s”: %(reason)s")
                         % {"tag": target.name, "reason": reason})
     return MergeResult(moved=result.added, contacts=result.contacts, replaced=result.replaced)
-
-
-def assignment_expiry_set(*, contacts, tag: Tag, expires_at: datetime | None, actor=None) -> int:
-    """Give ``tag`` on ``contacts`` an explicit expiry (``None`` clears it); returns rows changed.
-
-    The hourly expiry task removes the assignment once ``expires_at`` has passed.
-    """
-    ensure_can_apply(actor, [tag])
-    ids = contact_ids(contacts)
-    changed = 0
-    for start in range(0, len(ids), 10_000):
-        changed += TagAssignment.objects.filter(
-            tag=tag, contact_id__in=ids[start:start + 10_000]).update(expires_at=expires_at)
-    return changed
 
 
 # --- dimensions ------------------------------------------------------------------
@@ -509,8 +482,6 @@ def dimension_save(*, dimension: Dimension, actor=None, reason: str = "",
 
 
 def _check_single_choice(dimension: Dimension) -> None:
-    from django.db.models import Count
-
     crowded = (TagAssignment.objects.filter(tag__dimension=dimension.pk).values("contact_id")
                .annotate(n=Count("*")).filter(n__gt=1).count())
     if crowded:

@@ -1,8 +1,10 @@
 """Demo data: a plausible customer base with the vocabulary of the source documents.
 
 Deterministic for a given seed and idempotent: numbers, facts and tags are
-drawn from ``random.Random(seed)`` and written with ``ignore_conflicts``, so a
-second run finds everything in place and adds nothing.
+drawn from ``random.Random(seed)``; contacts are created through
+``crm.services.contacts_insert`` leaving numbers already stored as they are, and
+tags through ``tags_change``, so a second run finds everything in place and adds
+nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import phonenumbers
-from django.db import transaction
 from django.utils import timezone
 
 from crm.models import ConsentStatus, Contact, Gender
+from crm.selectors import contact_ids_by_phone
+from crm.services import contacts_insert
 from tagging.models import Source
 from tagging.services import tags_change
 from tagging.vocabulary import STARTER_VOCABULARY, vocabulary_ensure
@@ -66,7 +69,7 @@ def _phone(rng: random.Random, region: str) -> str:
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _contact(rng: random.Random, phones: set[str], now) -> tuple[Contact, dict]:
+def _contact(rng: random.Random, phones: set[str], now) -> tuple[dict, dict]:
     region, _share, language, pool = rng.choices(REGIONS, weights=[r[1] for r in REGIONS])[0]
     phone = _phone(rng, region)
     while phone in phones:
@@ -93,7 +96,7 @@ def _contact(rng: random.Random, phones: set[str], now) -> tuple[Contact, dict]:
     )[0]
     birth = (now - timedelta(days=rng.randint(18 * 365, 70 * 365))).date() \
         if rng.random() < 0.7 else None
-    contact = Contact(
+    contact = dict(
         phone=phone, country=region, language=language, first_name=first, last_name=last,
         salutation=SALUTATIONS[pool][0 if female else 1],
         gender=Gender.FEMALE if female else Gender.MALE, birth_date=birth,
@@ -160,12 +163,10 @@ def seed_demo(*, contacts: int = 10_000, seed: int = 42) -> SeedResult:
     for _ in range(contacts):
         contact, facts = _contact(rng, phones, now)
         rows.append(contact)
-        plans.append((contact.phone, _tags_for(rng, facts)))
+        plans.append((contact["phone"], _tags_for(rng, facts)))
     before = Contact.objects.count()
-    with transaction.atomic():
-        Contact.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
-    ids = dict(Contact.objects.filter(phone__in=phones).values_list("phone", "id")) \
-        if len(phones) < 30_000 else dict(Contact.objects.values_list("phone", "id"))
+    contacts_insert(rows=rows, skip_existing=True)
+    ids = contact_ids_by_phone(phones)
     by_tag: dict[str, list[int]] = defaultdict(list)
     for phone, names in plans:
         for name in names:

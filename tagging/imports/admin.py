@@ -33,7 +33,6 @@ from tagging.imports.services import (
 )
 from tagging.imports.tasks import import_analyse_task, import_run_task, import_undo_task
 
-MAX_UPLOAD_HINT = _("CSV, TXT or XLSX, up to a million rows.")
 ACTIVE = {ImportStatus.UPLOADED, ImportStatus.ANALYSING, ImportStatus.QUEUED,
           ImportStatus.RUNNING}
 

@@ -106,10 +106,6 @@ class ImportJob(models.Model):
     def source_ref(self) -> str:
         return f"import:{self.pk}"
 
-    @property
-    def failure_share(self) -> float:
-        return self.failed / self.rows if self.rows else 0.0
-
 
 class ImportedContact(models.Model):
     """A contact an import created: what undo may remove again."""

@@ -3,9 +3,10 @@
 One engine serves the preview (``dry_run=True``: reads the whole file and
 counts what would happen, writes nothing) and the import itself. The file is
 streamed and handled in batches; each batch is one transaction that writes
-contacts with bulk SQL, changes tags through ``tagging.services.tags_change_pairs``
-(one call per batch, never per row) and updates the job's counters,
-so the counters always equal what the database holds, even after a crash.
+contacts through ``crm.services`` (one statement per batch: ``contacts_insert``,
+``contacts_update``), changes tags through ``tagging.services.tags_change_pairs``
+(one call per batch, never per row), records what undo needs and updates the job's
+counters, so the counters always equal what the database holds, even after a crash.
 """
 
 from __future__ import annotations
@@ -22,15 +23,23 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Exists, OuterRef, Q
-from django.db.models.expressions import RawSQL
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from crm.models import ConsentStatus, Contact
+from crm.selectors import phone_in
+from crm.services import (
+    CONSENT_FIELDS,
+    consent_change_allowed,
+    contacts_delete,
+    contacts_insert,
+    contacts_update,
+)
 from tagging.imports.exports import escape_cell
 from tagging.imports.models import (
     ImportedChange,
@@ -49,13 +58,16 @@ from tagging.imports.rules import (
     TagBook,
     map_columns,
 )
-from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAssignment
+from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
 from tagging.permissions import can_define
 from tagging.services import operation_undo, tags_change_pairs
 
 BATCH_SIZE = 10_000
 PREVIEW_ROWS = 10
 FAILURE_WARNING_SHARE = 0.10
+
+# What a batch changes on existing contacts: field names -> [(id, new values, values before)].
+Updates = dict[tuple[str, ...], list[tuple[int, dict, dict]]]
 
 
 class ImportRefused(ValueError):
@@ -92,8 +104,6 @@ def file_sha256(path: str | Path) -> str:
 def import_create(*, path: str | Path, actor=None, name: str = "", **options) -> ImportJob:
     """Create a job for a file already on disk (the command's way in); the admin form
     creates the job itself from the upload."""
-    from django.core.files import File
-
     job = ImportJob(actor=actor, original_name=name or Path(path).name, **options)
     with open(path, "rb") as fh:
         job.file.save(Path(path).name, File(fh), save=False)
@@ -225,7 +235,7 @@ def import_undo(*, job: ImportJob, actor=None) -> dict:
         deleted = 0
         for start in range(0, len(ids), BATCH_SIZE):
             chunk = ids[start:start + BATCH_SIZE]
-            deleted += Contact.objects.filter(pk__in=chunk).delete()[1].get("crm.Contact", 0)
+            deleted += contacts_delete(ids=chunk)
         kept = job.created_contacts.count() - deleted
         restored, changed_since = _restore_changes(job, timezone.now())
         job.undo_report = {"tags_removed": result.removed, "tags_restored": result.added,
@@ -468,17 +478,17 @@ class _Engine:
     def _apply(self, batch: list[ParsedRow]) -> None:
         if not batch:
             return
-        job, outcome = self.job, self.outcome
+        outcome = self.outcome
         fields = ["id", "is_blocked", "attributes", *CONSENT_FIELDS, *FACT_FIELDS]
         existing = {
             row["phone"]: row
-            for row in Contact.objects.filter(_phone_in([r.phone for r in batch]))
+            for row in Contact.objects.filter(phone_in([r.phone for r in batch]))
             .values("phone", *fields)
         }
         held = self._held(existing, batch)
         now = timezone.now()
         new_contacts: list[dict] = []
-        updates: dict[tuple[str, ...], list[tuple[int, dict, dict]]] = defaultdict(list)
+        updates: Updates = defaultdict(list)
         plans: list[tuple[ParsedRow, int | None]] = []
         for row in batch:
             current = existing.get(row.phone)
@@ -500,11 +510,19 @@ class _Engine:
         if self.dry_run:
             self._count_tags(plans, held)
             return
-        if new_contacts:
-            ids = contacts_insert(new_contacts, job=job)
-            plans = [(row, pk if pk is not None else ids[row.phone]) for row, pk in plans]
-        contacts_update(updates, now=now, job=job)
-        self._change_tags(plans)
+        self._change_tags(self._write_contacts(new_contacts, updates, plans, now))
+
+    def _write_contacts(self, new_contacts: list[dict], updates: Updates,
+                        plans: list[tuple[ParsedRow, int | None]], now
+                        ) -> list[tuple[ParsedRow, int]]:
+        """Create and change the batch's contacts (``crm.services`` writes them) and keep
+        what undo needs: the contacts created, and the values overwritten as this batch
+        read them. Returns ``plans`` with the new contacts' ids."""
+        ids = contacts_insert(rows=new_contacts)
+        _record_created(self.job, list(ids.values()))
+        contacts_update(changes=_new_values(updates), now=now)
+        _record_changes(self.job, updates)
+        return [(row, ids[row.phone] if pk is None else pk) for row, pk in plans]
 
     def _new_contact(self, row: ParsedRow, now) -> dict:
         job = self.job
@@ -530,10 +548,10 @@ class _Engine:
                     attributes[key] = value
             if attributes != (current["attributes"] or {}):
                 changes["attributes"] = attributes
-        # Consent only ever moves from unknown to opted in: an opted-out or blocklisted
-        # number is never switched back by an import.
-        if (self.job.consent_basis == ConsentStatus.OPTED_IN and not current["is_blocked"]
-                and current["consent_status"] == ConsentStatus.UNKNOWN):
+        # An import only ever asks to opt in; the consent rule says when it may.
+        if self.job.consent_basis == ConsentStatus.OPTED_IN and consent_change_allowed(
+                current=current["consent_status"], new=ConsentStatus.OPTED_IN,
+                is_blocked=current["is_blocked"]):
             changes.update(consent_status=ConsentStatus.OPTED_IN, consent_at=now,
                            consent_source=self._consent_source)
         return changes
@@ -590,138 +608,39 @@ class _Engine:
         self.outcome.tags_removed += result.removed + result.replaced
 
 
-def _phone_in(phones: list[str]) -> Q | RawSQL:
-    """On PostgreSQL one array literal (``= ANY``): ten thousand ``IN`` placeholders cost
-    more to bind and plan than the lookup itself. Parsed numbers are E.164 (``+`` and
-    digits), so the literal needs no quoting."""
+def _record_created(job: ImportJob, ids: list[int]) -> None:
+    """One ``ImportedContact`` row per contact the batch created, in one statement."""
     if connection.vendor != "postgresql":
-        return Q(phone__in=phones)
-    return RawSQL(f"{connection.ops.quote_name(Contact._meta.db_table)}.phone = ANY(%s::text[])",
-                  ["{" + ",".join(phones) + "}"], output_field=BooleanField())
+        ImportedContact.objects.bulk_create(
+            [ImportedContact(job_id=job.pk, contact_id=pk) for pk in ids])
+    elif ids:  # one array literal, not a model instance and a parameter per row
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {ImportedContact._meta.db_table} (job_id, contact_id) "
+                           "SELECT %s, unnest(%s::bigint[])",
+                           [job.pk, "{" + ",".join(map(str, ids)) + "}"])
 
 
-def contacts_insert(rows: list[dict], *, job: ImportJob | None = None) -> dict[str, int]:
-    """Insert new contacts (all with the same keys); return phone → id. With ``job``,
-    record them as created by it (what undo may remove).
-
-    On PostgreSQL the rows are COPied into a temporary table and one statement inserts
-    them and their ``ImportedContact`` records: no model instances, no parameter per
-    value. Columns not given get their model default, so fields added to Contact later
-    keep working.
-    """
+def _record_changes(job: ImportJob, updates: Updates) -> None:
+    """One ``ImportedChange`` row per contact the batch changed, in one statement: the
+    fields' values as the batch read them (``before``) and as it wrote them (``after``)."""
+    rows = [(pk, {n: _jsonable(current[n]) for n in values},
+             {n: _jsonable(v) for n, v in values.items()})
+            for entries in updates.values() for pk, values, current in entries]
     if connection.vendor != "postgresql":
-        objects = [Contact(**row) for row in rows]
-        Contact.objects.bulk_create(objects)
-        if all(o.pk for o in objects):
-            ids = {o.phone: o.pk for o in objects}
-        else:
-            ids = dict(Contact.objects.filter(phone__in=[r["phone"] for r in rows])
-                       .values_list("phone", "id"))
-        if job is not None:
-            ImportedContact.objects.bulk_create(
-                [ImportedContact(job_id=job.pk, contact_id=pk) for pk in ids.values()])
-        return ids
-    qn = connection.ops.quote_name
-    given = list(rows[0])
-    fields = {f.attname: f for f in Contact._meta.concrete_fields if not f.primary_key}
-    types = ["jsonb" if fields[n].get_internal_type() == "JSONField"
-             else fields[n].db_type(connection) for n in given]
-    temp_columns = ", ".join(f"c{i} {t}" for i, t in enumerate(types))
-    columns = [qn(fields[n].column) for n in given]
-    selects = [f"c{i}" for i in range(len(given))]
-    constants = []
-    for name, f in fields.items():
-        if name not in given:
-            columns.append(qn(f.column))
-            selects.append("%s")
-            constants.append(f.get_db_prep_save(f.get_default(), connection))
-    jsons = [i for i, n in enumerate(given) if fields[n].get_internal_type() == "JSONField"]
-    with connection.cursor() as cursor:
-        # COPY is psycopg's fastest way in; the temporary table lives for this batch's
-        # transaction only.
-        cursor.execute(f"CREATE TEMPORARY TABLE tw_import_new ({temp_columns}) ON COMMIT DROP")
-        with cursor.cursor.copy(f"COPY tw_import_new ({', '.join(selects[:len(given)])}) "
-                                "FROM STDIN") as copy:
-            for row in rows:
-                values = [row[n] for n in given]
-                for i in jsons:
-                    values[i] = json.dumps(values[i])
-                copy.write_row(values)
-        insert = (f"INSERT INTO {qn(Contact._meta.db_table)} ({', '.join(columns)}) "
-                  f"SELECT {', '.join(selects)} FROM tw_import_new RETURNING phone, id")
-        if job is None:
-            cursor.execute(insert, constants)
-        else:
-            cursor.execute(
-                f"WITH new AS ({insert}), log AS (INSERT INTO "
-                f"{qn(ImportedContact._meta.db_table)} (job_id, contact_id) "
-                "SELECT %s, id FROM new) SELECT phone, id FROM new", [*constants, job.pk])
-        result = dict(cursor.fetchall())
-        cursor.execute("DROP TABLE tw_import_new")
-        return result
+        ImportedChange.objects.bulk_create([ImportedChange(job_id=job.pk, contact_id=pk,
+                                                           before=before, after=after)
+                                            for pk, before, after in rows])
+    elif rows:  # COPY: psycopg adapts a list of ten thousand texts element by element
+        with connection.cursor() as cursor, cursor.cursor.copy(
+                f"COPY {ImportedChange._meta.db_table} (job_id, contact_id, before, after) "
+                "FROM STDIN") as copy:
+            for pk, before, after in rows:
+                copy.write_row((job.pk, pk, json.dumps(before), json.dumps(after)))
 
 
-CONSENT_FIELDS = ("consent_status", "consent_source", "consent_at")
-_ARRAY_TYPES = {"CharField": "text[]", "TextField": "text[]", "DateField": "date[]",
-                "DateTimeField": "timestamptz[]", "JSONField": "jsonb[]"}
-
-
-def contacts_update(groups: dict[tuple[str, ...], list[tuple[int, dict, dict]]], *, now,
-                    job: ImportJob | None = None) -> None:
-    """Write changed fields of existing contacts; with ``job``, record what they were.
-
-    ``groups`` maps a set of field names to ``(contact id, new values, current values)``.
-    On PostgreSQL each group is one ``UPDATE … FROM unnest(…)`` whose ``RETURNING`` feeds
-    the ``ImportedChange`` rows (old values read by the same statement); other databases
-    use ``bulk_update`` and one ``bulk_create``.
-    """
-    if not groups:
-        return
-    if connection.vendor == "postgresql":
-        for names, entries in groups.items():
-            _update_postgresql(names, entries, now=now, job=job)
-        return
-    for names, entries in groups.items():
-        Contact.objects.bulk_update(
-            [Contact(id=pk, updated_at=now, **values) for pk, values, _ in entries],
-            [*names, "updated_at"], batch_size=1000)
-    if job is not None:
-        ImportedChange.objects.bulk_create([
-            ImportedChange(job_id=job.pk, contact_id=pk,
-                           before={n: _jsonable(current[n]) for n in values},
-                           after={n: _jsonable(v) for n, v in values.items()})
-            for entries in groups.values() for pk, values, current in entries
-        ], batch_size=1000)
-
-
-def _update_postgresql(names: tuple[str, ...], entries: list[tuple[int, dict, dict]], *, now,
-                       job: ImportJob | None) -> None:
-    qn = connection.ops.quote_name
-    fields = [Contact._meta.get_field(n) for n in names]
-    params: list = [now, [pk for pk, _, _ in entries]]
-    for f in fields:
-        column = [values[f.attname] for _, values, _ in entries]
-        params.append([json.dumps(v) for v in column] if f.get_internal_type() == "JSONField"
-                      else column)
-    arrays = ", ".join(["%s::bigint[]"] + [f"%s::{_ARRAY_TYPES[f.get_internal_type()]}"
-                                            for f in fields])
-    values = ", ".join(f"v{i}" for i in range(len(fields)))
-    sets = ", ".join(f"{qn(f.column)} = n.v{i}" for i, f in enumerate(fields))
-    update = (f"UPDATE {qn(Contact._meta.db_table)} c SET {sets}, {qn('updated_at')} = %s "
-              f"FROM unnest({arrays}) AS n(id, {values}), {qn(Contact._meta.db_table)} o "
-              "WHERE c.id = n.id AND o.id = n.id")
-    with connection.cursor() as cursor:
-        if job is None:
-            cursor.execute(update, params)
-            return
-        # The self-join ``o`` reads the rows as they were before this statement.
-        before = ", ".join(f"'{f.attname}', to_jsonb(o.{qn(f.column)})" for f in fields)
-        after = ", ".join(f"'{f.attname}', to_jsonb(n.v{i})" for i, f in enumerate(fields))
-        cursor.execute(
-            f"WITH u AS ({update} RETURNING c.id, jsonb_build_object({before}) AS before, "
-            f"jsonb_build_object({after}) AS after) "
-            f"INSERT INTO {qn(ImportedChange._meta.db_table)} (job_id, contact_id, before, after) "
-            "SELECT %s, id, before, after FROM u", [*params, job.pk])
+def _new_values(updates: Updates) -> dict[tuple[str, ...], list[tuple[int, dict]]]:
+    return {names: [(pk, values) for pk, values, _ in entries]
+            for names, entries in updates.items()}
 
 
 def _jsonable(value):
@@ -747,7 +666,7 @@ def _restore_changes(job: ImportJob, now) -> tuple[int, int]:
                 continue
         current = {row["id"]: row for row in Contact.objects.filter(
             pk__in=[pk for pk, _, _ in chunk]).values("id", "is_blocked", *_RESTORABLE)}
-        groups: dict[tuple[str, ...], list[tuple[int, dict, dict]]] = defaultdict(list)
+        groups: Updates = defaultdict(list)
         for pk, before, after in chunk:
             if pk not in current:
                 continue  # deleted since
@@ -756,7 +675,7 @@ def _restore_changes(job: ImportJob, now) -> tuple[int, int]:
                 groups[tuple(sorted(values))].append((pk, values, current[pk]))
                 restored += 1
             kept += changed_since
-        contacts_update(groups, now=now)
+        contacts_update(changes=_new_values(groups), now=now)
         chunk = []
     return restored, kept
 
@@ -793,17 +712,10 @@ def _restore_values(current: dict, before: dict, after: dict) -> tuple[dict, boo
     consent = [n for n in CONSENT_FIELDS if n in after]
     if consent:
         untouched = all(current[n] == value(n, after[n]) for n in consent)
-        back_to_opted_in = before.get("consent_status") == ConsentStatus.OPTED_IN and (
-            current["consent_status"] != ConsentStatus.OPTED_IN or current["is_blocked"])
-        if untouched and not back_to_opted_in:
+        if untouched and consent_change_allowed(
+                current=current["consent_status"], is_blocked=current["is_blocked"],
+                new=value("consent_status", before.get("consent_status"))):
             values.update({n: value(n, before.get(n)) for n in consent})
         else:
             changed_since = True
     return values, changed_since
-
-
-def history_counts(job: ImportJob) -> dict[str, int]:
-    """What the tag history holds for this import (the report's tag numbers must match)."""
-    rows = AssignmentHistory.objects.filter(operation=job.operation)
-    return {"added": rows.filter(action=HistoryAction.ADDED).count(),
-            "removed": rows.filter(action=HistoryAction.REMOVED).count()}

@@ -1,4 +1,4 @@
-"""Insight: the weekly tag health report, the dashboard and tag analytics (issue 8).
+"""Insight: the weekly tag health report, the dashboard and tag analytics.
 
 Modules: ``conf`` (settings with defaults), ``usage`` (the registries other
 apps plug into), ``selectors`` (reads and findings), ``services`` (writes:

@@ -54,10 +54,6 @@ def unregister_usage_provider(name: str) -> None:
     _usage_providers.pop(name, None)
 
 
-def usage_providers() -> dict[str, UsageProvider]:
-    return dict(_usage_providers)
-
-
 def tags_last_used(*, since: datetime) -> dict[int, tuple[datetime, str]]:
     """Latest use of every tag over all providers, with the name of the provider that saw it."""
     latest: dict[int, tuple[datetime, str]] = {}

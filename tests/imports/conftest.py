@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from guardian.shortcuts import assign_perm
 
-from tagging.imports.models import ConsentBasis
+from tagging.imports.models import ConsentBasis, ImportJob
 from tagging.imports.services import import_create, import_run
+from tagging.models import AssignmentHistory, HistoryAction
 from tests.factories import DimensionFactory, TagFactory, UserFactory
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -63,3 +64,10 @@ def run_import(tmp_path):
         return job
 
     return _run
+
+
+def history_counts(job: ImportJob) -> dict[str, int]:
+    """What the tag history holds for this import (the report's tag numbers must match)."""
+    rows = AssignmentHistory.objects.filter(operation=job.operation)
+    return {"added": rows.filter(action=HistoryAction.ADDED).count(),
+            "removed": rows.filter(action=HistoryAction.REMOVED).count()}

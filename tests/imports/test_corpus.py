@@ -7,8 +7,8 @@ from openpyxl import Workbook
 
 from crm.models import Contact
 from tagging.imports.models import ImportStatus
-from tagging.imports.services import ImportRefused, history_counts
-from tests.imports.conftest import CORPUS
+from tagging.imports.services import ImportRefused
+from tests.imports.conftest import CORPUS, history_counts
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,6 @@ from crm.models import ConsentStatus, Contact
 from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus, UpdateMode
 from tagging.imports.services import (
     ImportRefused,
-    history_counts,
     import_analyse,
     import_create,
     import_run,
@@ -18,7 +17,7 @@ from tagging.imports.services import (
 from tagging.models import Tag, TagAssignment, TagVersion
 from tagging.services import tags_change
 from tests.factories import ContactFactory, UserFactory
-from tests.imports.conftest import CORPUS
+from tests.imports.conftest import CORPUS, history_counts
 
 pytestmark = pytest.mark.django_db
 

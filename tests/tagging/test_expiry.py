@@ -6,9 +6,8 @@ from django_celery_beat.models import PeriodicTask
 
 from tagging.models import AssignmentHistory, TagAssignment
 from tagging.permissions import TagPermissionDenied
-from tagging.services import tags_change
+from tagging.services import assignment_expiry_set, tags_change
 from tagging.tasks import expired_assignments_remove_task
-from tagging.vocabulary import assignment_expiry_set
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ class Command(BaseCommand):
             return
         started = time.monotonic()
         result = seed_demo(contacts=contacts, seed=seed)
-        rules_load_starter()  # rules (issue 6)
+        rules_load_starter()  # so that the demo's tags have rules that keep them
         seconds = time.monotonic() - started
         if json:
             self.stdout.write(_json({**result.__dict__, "seconds": round(seconds, 2)}))

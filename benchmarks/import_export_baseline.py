@@ -1,9 +1,9 @@
-"""django-import-export's way, for the small screens and as the benchmark baseline.
+"""django-import-export's way of importing contacts: the imports benchmark's baseline.
 
 ``ContactResource`` is the library's default ``ModelResource`` import with a
 many-to-many tags widget. It normalises the phone like the fast path, but
-writes row by row and sets tags with the ORM (no history, no permissions), so
-``tagging.imports.services`` is what the admin uses for real imports.
+writes row by row and sets tags with the ORM (no history, no permissions): a
+measure to compare ``tagging.imports.services`` with, never used by the app.
 """
 
 from __future__ import annotations
