@@ -1,4 +1,4 @@
-"""Bulk tag change on 100,000 contacts vs the naive per-contact loop (issue 3).
+"""Bulk tag change on 100,000 contacts vs the naive per-contact loop.
 
 One ``tags_change`` call applies a tag of a single-choice dimension (so each
 contact's other stage tag is replaced) and removes another tag from 100,000

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 
 from campaigns.models import Campaign, ExclusionReason, Send, SendStatus
 from crm.models import ConsentStatus, Contact
+from crm.selectors import reachable_q
 from tagging.audiences.selectors import contacts_matching
 
 
@@ -33,8 +34,7 @@ def campaign_audience(campaign: Campaign, now: datetime | None = None) -> QueryS
 
 def reachable(contacts: QuerySet[Contact], *, marketing: bool) -> QuerySet[Contact]:
     """Contacts who may get a message: not blocklisted, not opted out; for marketing, opted in."""
-    contacts = contacts.filter(is_blocked=False).exclude(consent_status=ConsentStatus.OPTED_OUT)
-    return contacts.filter(consent_status=ConsentStatus.OPTED_IN) if marketing else contacts
+    return contacts.filter(reachable_q(marketing=marketing))
 
 
 def unreachable_reason(contact: Contact, *, marketing: bool) -> str:

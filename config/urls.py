@@ -10,6 +10,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/", include("crm.urls")),  # rules (issue 6): POST /api/events/
+    path("api/", include("crm.urls")),  # POST /api/events/
     path("", include("campaigns.urls")),
 ]

@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from crm.models import Contact
+from crm.models import ConsentStatus, Contact
 from crm.phones import try_normalize_phone
 
 
@@ -55,3 +55,10 @@ def contact_ids_by_phone(phones: Collection[str]) -> dict[str, int]:
         chunk = phones[start:start + step]
         ids.update(Contact.objects.filter(phone_in(chunk)).values_list("phone", "id"))
     return ids
+
+
+def reachable_q(*, marketing: bool) -> Q:
+    """Contacts who may get a WhatsApp message: not blocklisted, not opted out; for
+    marketing, opted in too (PRODUCT.md §2: only numbers that agreed may get marketing)."""
+    q = Q(is_blocked=False) & ~Q(consent_status=ConsentStatus.OPTED_OUT)
+    return q & Q(consent_status=ConsentStatus.OPTED_IN) if marketing else q

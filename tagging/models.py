@@ -126,7 +126,7 @@ class TagAssignment(models.Model):
 
     # Both directions are served by the composite indexes in Meta, so the
     # single-column FK indexes would only slow writes at 10M rows. No database
-    # constraints: see migration 0013 for why and what keeps the table whole.
+    # constraints: see migration 0002_assignment_cascades for why and what keeps the table whole.
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="tag_assignments",
                                 db_index=False, db_constraint=False)
     tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="assignments",

@@ -280,6 +280,30 @@ def assignment_expiry_set(*, contacts, tag: Tag, expires_at: datetime | None, ac
     return changed
 
 
+def assignments_orphans_remove(*, contact_ids: Sequence[int] = (),
+                                tag_ids: Sequence[int] = ()) -> int:
+    """Delete the assignments, among those of ``contact_ids`` and ``tag_ids``, whose contact or
+    tag no longer exists; return how many.
+
+    Assignments have no foreign keys (migration ``0002_assignment_cascades``): the rare one a
+    writer added while its contact or tag was being deleted is swept here, without history
+    (its contact or tag is gone). PostgreSQL only, where that race exists.
+    """
+    if connection.vendor != "postgresql" or not (contact_ids or tag_ids):
+        return 0
+    deleted = 0
+    with connection.cursor() as cursor:
+        for column, owner, ids in (("contact_id", "crm_contact", contact_ids),
+                                   ("tag_id", "tagging_tag", tag_ids)):
+            if ids:
+                cursor.execute(
+                    f"DELETE FROM tagging_tagassignment a WHERE a.{column} = ANY(%s::bigint[]) "
+                    f"AND NOT EXISTS (SELECT 1 FROM {owner} x WHERE x.id = a.{column})",
+                    [_array(ids)])
+                deleted += max(cursor.rowcount, 0)
+    return deleted
+
+
 def assignments_backdate(*, source_ref: str, days: int, seed: int) -> int:
     """Spread the assignments written with ``source_ref`` and their history over the past
     ``days``, never before the contact existed; return how many history rows moved.

@@ -43,3 +43,19 @@ def test_a_malformed_boolean_is_named():
     result = _check({"DEBUG": "maybe"})
     assert result.returncode != 0
     assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_the_embedded_broker_keeps_every_file_under_var(tmp_path):
+    """``make run`` must leave nothing in the checkout but ``var/`` (kombu's filesystem
+    transport would otherwise write its exchange tables to ./control)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings.base",
+                "TAGWERK_VAR_DIR": str(tmp_path / "var")})
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print('\\n'.join(settings.CELERY_BROKER_TRANSPORT_OPTIONS[k] for k in "
+            "('data_folder_in', 'data_folder_out', 'control_folder')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    folders = result.stdout.split()
+    assert len(folders) == 3
+    assert all(Path(f).is_relative_to(tmp_path / "var") for f in folders)

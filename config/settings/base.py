@@ -175,6 +175,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
+        # Exchange tables; kombu's default is ./control, in whatever directory a process runs.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -222,7 +224,7 @@ WHATSAPP_APP_SECRET = env("WHATSAPP_APP_SECRET", "")
 WHATSAPP_VERIFY_TOKEN = env("WHATSAPP_VERIFY_TOKEN", "")
 WHATSAPP_MAX_MPS = env_int("WHATSAPP_MAX_MPS", 80)
 
-# --- campaigns (issue 7) -------------------------------------------------------
+# --- Campaigns ------------------------------------------------------------------
 # Unique recipients per rolling 24 h (the portfolio's messaging tier: 250, 2000,
 # 10000, 100000; 0 = unlimited).
 WHATSAPP_DAILY_UNIQUE_LIMIT = env_int("WHATSAPP_DAILY_UNIQUE_LIMIT", 0)
@@ -265,7 +267,7 @@ LOGGING = {
     },
 }
 
-# --- Insight (issue 8): health report and dashboard; defaults in tagging/insight/conf.py ---
+# --- Insight: health report and dashboard; defaults in tagging/insight/conf.py ---
 TAGWERK_INSIGHT = {
     "REPORT_RECIPIENTS": env_list("TAGWERK_HEALTH_REPORT_RECIPIENTS", []),
 }

@@ -1,7 +1,7 @@
 """Computed facts for the segment language that are not plain contact columns.
 
 Each builder takes the comparison (``op``, ``value``) and the evaluation time
-and returns a ``Q`` on ``Contact``; ``tagging.segments.FIELDS`` names them
+and returns a ``Q`` on ``Contact``; ``tagging.audiences.language.FIELDS`` names them
 with ``FieldSpec(q=...)``. They stay set-based: a date window or one grouped
 subquery, never a per-contact loop.
 """

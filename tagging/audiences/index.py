@@ -48,6 +48,8 @@ import psycopg
 from django.db import connection
 from pyroaring import BitMap
 
+from tagging.services import assignments_orphans_remove
+
 CONTACT = 0  # the tag id that stands for "this contact exists"
 STALE_AFTER = 45 * 60  # seconds without a catch-up before a full rebuild
 KEEP = "1 hour"  # change rows younger than this (and a snapshot that old) are kept
@@ -343,18 +345,16 @@ def changes_prune() -> int:
         row = cursor.fetchone()
         deleted = 0
         if row and row[1]:
-            # Assignments a writer added while their contact or tag was being deleted (no
-            # foreign keys, see tagging migration 0002): the contact's deletion, or the assignment
-            # itself, is in these rows.
-            for column, table, logged in (("contact_id", "crm_contact", "u.tag_id = 0"),
-                                          ("tag_id", "tagging_tag", "u.tag_id <> 0")):
-                cursor.execute(
-                    "WITH u AS (SELECT DISTINCT u.contact_id, u.tag_id FROM audiences_tagchange ch,"
-                    " unnest(ch.contact_ids, ch.tag_ids) AS u(contact_id, tag_id)"
-                    " WHERE ch.xid < pg_snapshot_xmin(%s::pg_snapshot))"
-                    f" DELETE FROM tagging_tagassignment WHERE {column} IN (SELECT u.{column}"
-                    f" FROM u WHERE {logged} AND NOT EXISTS (SELECT 1 FROM {table} x"
-                    f" WHERE x.id = u.{column}))", [row[0]])
+            # Assignments a writer added while their contact or tag was being deleted: the
+            # contact's deletion (tag 0), or the assignment itself, is in these rows.
+            cursor.execute(
+                "SELECT array_agg(DISTINCT u.contact_id) FILTER (WHERE u.tag_id = 0),"
+                " array_agg(DISTINCT u.tag_id) FILTER (WHERE u.tag_id <> 0)"
+                " FROM audiences_tagchange ch, unnest(ch.contact_ids, ch.tag_ids)"
+                " AS u(contact_id, tag_id) WHERE ch.xid < pg_snapshot_xmin(%s::pg_snapshot)",
+                [row[0]])
+            contacts, tags = cursor.fetchone()
+            assignments_orphans_remove(contact_ids=contacts or [], tag_ids=tags or [])
             cursor.execute(
                 "DELETE FROM audiences_tagchange WHERE xid < pg_snapshot_xmin(%s::pg_snapshot)",
                 [row[0]],

@@ -40,11 +40,9 @@ DEFAULTS: dict[str, Any] = {
     # Tags whose holders count as churn risk in the churn-rate trend.
     "CHURN_TAGS": ["Drohender Abwanderer"],
     "TREND_WEEKS": 12,
-    # When beat runs the weekly report, used only when the data migration creates the
-    # entry; afterwards edit it under Periodic tasks in the admin.
-    "REPORT_SCHEDULE": {"minute": "0", "hour": "7", "day_of_week": "1"},
-    # How often the dashboard aggregates are recomputed (minutes; same rule as above).
-    "DASHBOARD_REFRESH_MINUTES": 10,
+    # REPORT_SCHEDULE (Monday 07:00) and DASHBOARD_REFRESH_MINUTES (10) are read only by the
+    # migration insight.0002_schedules when it creates the beat entries; afterwards the
+    # schedules are edited under Periodic tasks in the admin.
     # Recipients of the weekly report when its beat task names none.
     "REPORT_RECIPIENTS": [],
     # Without any snapshot yet, the first page view computes one in place up to this

@@ -33,7 +33,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from crm.models import ConsentStatus, Contact
+from crm.models import Contact
+from crm.selectors import reachable_q
 from tagging.insight.conf import insight_setting
 from tagging.insight.models import DashboardSnapshot, HealthReport
 from tagging.insight.usage import Metric, extra_metrics, panels, tags_last_used
@@ -686,7 +687,7 @@ def dashboard_data(*, now: datetime | None = None) -> dict:
     week_ago = now - timedelta(days=7)
     contacts = Contact.objects.order_by().aggregate(
         total=Count("pk"),
-        consented=Count("pk", filter=Q(consent_status=ConsentStatus.OPTED_IN, is_blocked=False)),
+        consented=Count("pk", filter=reachable_q(marketing=True)),
         new_week=Count("pk", filter=Q(created_at__gt=week_ago)),
     )
     total = contacts["total"]
@@ -777,8 +778,7 @@ def holder_metrics(subject: Subject, *, now: datetime | None = None) -> list[Met
         "revenue": Coalesce(Sum("total_spent"), Value(0), output_field=money),
         "read": Count("pk", filter=Q(last_read_at__gte=recent)),
         "reply": Count("pk", filter=Q(last_reply_at__gte=recent)),
-        "consent": Count("pk", filter=Q(consent_status=ConsentStatus.OPTED_IN,
-                                        is_blocked=False)),
+        "consent": Count("pk", filter=reachable_q(marketing=True)),
     }
     held = Contact.objects.order_by().filter(subject.condition).aggregate(**aggregates)
     everybody = Contact.objects.order_by().aggregate(**aggregates)
