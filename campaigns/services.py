@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns.audience import campaign_audience, reachable
+from campaigns.audience import campaign_audience, reachable, unreachable_reason
 from campaigns.backends import SendResult, get_backend
 from campaigns.content import BLOCK, WARN, Check, message_for, template_checks
 from campaigns.models import (
@@ -396,10 +396,95 @@ def contact_opt_out(*, contact: Contact, source: str, detail: str = "") -> bool:
 
 def campaign_finish_if_done(*, campaign_id: int) -> bool:
     """Mark a sending campaign completed when nothing is left to send."""
-    if Send.objects.filter(campaign_id=campaign_id, status__in=OPEN).exists():
-        return False
-    return bool(Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
-        status=CampaignStatus.COMPLETED, finished_at=timezone.now()))
+    with transaction.atomic():
+        # The row lock orders this with ``campaign_send_triggered``: a recipient added to a
+        # triggered campaign at this moment is either seen here or reopens the campaign.
+        if not list(Campaign.objects.select_for_update().filter(
+                pk=campaign_id, status=CampaignStatus.SENDING).values_list("pk", flat=True)):
+            return False
+        if Send.objects.filter(campaign_id=campaign_id, status__in=OPEN).exists():
+            return False
+        return bool(Campaign.objects.filter(pk=campaign_id).update(
+            status=CampaignStatus.COMPLETED, finished_at=timezone.now()))
+
+
+# --- Triggered campaigns: one recipient at a time, when something happens ------------------
+
+def campaign_triggered_ensure(*, name: str, template: Template, audience: str = "") -> Campaign:
+    """The triggered campaign ``name`` (e.g. a welcome), created on first use.
+
+    A triggered campaign is never launched and has no snapshot: its recipients come one
+    at a time from ``campaign_send_triggered``. It is created completed and reopens
+    whenever a recipient is added; ``audience`` only describes who it is for. Quiet
+    hours, rate and sending number are set in the admin like any campaign's; a paused
+    one keeps its recipients queued, a cancelled one takes none.
+    """
+    now = timezone.now()
+    campaign, created = Campaign.objects.get_or_create(name=name[:200], defaults={
+        "template": template, "audience": audience, "status": CampaignStatus.COMPLETED,
+        "launched_at": now, "finished_at": now,
+        "status_message": _("Triggered: one message per contact, sent when it happens.")})
+    if not created and campaign.template_id != template.pk:
+        Campaign.objects.filter(pk=campaign.pk).update(template=template)
+        campaign.template = template
+    return campaign
+
+
+def _triggered_reason(campaign: Campaign, contact: Contact, now: datetime) -> str:
+    """Why ``contact`` may not get this triggered message: launch's rules for one contact."""
+    marketing = campaign.template.category == TemplateCategory.MARKETING
+    reason = unreachable_reason(contact, marketing=marketing)
+    one = Contact.objects.filter(pk=contact.pk)
+    if not reason and not one.filter(phone__regex=VALID_PHONE).exists():
+        reason = ExclusionReason.INVALID_NUMBER
+    if not reason and campaign.suppression.strip() and one.filter(
+            to_q(parse(campaign.suppression), now)).exists():
+        reason = ExclusionReason.SUPPRESSED
+    if not reason and marketing:
+        day, week = _frequency_counts(campaign, now)
+        if one.annotate(cap_day=day, cap_week=week).filter(
+                Q(cap_day__gte=settings.CAMPAIGNS_CAP_PER_DAY)
+                | Q(cap_week__gte=settings.CAMPAIGNS_CAP_PER_WEEK)).exists():
+            reason = ExclusionReason.FREQUENCY_CAP
+    return reason
+
+
+def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
+                            now: datetime | None = None) -> str:
+    """Queue ``campaign``'s message for ``contact``: decided once per contact, ever.
+
+    Returns "queued"; or the ``ExclusionReason`` that leaves the contact out (no
+    consent for marketing, opted out, blocklisted, invalid number, suppression,
+    frequency cap), recorded as an ``Exclusion`` as at a launch; or "" when this
+    contact was decided before or the campaign is cancelled or aborted. The send
+    loop then treats the message like any other: it checks consent, opt-out and
+    blocklist again right before sending, keeps quiet hours, the rate and the daily
+    limit, and claims it exactly once.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().select_related("template").get(
+            pk=campaign.pk)
+        if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.ABORTED):
+            return ""
+        if (Send.objects.filter(campaign=campaign, contact=contact).exists()
+                or Exclusion.objects.filter(campaign=campaign, contact=contact).exists()):
+            return ""
+        reason = _triggered_reason(campaign, contact, now)
+        if reason:
+            Exclusion.objects.bulk_create([Exclusion(campaign=campaign, contact=contact,
+                                                     reason=reason, created_at=now)],
+                                          ignore_conflicts=True)
+            return reason
+        Send.objects.bulk_create([Send(campaign=campaign, contact=contact, phone=contact.phone,
+                                       created_at=now)], ignore_conflicts=True)
+        sending = campaign.status == CampaignStatus.SENDING or bool(
+            Campaign.objects.filter(pk=campaign.pk, status__in=[
+                CampaignStatus.COMPLETED, CampaignStatus.DRAFT, CampaignStatus.SCHEDULED]
+            ).update(status=CampaignStatus.SENDING, finished_at=None))
+    if sending:
+        enqueue(SEND_TASK, campaign.pk)
+    return "queued"
 
 
 # --- A/B decision and follow-ups ----------------------------------------------------------
