@@ -18,7 +18,7 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
@@ -87,7 +87,7 @@ def _dict(value) -> Mapping:
 
 
 def _decimal(value) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         return None
     try:
         number = Decimal(str(value).strip())
@@ -107,7 +107,7 @@ def _when(value, *, naive_is_utc: bool = False) -> datetime | None:
     if when is None:
         return None
     if timezone.is_naive(when):
-        when = timezone.make_aware(when, timezone.UTC if naive_is_utc else None)
+        when = timezone.make_aware(when, UTC if naive_is_utc else None)
     if when > timezone.now() + timedelta(days=1) or when.year < 2000:
         return None
     return when
@@ -189,6 +189,8 @@ READERS = {Platform.SHOPIFY: shopify_read, Platform.WOOCOMMERCE: woocommerce_rea
 
 def _phone(order: Order) -> str | None:
     for raw, region in order.phones:
+        if re.search(r"[^\W\d_]", raw):
+            continue  # "555-555-SHIP": letters are a placeholder, not a vanity number
         phone = try_normalize_phone(raw, region)
         if phone:
             return phone
