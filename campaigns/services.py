@@ -395,39 +395,41 @@ def contact_opt_out(*, contact: Contact, source: str, detail: str = "") -> bool:
 
 
 def campaign_finish_if_done(*, campaign_id: int) -> bool:
-    """Mark a sending campaign completed when nothing is left to send."""
-    with transaction.atomic():
-        # The row lock orders this with ``campaign_send_triggered``: a recipient added to a
-        # triggered campaign at this moment is either seen here or reopens the campaign.
-        if not list(Campaign.objects.select_for_update().filter(
-                pk=campaign_id, status=CampaignStatus.SENDING).values_list("pk", flat=True)):
-            return False
-        if Send.objects.filter(campaign_id=campaign_id, status__in=OPEN).exists():
-            return False
-        return bool(Campaign.objects.filter(pk=campaign_id).update(
-            status=CampaignStatus.COMPLETED, finished_at=timezone.now()))
+    """Mark a sending campaign completed when nothing is left to send (never a triggered one)."""
+    if Send.objects.filter(campaign_id=campaign_id, status__in=OPEN).exists():
+        return False
+    return bool(Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING,
+                                        triggered=False).update(
+        status=CampaignStatus.COMPLETED, finished_at=timezone.now()))
 
 
 # --- Triggered campaigns: one recipient at a time, when something happens ------------------
 
 def campaign_triggered_ensure(*, name: str, template: Template, audience: str = "") -> Campaign:
-    """The triggered campaign ``name`` (e.g. a welcome), created on first use.
+    """The triggered campaign called ``name`` (e.g. a welcome), created on first use.
 
-    A triggered campaign is never launched and has no snapshot: its recipients come one
-    at a time from ``campaign_send_triggered``. It is created completed and reopens
-    whenever a recipient is added; ``audience`` only describes who it is for. Quiet
-    hours, rate and sending number are set in the admin like any campaign's; a paused
-    one keeps its recipients queued, a cancelled one takes none.
+    A triggered campaign is never launched and has no snapshot: it is created
+    sending and gets its recipients one at a time from ``campaign_send_triggered``;
+    it never completes. ``audience`` only describes who it is for. Quiet hours, rate
+    and sending number are set in the admin like any campaign's; pausing it holds
+    its messages, cancelling it stops it for good. A campaign of the same name that
+    is not triggered is left alone (the new one gets a number).
     """
-    now = timezone.now()
-    campaign, created = Campaign.objects.get_or_create(name=name[:200], defaults={
-        "template": template, "audience": audience, "status": CampaignStatus.COMPLETED,
-        "launched_at": now, "finished_at": now,
-        "status_message": _("Triggered: one message per contact, sent when it happens.")})
-    if not created and campaign.template_id != template.pk:
-        Campaign.objects.filter(pk=campaign.pk).update(template=template)
-        campaign.template = template
-    return campaign
+    found = Campaign.objects.filter(name=name[:200], triggered=True).first()
+    if found is None:
+        taken = set(Campaign.objects.filter(name__startswith=name[:190]).values_list(
+            "name", flat=True))
+        unique = next(n for n in (name[:200], *(f"{name[:190]} ({i})" for i in range(2, 1000)))
+                      if n not in taken)
+        now = timezone.now()
+        found = Campaign.objects.create(
+            name=unique, template=template, audience=audience, status=CampaignStatus.SENDING,
+            triggered=True, launched_at=now,
+            status_message=_("Triggered: one message per contact, sent when it happens."))
+    elif found.template_id != template.pk:
+        Campaign.objects.filter(pk=found.pk).update(template=template)
+        found.template = template
+    return found
 
 
 def _triggered_reason(campaign: Campaign, contact: Contact, now: datetime) -> str:
@@ -451,7 +453,7 @@ def _triggered_reason(campaign: Campaign, contact: Contact, now: datetime) -> st
 
 def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
                             now: datetime | None = None) -> str:
-    """Queue ``campaign``'s message for ``contact``: decided once per contact, ever.
+    """Queue a triggered campaign's message for ``contact``: decided once per contact, ever.
 
     Returns "queued"; or the ``ExclusionReason`` that leaves the contact out (no
     consent for marketing, opted out, blocklisted, invalid number, suppression,
@@ -459,30 +461,24 @@ def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
     contact was decided before or the campaign is cancelled or aborted. The send
     loop then treats the message like any other: it checks consent, opt-out and
     blocklist again right before sending, keeps quiet hours, the rate and the daily
-    limit, and claims it exactly once.
+    limit, and claims it exactly once. A paused campaign keeps it queued.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().select_related("template").get(
-            pk=campaign.pk)
-        if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.ABORTED):
-            return ""
-        if (Send.objects.filter(campaign=campaign, contact=contact).exists()
-                or Exclusion.objects.filter(campaign=campaign, contact=contact).exists()):
-            return ""
-        reason = _triggered_reason(campaign, contact, now)
-        if reason:
-            Exclusion.objects.bulk_create([Exclusion(campaign=campaign, contact=contact,
-                                                     reason=reason, created_at=now)],
-                                          ignore_conflicts=True)
-            return reason
-        Send.objects.bulk_create([Send(campaign=campaign, contact=contact, phone=contact.phone,
-                                       created_at=now)], ignore_conflicts=True)
-        sending = campaign.status == CampaignStatus.SENDING or bool(
-            Campaign.objects.filter(pk=campaign.pk, status__in=[
-                CampaignStatus.COMPLETED, CampaignStatus.DRAFT, CampaignStatus.SCHEDULED]
-            ).update(status=CampaignStatus.SENDING, finished_at=None))
-    if sending:
+    campaign = Campaign.objects.select_related("template").get(pk=campaign.pk)
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.ABORTED):
+        return ""
+    if (Send.objects.filter(campaign=campaign, contact=contact).exists()
+            or Exclusion.objects.filter(campaign=campaign, contact=contact).exists()):
+        return ""
+    reason = _triggered_reason(campaign, contact, now)
+    if reason:
+        Exclusion.objects.bulk_create([Exclusion(campaign=campaign, contact=contact,
+                                                 reason=reason, created_at=now)],
+                                      ignore_conflicts=True)
+        return reason
+    Send.objects.bulk_create([Send(campaign=campaign, contact=contact, phone=contact.phone,
+                                   created_at=now)], ignore_conflicts=True)
+    if campaign.status == CampaignStatus.SENDING:
         enqueue(SEND_TASK, campaign.pk)
     return "queued"
 

@@ -255,3 +255,50 @@ def test_arrival_times_come_from_the_message(post, message, make_entry_point):
     sent_at = int(time.time()) - 3600
     post(message("4917612345678", "MESSE26", timestamp=sent_at))
     assert int(Arrival.objects.get().arrived_at.timestamp()) == sent_at
+
+
+def test_the_welcome_campaign_keeps_sending_and_obeys_pause_and_cancel(
+        post, message, make_entry_point, welcome, outbox):
+    from campaigns.models import Campaign, CampaignStatus
+    from campaigns.sending import campaign_send_batch
+    from campaigns.services import (
+        campaign_cancel,
+        campaign_finish_if_done,
+        campaign_launch,
+        campaign_pause,
+        campaign_resume,
+    )
+
+    make_entry_point(code="NEWS24", consent=True, consent_text="Angebote per WhatsApp.",
+                     welcome_template=welcome)
+    post(message("4917612345678", "NEWS24"))
+    campaign = Campaign.objects.get()
+    assert campaign.triggered and campaign.status == CampaignStatus.SENDING
+    assert not campaign_finish_if_done(campaign_id=campaign.pk)  # it never completes
+    assert campaign_launch(campaign=campaign) is None  # nor is it launched (no snapshot)
+    post(message("4917612340001", "NEWS24"))
+    assert len(outbox) == 2
+
+    assert campaign_pause(campaign=campaign)
+    post(message("4917612340002", "NEWS24"))
+    assert len(outbox) == 2 and Send.objects.filter(status="queued").count() == 1
+    assert campaign_resume(campaign=campaign)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    assert len(outbox) == 3
+
+    campaign_cancel(campaign=campaign)
+    post(message("4917612340003", "NEWS24"))
+    assert len(outbox) == 3 and Send.objects.count() == 3
+    assert Arrival.objects.count() == 4  # the arrival itself still counts
+
+
+def test_a_campaign_with_the_welcome_name_is_not_taken_over(post, message, make_entry_point,
+                                                            welcome, outbox):
+    from campaigns.services import campaign_create
+
+    make_entry_point(name="Messe", code="MESSE26", consent=True,
+                     consent_text="Angebote per WhatsApp.", welcome_template=welcome)
+    own = campaign_create(name="Welcome · Messe", template=welcome, audience="purchases > 0")
+    post(message("4917612345678", "MESSE26"))
+    assert not own.sends.exists()
+    assert Send.objects.get().campaign.name == "Welcome · Messe (2)"
