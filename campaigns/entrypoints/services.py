@@ -155,7 +155,9 @@ def referral_clean(raw) -> dict:
     """The referral's fields we keep, as short strings; {} for anything else."""
     if not isinstance(raw, dict):
         return {}
-    return {key: str(raw[key])[:500].replace("\x00", "") for key in REFERRAL_FIELDS
+    # No NUL and no lone surrogate: PostgreSQL's jsonb refuses both.
+    return {key: str(raw[key])[:500].encode("utf-8", "ignore").decode().replace("\x00", "")
+            for key in REFERRAL_FIELDS
             if isinstance(raw.get(key), str | int) and str(raw[key]).strip()}
 
 

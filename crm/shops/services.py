@@ -77,9 +77,11 @@ class Outcome:
 # --- Reading a body -----------------------------------------------------------------------
 
 def _text(value, limit: int = 200) -> str:
+    """A short clean string: no NUL and no lone surrogate (PostgreSQL refuses both)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return ""
-    return str(value).replace("\x00", "").strip()[:limit]
+    text = str(value).encode("utf-8", "ignore").decode("utf-8").replace("\x00", "")
+    return text.strip()[:limit]
 
 
 def _dict(value) -> Mapping:

@@ -195,3 +195,11 @@ def test_unknown_or_inactive_connection_and_wrong_method(client, deliver, shopif
 
 def test_a_signed_body_that_is_not_json_is_a_400(deliver, shopify):
     assert deliver(shopify, "orders/create", b"\xff\xfe not json").status_code == 400
+
+
+def test_nul_bytes_and_lone_surrogates_in_a_signed_order_are_cleaned(deliver, shopify):
+    order = order_with_phone("customer")
+    order["line_items"][1]["title"] = "Mascara\x00 Deluxe\ud800"
+    body = body_of(order)  # json.dumps escapes both: "\u0000", "\ud800"
+    assert deliver(shopify, "orders/create", body).json()["outcome"] == "stored"
+    assert Event.objects.get().product == "Mascara Deluxe"
