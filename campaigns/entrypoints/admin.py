@@ -126,7 +126,8 @@ class EntryPointAdmin(admin.ModelAdmin):
         except ImproperlyConfigured as exc:
             return str(exc)
         return format_html(
-            '<div id="entry-point-qr">{}</div><p><a class="button" id="download-png" '
+            '<div id="entry-point-qr" style="width:200px;height:200px">{}</div>'
+            '<p><a class="button" id="download-png" '
             'href="{}">{}</a> <a class="button" id="download-svg" href="{}">{}</a> '
             '<a class="button" href="{}?size=a4" target="_blank">{}</a> '
             '<a class="button" href="{}?size=a6" target="_blank">{}</a></p>',

@@ -124,8 +124,9 @@ def qr_png(entry_point: EntryPoint, *, scale: int = 10) -> bytes:
 
 def qr_svg(entry_point: EntryPoint, *, scale: int = 10, inline: bool = False) -> str:
     """The QR code as SVG: a file of its own, or (``inline``) markup for a page."""
-    return entry_point_qr(entry_point).svg_inline(scale=scale, border=4) if inline else \
-        _svg_document(entry_point, scale)
+    if inline:  # sized by the page's CSS: a viewBox instead of width and height
+        return entry_point_qr(entry_point).svg_inline(scale=scale, border=4, omitsize=True)
+    return _svg_document(entry_point, scale)
 
 
 def _svg_document(entry_point: EntryPoint, scale: int) -> str:
