@@ -133,6 +133,10 @@ class Campaign(models.Model):
         help_text=_("Also leave out recipients who read the message."))
     parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True,
                                related_name="followups", verbose_name=_("follow-up of"))
+    triggered = models.BooleanField(
+        _("triggered"), default=False, editable=False,
+        help_text=_("Gets its recipients one at a time when something happens (e.g. a welcome "
+                    "for an entry point): never launched, keeps sending until cancelled."))
     launched_at = models.DateTimeField(_("launched"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)

@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns.audience import campaign_audience, reachable
+from campaigns.audience import campaign_audience, reachable, unreachable_reason
 from campaigns.backends import SendResult, get_backend
 from campaigns.content import BLOCK, WARN, Check, message_for, template_checks
 from campaigns.models import (
@@ -395,11 +395,92 @@ def contact_opt_out(*, contact: Contact, source: str, detail: str = "") -> bool:
 
 
 def campaign_finish_if_done(*, campaign_id: int) -> bool:
-    """Mark a sending campaign completed when nothing is left to send."""
+    """Mark a sending campaign completed when nothing is left to send (never a triggered one)."""
     if Send.objects.filter(campaign_id=campaign_id, status__in=OPEN).exists():
         return False
-    return bool(Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
+    return bool(Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING,
+                                        triggered=False).update(
         status=CampaignStatus.COMPLETED, finished_at=timezone.now()))
+
+
+# --- Triggered campaigns: one recipient at a time, when something happens ------------------
+
+def campaign_triggered_ensure(*, name: str, template: Template, audience: str = "") -> Campaign:
+    """The triggered campaign called ``name`` (e.g. a welcome), created on first use.
+
+    A triggered campaign is never launched and has no snapshot: it is created
+    sending and gets its recipients one at a time from ``campaign_send_triggered``;
+    it never completes. ``audience`` only describes who it is for. Quiet hours, rate
+    and sending number are set in the admin like any campaign's; pausing it holds
+    its messages, cancelling it stops it for good. A campaign of the same name that
+    is not triggered is left alone (the new one gets a number).
+    """
+    found = Campaign.objects.filter(name=name[:200], triggered=True).first()
+    if found is None:
+        taken = set(Campaign.objects.filter(name__startswith=name[:190]).values_list(
+            "name", flat=True))
+        unique = next(n for n in (name[:200], *(f"{name[:190]} ({i})" for i in range(2, 1000)))
+                      if n not in taken)
+        now = timezone.now()
+        found = Campaign.objects.create(
+            name=unique, template=template, audience=audience, status=CampaignStatus.SENDING,
+            triggered=True, launched_at=now,
+            status_message=_("Triggered: one message per contact, sent when it happens."))
+    elif found.template_id != template.pk:
+        Campaign.objects.filter(pk=found.pk).update(template=template)
+        found.template = template
+    return found
+
+
+def _triggered_reason(campaign: Campaign, contact: Contact, now: datetime) -> str:
+    """Why ``contact`` may not get this triggered message: launch's rules for one contact."""
+    marketing = campaign.template.category == TemplateCategory.MARKETING
+    reason = unreachable_reason(contact, marketing=marketing)
+    one = Contact.objects.filter(pk=contact.pk)
+    if not reason and not one.filter(phone__regex=VALID_PHONE).exists():
+        reason = ExclusionReason.INVALID_NUMBER
+    if not reason and campaign.suppression.strip() and one.filter(
+            to_q(parse(campaign.suppression), now)).exists():
+        reason = ExclusionReason.SUPPRESSED
+    if not reason and marketing:
+        day, week = _frequency_counts(campaign, now)
+        if one.annotate(cap_day=day, cap_week=week).filter(
+                Q(cap_day__gte=settings.CAMPAIGNS_CAP_PER_DAY)
+                | Q(cap_week__gte=settings.CAMPAIGNS_CAP_PER_WEEK)).exists():
+            reason = ExclusionReason.FREQUENCY_CAP
+    return reason
+
+
+def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
+                            now: datetime | None = None) -> str:
+    """Queue a triggered campaign's message for ``contact``: decided once per contact, ever.
+
+    Returns "queued"; or the ``ExclusionReason`` that leaves the contact out (no
+    consent for marketing, opted out, blocklisted, invalid number, suppression,
+    frequency cap), recorded as an ``Exclusion`` as at a launch; or "" when this
+    contact was decided before or the campaign is cancelled or aborted. The send
+    loop then treats the message like any other: it checks consent, opt-out and
+    blocklist again right before sending, keeps quiet hours, the rate and the daily
+    limit, and claims it exactly once. A paused campaign keeps it queued.
+    """
+    now = now or timezone.now()
+    campaign = Campaign.objects.select_related("template").get(pk=campaign.pk)
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.ABORTED):
+        return ""
+    if (Send.objects.filter(campaign=campaign, contact=contact).exists()
+            or Exclusion.objects.filter(campaign=campaign, contact=contact).exists()):
+        return ""
+    reason = _triggered_reason(campaign, contact, now)
+    if reason:
+        Exclusion.objects.bulk_create([Exclusion(campaign=campaign, contact=contact,
+                                                 reason=reason, created_at=now)],
+                                      ignore_conflicts=True)
+        return reason
+    Send.objects.bulk_create([Send(campaign=campaign, contact=contact, phone=contact.phone,
+                                   created_at=now)], ignore_conflicts=True)
+    if campaign.status == CampaignStatus.SENDING:
+        enqueue(SEND_TASK, campaign.pk)
+    return "queued"
 
 
 # --- A/B decision and follow-ups ----------------------------------------------------------

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from campaigns.backends import WhatsAppError
@@ -53,6 +55,15 @@ FORWARD = {
 STAMP = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at",
          "failed": "failed_at"}
 REPLY_WINDOW = timedelta(days=7)
+
+# Where other apps plug into inbound messages (from their AppConfig.ready()):
+# a finder may return the contact of a message from a number we do not know yet
+# (e.g. the message names an entry point's code), else the message is skipped;
+# ``inbound_message_received`` is sent once per stored message (not for replays),
+# with ``contact``, ``message`` (the webhook's dict), ``inbound`` and ``text``; a
+# receiver may return a short note for the message's ``action`` column.
+inbound_contact_finders: list[Callable[[dict], Contact | None]] = []
+inbound_message_received = Signal()
 
 
 def webhooks_drain(*, batch: int = 200) -> int:
@@ -227,7 +238,8 @@ def messages_apply(*, messages: list[dict]) -> int:
     """Store inbound messages once, attribute them, apply opt-outs and keyword rules."""
     handled, events = 0, []
     for message in messages:
-        contact = _contact_for(message.get("from", ""))
+        contact = _contact_for(message.get("from", "")) or next(
+            (found for finder in inbound_contact_finders if (found := finder(message))), None)
         if contact is None:
             continue
         occurred = _when(message.get("timestamp"))
@@ -263,6 +275,9 @@ def messages_apply(*, messages: list[dict]) -> int:
                     tags_change(contacts=[contact.pk], add=[rule.tag], source=Source.CAMPAIGN,
                                 source_ref=f"keyword rule {rule.pk}")
                     actions.append(f"tagged {rule.tag.name}")
+        actions += [note for _receiver, note in inbound_message_received.send(
+            sender=InboundMessage, contact=contact, message=message, inbound=inbound, text=text)
+            if note]
         if actions:
             InboundMessage.objects.filter(pk=inbound.pk).update(action="; ".join(actions)[:200])
     if events:

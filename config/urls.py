@@ -12,4 +12,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include("crm.urls")),  # POST /api/events/
     path("", include("campaigns.urls")),
+    path("", include("crm.shops.urls")),  # POST /webhooks/shop/<slug>/
 ]

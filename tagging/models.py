@@ -119,6 +119,7 @@ class Source(models.TextChoices):
     MERGE = "merge", _("merge")
     UNDO = "undo", _("undo")
     SYSTEM = "system", _("system")
+    ENTRY_POINT = "entrypoint", _("entry point")
 
 
 class TagAssignment(models.Model):

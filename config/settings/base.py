@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "crm",
+    "crm.shops",
     "tagging",
     "tagging.audiences",
     "tagging.imports",
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "tagging.insight",
     "tagging.demo",
     "campaigns",
+    "campaigns.entrypoints",
 ]
 
 MIDDLEWARE = [
@@ -288,3 +290,7 @@ IMPORTS_PREVIEW_RETENTION_DAYS = env_int("IMPORTS_PREVIEW_RETENTION_DAYS", 7)
 CELERY_BEAT_SCHEDULE["imports-preview-cleanup"] = {
     "task": "tagging.imports.tasks.import_previews_cleanup_task", "schedule": 86400.0,
 }
+
+# --- Arrivals: entry points (links, QR codes, ads) and shop webhooks (docs/arrivals.md) ---
+# The business's WhatsApp number as shown in WhatsApp Manager, for wa.me links and QR codes.
+WHATSAPP_DISPLAY_PHONE_NUMBER = env("WHATSAPP_DISPLAY_PHONE_NUMBER", "")
