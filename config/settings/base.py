@@ -287,3 +287,16 @@ IMPORTS_PREVIEW_RETENTION_DAYS = env_int("IMPORTS_PREVIEW_RETENTION_DAYS", 7)
 CELERY_BEAT_SCHEDULE["imports-preview-cleanup"] = {
     "task": "tagging.imports.tasks.import_previews_cleanup_task", "schedule": 86400.0,
 }
+
+# --- UI: languages, per-user language, error pages (docs/ui.md) ----------------------------
+# German and Simplified Chinese are the marketers' languages; English is the source text.
+# The catalogs are one per language under locale/ (LOCALE_PATHS above); the .mo files are
+# committed, so no gettext tool is needed at run time (`make messages` rebuilds them).
+INSTALLED_APPS += ["django.contrib.humanize", "config.preferences"]
+# A user's stored language wins over the browser's Accept-Language (after LocaleMiddleware).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "config.preferences.middleware.UserLanguageMiddleware")
+TEMPLATES[0]["OPTIONS"]["context_processors"] += ["django.template.context_processors.i18n"]
+LANGUAGE_COOKIE_NAME = "tagwerk_language"
+# Counts are grouped per locale where shown (|intcomma, charts), not globally: a global
+# separator would also write ids in forms as "1.234".

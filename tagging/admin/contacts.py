@@ -27,7 +27,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.admin import ContactAdminPart
 from crm.models import Contact
-from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
+from crm.timeline import Entry, timeline_sources
+from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAssignment
 from tagging.names import name_key
 from tagging.permissions import applicable_dimension_ids
 from tagging.selectors import contacts_with_tags
@@ -225,3 +226,31 @@ def tag_panel_html(request: HttpRequest, model_admin, contact: Contact) -> str:
         "history": history,
         "can_add": may_change and (allowed is None or bool(allowed)),
     }, request=request)
+
+
+def history_source(row: AssignmentHistory) -> str:
+    """Where a logged tag change came from, for people: “rule: High-value customer”."""
+    label = Source(row.reason).label if row.reason in Source.values else row.reason
+    detail = _ref_label(row.reason, row.source_ref) if row.source_ref else ""
+    if not detail and row.actor_id:
+        detail = row.actor.get_username()
+    return f"{label}: {detail}" if detail else str(label)
+
+
+def tag_changes_timeline(contact: Contact, before, limit: int) -> list[Entry]:
+    """The contact's tag changes for the timeline (index tagging_hist_contact_at)."""
+    rows = AssignmentHistory.objects.filter(contact=contact).select_related("tag", "actor")
+    if before is not None:
+        rows = rows.filter(at__lt=before)
+    entries = []
+    for row in rows.order_by("-at", "-id")[:limit]:
+        name = row.tag.name if row.tag_id else "?"
+        title = (_("Tag “%(tag)s” added") if row.action == HistoryAction.ADDED
+                 else _("Tag “%(tag)s” removed")) % {"tag": name}
+        if row.replaced:
+            title += " " + _("(replaced by another tag of its dimension)")
+        entries.append(Entry(row.at, "tag", title, history_source(row)))
+    return entries
+
+
+timeline_sources.register("tags", tag_changes_timeline)
