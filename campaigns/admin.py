@@ -49,6 +49,7 @@ from campaigns.zones import time_zone_choices
 from crm.models import Contact
 from crm.timeline import Entry, timeline_sources
 from tagging.audiences.language import SegmentError, parse
+from tagging.insight.dashboard import register_change_probe
 from tagging.insight.tasks import dashboard_refresh_task
 
 
@@ -623,3 +624,12 @@ def messages_timeline(contact: Contact, before, limit: int) -> list[Entry]:
 
 
 timeline_sources.register("messages", messages_timeline)
+
+
+def _last_launch():
+    return (Campaign.objects.filter(launched_at__isnull=False).order_by("-launched_at")
+            .values_list("launched_at", flat=True).first())
+
+
+# The dashboard's campaign panel is recomputed once a campaign launched after its snapshot.
+register_change_probe("campaigns", _last_launch)

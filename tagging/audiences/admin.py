@@ -16,7 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -336,14 +336,30 @@ class BulkOperationAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["actor"]
     change_form_template = "admin/audiences/bulk_operation.html"
-    readonly_fields = ["operation", "actor", "created_at", "started_at", "finished_at", "status",
-                       "expression", "tag_names", "preview", "total", "processed", "added",
-                       "removed", "replaced", "error", "undone_at", "undone_by"]
+    readonly_fields = ["actor", "created_at", "started_at", "finished_at", "status",
+                       "expression", "tag_names", "preview_table", "total", "processed",
+                       "added", "removed", "replaced", "error", "undone_at", "undone_by"]
     fields = readonly_fields
     actions = ["undo"]
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a record of what happened: read, followed and undone, never edited
+
+    @admin.display(description=gettext_lazy("preview"))
+    def preview_table(self, obj: BulkOperation) -> str:
+        """What the preview promised, per tag — a table, not the stored JSON."""
+        rows = (obj.preview or {}).get("tags", [])
+        if not rows:
+            return "—"
+        return format_html(
+            '<table class="tw-preview-table"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "</tr></thead><tbody>{}</tbody></table>", _("Tag"), _("would gain it"),
+            _("would lose it"), format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                                 ((r.get("tag", ""), r.get("gain", 0),
+                                                   r.get("lose", 0)) for r in rows)))
 
     def has_delete_permission(self, request, obj=None):
         return False

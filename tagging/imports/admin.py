@@ -26,12 +26,12 @@ from django.utils.translation import ngettext
 from crm.admin import ContactAdminPart
 from tagging.imports.exports import contacts_export, export_csv_lines
 from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus
+from tagging.imports.rules import FACT_FIELDS, Reason
 from tagging.imports.services import (
     ImportRefused,
     file_sha256,
     import_check_options,
 )
-from tagging.imports.rules import FACT_FIELDS, Reason
 from tagging.imports.tasks import import_analyse_task, import_run_task, import_undo_task
 
 # A display layer: the stored reason codes stay as they are (reports, failed-rows CSV).
