@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 
+from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -109,10 +110,9 @@ class TagsContactPart(ContactAdminPart):
         return [*columns[:at], self.tag_chips, *columns[at:]]
 
     @staticmethod
+    @admin.display(description=gettext_lazy("tags"))
     def tag_chips(obj: Contact) -> str:
         return chips(a.tag for a in obj.tag_assignments.all())
-
-    tag_chips.short_description = gettext_lazy("tags")
 
     def urls(self, model_admin) -> list:
         info = f"{model_admin.opts.app_label}_{model_admin.opts.model_name}"

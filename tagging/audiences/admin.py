@@ -220,6 +220,15 @@ class AudienceContactPart(ContactAdminPart):
                 parse(expression)
             except SegmentError as error:
                 context["audience_error"] = error
+        # The vocabulary to click into the box, and where “Save as segment” goes.
+        groups: dict[int, dict] = {}
+        for tag in Tag.objects.filter(is_archived=False).select_related("dimension").order_by(
+                "dimension__order", "dimension__name", "name"):
+            groups.setdefault(tag.dimension_id, {"dimension": tag.dimension, "tags": []})[
+                "tags"].append(tag)
+        context["audience_vocabulary"] = list(groups.values())
+        if request.user.has_perm("audiences.add_segment"):
+            context["segment_add_url"] = reverse("admin:audiences_segment_add")
         return context
 
     def actions(self, request, model_admin) -> dict:
