@@ -160,15 +160,24 @@ class TagsContactPart(ContactAdminPart):
         tags = Tag.objects.filter(is_archived=False).select_related("dimension").exclude(
             assignments__contact=contact)
         allowed = applicable_dimension_ids(request.user)
-        if allowed is not None:
-            tags = tags.filter(dimension_id__in=allowed)
+        found = tags
         if query:
-            tags = tags.filter(Q(name__icontains=query) | Q(name_key__contains=name_key(query)))
-        tags = tags.order_by("dimension__order", "dimension__name", "name")[:SEARCH_LIMIT]
-        return JsonResponse({"results": [
+            found = found.filter(Q(name__icontains=query) | Q(name_key__contains=name_key(query)))
+        hint = ""
+        if allowed is not None and query:
+            # Say why a tag the user typed is missing, instead of an empty list.
+            outside = found.exclude(dimension_id__in=allowed).first()
+            if outside is not None:
+                hint = _("“%(tag)s” belongs to “%(dimension)s”, which you may not apply. Ask a "
+                         "tag administrator to grant you that dimension.") % {
+                    "tag": outside.name, "dimension": outside.dimension.name}
+        if allowed is not None:
+            found = found.filter(dimension_id__in=allowed)
+        found = found.order_by("dimension__order", "dimension__name", "name")[:SEARCH_LIMIT]
+        return JsonResponse({"hint": hint, "results": [
             {"id": t.pk, "name": t.name, "symbol": t.symbol, "colour": t.display_colour,
              "dimension": t.dimension.name, "single_choice": t.dimension.single_choice}
-            for t in tags
+            for t in found
         ]})
 
     def tag_change(self, model_admin, request: HttpRequest, object_id: str):

@@ -1,6 +1,11 @@
 // Audiences: live count under the expression box; progress of a bulk operation.
 (function () {
   "use strict";
+  // Django's JavaScript catalog (jsi18n) defines these; the fallbacks keep English.
+  const gettext = window.gettext || ((s) => s);
+  const ngettext = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
+  const interpolate = window.interpolate ||
+    ((fmt, obj) => fmt.replace(/%\((\w+)\)s/g, (m, k) => String(obj[k])));
 
   function liveCount(form) {
     const input = form.querySelector("#tw-expr");
@@ -23,11 +28,11 @@
         .then((data) => {
           if (data.error) {
             out.textContent = "";
-            show(data.position ? interpolate(gettextSafe("%(error)s (at character %(position)s)"),
+            show(data.position ? interpolate(gettext("%(error)s (at character %(position)s)"),
                                              data, true) : data.error);
           } else {
             show("");
-            out.textContent = data.count === null ? "" : interpolate(ngettextSafe(
+            out.textContent = data.count === null ? "" : interpolate(ngettext(
               "%(n)s contact matches", "%(n)s contacts match", data.count),
               {n: data.count.toLocaleString(document.documentElement.lang || undefined)}, true);
             out.dataset.count = data.count;
@@ -63,13 +68,7 @@
     if (input.value.trim()) update();
   }
 
-  function gettextSafe(s) { return typeof window.gettext === "function" ? window.gettext(s) : s; }
-  function ngettextSafe(one, many, n) {
-    return typeof window.ngettext === "function" ? window.ngettext(one, many, n) : (n === 1 ? one : many);
-  }
-  if (typeof window.interpolate !== "function") {
-    window.interpolate = (fmt, obj) => fmt.replace(/%\((\w+)\)s/g, (m, k) => String(obj[k]));
-  }
+
 
   function bulkProgress(box) {
     const bar = box.querySelector("#tw-bulk-bar");
@@ -80,7 +79,7 @@
         .then((r) => r.json())
         .then((d) => {
           bar.value = d.percent;
-          text.textContent = interpolate(gettextSafe("%(status)s · %(processed)s of %(total)s"),
+          text.textContent = interpolate(gettext("%(status)s · %(processed)s of %(total)s"),
                                          {status: d.status_display, processed: d.processed,
                                           total: d.total}, true);
           box.dataset.status = d.status;
