@@ -38,3 +38,9 @@ class UserLanguageMiddleware:
         if session is not None:
             session[SESSION_KEY] = language
         return language
+
+
+def remember_language(sender, request, user, **kwargs) -> None:
+    """``user_logged_in`` receiver: keep the person's language in their new session."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_KEY] = user_language(user)

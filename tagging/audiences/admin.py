@@ -165,14 +165,20 @@ class AudienceContactPart(ContactAdminPart):
 
     changelist_includes = ["admin/audiences/expression_box.html"]
 
+    @staticmethod
+    def _vocabulary(request) -> dict[int, tuple[Dimension, list[Tag]]]:
+        """Every tag by dimension: one query per request, shared by the filters and the box."""
+        if not hasattr(request, "_tw_vocabulary"):
+            by_dimension: dict[int, tuple[Dimension, list[Tag]]] = {}
+            for tag in Tag.objects.select_related("dimension").order_by(
+                    "dimension__order", "dimension__name", "name"):
+                by_dimension.setdefault(tag.dimension_id, (tag.dimension, []))[1].append(tag)
+            request._tw_vocabulary = by_dimension
+        return request._tw_vocabulary
+
     def list_filter(self, request, filters: list) -> list:
-        # One query for the whole vocabulary, whatever the number of dimensions.
-        by_dimension: dict[int, tuple[Dimension, list[Tag]]] = {}
-        for tag in Tag.objects.select_related("dimension").order_by(
-                "dimension__order", "dimension__name", "name"):
-            by_dimension.setdefault(tag.dimension_id, (tag.dimension, []))[1].append(tag)
         return [ExpressionFilter, *filters,
-                *(dimension_filter(d, tags) for d, tags in by_dimension.values())]
+                *(dimension_filter(d, tags) for d, tags in self._vocabulary(request).values())]
 
     def paginator(self, request, paginator):
         if _expression_only(request):
@@ -221,12 +227,10 @@ class AudienceContactPart(ContactAdminPart):
             except SegmentError as error:
                 context["audience_error"] = error
         # The vocabulary to click into the box, and where “Save as segment” goes.
-        groups: dict[int, dict] = {}
-        for tag in Tag.objects.filter(is_archived=False).select_related("dimension").order_by(
-                "dimension__order", "dimension__name", "name"):
-            groups.setdefault(tag.dimension_id, {"dimension": tag.dimension, "tags": []})[
-                "tags"].append(tag)
-        context["audience_vocabulary"] = list(groups.values())
+        context["audience_vocabulary"] = [
+            {"dimension": dimension, "tags": [t for t in tags if not t.is_archived]}
+            for dimension, tags in self._vocabulary(request).values()
+            if any(not t.is_archived for t in tags)]
         if request.user.has_perm("audiences.add_segment"):
             context["segment_add_url"] = reverse("admin:audiences_segment_add")
         return context

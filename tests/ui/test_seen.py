@@ -19,7 +19,7 @@ from guardian.shortcuts import assign_perm
 from campaigns.models import Campaign, Exclusion, Send, SendStatus
 from campaigns.services import campaign_create, template_create
 from crm.events import EventIn, events_record
-from crm.models import ConsentStatus, Contact
+from crm.models import ConsentStatus
 from tagging.audiences.services import bulk_operation_start, bulk_preview
 from tagging.imports.models import ImportJob, ImportStatus
 from tagging.insight.services import dashboard_snapshot_refresh
@@ -264,8 +264,8 @@ def test_5_manage_tags_is_a_chip_picker_with_the_selection_size_and_counts(clien
     assert 'id="tw-picker-search"' in html
     assert "--tw-colour:#D6336C" in html                       # coloured by dimension
     assert "eines pro Kontakt: Hinzufügen ersetzt das andere" in page  # single choice
-    vip = re.search(r'value="%d"[^>]*> \+ <span class="tw-count-gain">(\d+)' %
-                    vocabulary["vip"].pk, html)
+    pk = vocabulary["vip"].pk
+    vip = re.search(rf'value="{pk}"[^>]*> \+ <span class="tw-count-gain">(\d+)', html)
     assert vip and vip.group(1) == "1"                          # one of four would gain VIP
 
 
@@ -369,7 +369,7 @@ def test_10_the_contact_page_has_a_timeline_newest_first_and_paginated(client, s
     timeline = html.split('id="tw-timeline"')[1]
     kinds = re.findall(r'data-kind="(\w+)"', timeline)
     assert kinds[:2] == ["tag", "message"]                  # newest first
-    assert "Tag „VIP“ hinzugefügt" in timeline and "manuell" not in "x"
+    assert "Tag „VIP“ hinzugefügt" in timeline
     assert "Nachricht von „Sommer“" in timeline
     assert len(kinds) == 25 and 'data-tw-more' in timeline  # a page, and a link to more
     more = re.search(r'href="([^"]+)" data-tw-more', timeline).group(1).replace("&amp;", "&")

@@ -32,7 +32,7 @@ TRANSLATED_PAGES = (
 @pytest.fixture(scope="module")
 def extracted():
     require_service(shutil.which("xgettext") is not None,
-                    "GNU gettext's xgettext is needed to extract strings (apt-get install gettext).")
+                    "GNU gettext's xgettext extracts the strings (apt-get install gettext).")
     path = catalogs.fresh_extraction()
     yield path
     shutil.rmtree(path.parent, ignore_errors=True)
