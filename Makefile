@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -n 2
+DEMO_LANGUAGE ?= de
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: run test lint format bench clean e2e-browser messages
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py seed_demo --if-empty --language $(DEMO_LANGUAGE)
 	$(PY) manage.py ensure_admin
 	$(PY) -m config.dev
 

@@ -584,7 +584,11 @@ class OptOutAdmin(ReadOnlyAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "campaign", "code", "message"]
+    list_display = ["created_at", "campaign", "meaning", "message"]
+
+    @admin.display(description=_("what it means"), ordering="code")
+    def meaning(self, obj: Alert) -> str:
+        return error_meaning(obj.code) if obj.code is not None else "—"
 
 
 @admin.register(WebhookDelivery)
