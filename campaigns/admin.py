@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -338,7 +339,7 @@ class CampaignAdmin(admin.ModelAdmin):
             (_("held back by WhatsApp, retried later"), r["limited"]),
             (_("excluded"), _reasons({exclusion_label(k): v for k, v in r["excluded"].items()})),
             (_("conversions"), f"{r['conversions']} ({_pct(r['conversion_rate'])})"),
-            (_("revenue"), r["revenue"]),
+            (_("revenue"), formats.number_format(Decimal(r["revenue"]), 2, force_grouping=True)),
         ]
         keys = ["recipients", "sent", "delivered", "read", "replied", "failed", "limited",
                 "excluded", "conversions", "revenue"]
