@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import models
 from django.db.models import Count, Q
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -23,6 +25,7 @@ from django.utils.translation import ngettext
 from campaigns import services
 from campaigns.backends import AmbiguousSendError, WhatsAppError
 from campaigns.content import render_preview, template_checks
+from campaigns.display import error_meaning, exclusion_label, status_label
 from campaigns.models import (
     Alert,
     Campaign,
@@ -40,15 +43,29 @@ from campaigns.models import (
     Template,
     WebhookDelivery,
 )
+from campaigns.prelaunch import launch_estimate, night_recipients
 from campaigns.schedule import send_time_suggest
 from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_state, recipients
 from campaigns.zones import time_zone_choices
 from crm.models import Contact
+from crm.timeline import Entry, timeline_sources
 from tagging.audiences.language import SegmentError, parse
+from tagging.insight.dashboard import register_change_probe
+from tagging.insight.tasks import dashboard_refresh_task
 
 
 def _pct(value) -> str:
-    return "–" if value is None else f"{value:.1%}"
+    return "–" if value is None else formats.number_format(value * 100, 1) + "%"
+
+
+def _reasons(counts: dict[str, int]):
+    """Counts by reason as a list of sentences, largest first; "0" when there are none."""
+    if not counts:
+        return "0"
+    return format_html('<ul class="tw-reasons">{}</ul>', format_html_join(
+        "", "<li><strong>{}</strong> {}</li>",
+        ((formats.number_format(n, force_grouping=True), text)
+         for text, n in sorted(counts.items(), key=lambda kv: -kv[1]))))
 
 
 class TestSendForm(forms.Form):
@@ -235,6 +252,7 @@ class CampaignForm(forms.ModelForm):
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
+    change_form_template = "admin/campaigns/campaign/change_form.html"
     list_display = ["name", "status", "recipients_count", "sent_count", "delivery",
                     "read", "reply", "launched_at"]
     list_filter = ["status"]
@@ -317,20 +335,25 @@ class CampaignAdmin(admin.ModelAdmin):
             (_("delivered"), f"{r['delivered']} ({_pct(r['delivery_rate'])})"),
             (_("read"), f"{r['read']} ({_pct(r['read_rate'])})"),
             (_("replied"), f"{r['replied']} ({_pct(r['reply_rate'])})"),
-            (_("failed"), ", ".join(f"{k}: {v}" for k, v in r["failed"].items()) or "0"),
-            (_("limited (131049), retried later"), r["limited"]),
-            (_("excluded"), ", ".join(f"{k}: {v}" for k, v in r["excluded"].items()) or "0"),
+            (_("failed"), _reasons({error_meaning(k): v for k, v in r["failed"].items()})),
+            (_("held back by WhatsApp, retried later"), r["limited"]),
+            (_("excluded"), _reasons({exclusion_label(k): v for k, v in r["excluded"].items()})),
             (_("conversions"), f"{r['conversions']} ({_pct(r['conversion_rate'])})"),
-            (_("revenue"), r["revenue"]),
+            (_("revenue"), formats.number_format(Decimal(r["revenue"]), 2, force_grouping=True)),
         ]
+        keys = ["recipients", "sent", "delivered", "read", "replied", "failed", "limited",
+                "excluded", "conversions", "revenue"]
         html = format_html('<table class="tw-report" id="campaign-report">{}</table>',
                            format_html_join("", '<tr><th>{}</th><td data-key="{}">{}</td></tr>',
-                                            ((k, k, v) for k, v in rows)))
+                                            ((k, key, v) for key, (k, v) in zip(
+                                                keys, rows, strict=True))))
         for variant, row in (r.get("variants") or {}).items():
-            html += format_html(
-                "<p>{} {}: {} sent, {} delivered, read {}, replied {}</p>", _("Variant"),
-                variant, row["sent"], row["delivered"], _pct(row["read_rate"]),
-                _pct(row["reply_rate"]))
+            html += format_html("<p>{}</p>", _(
+                "Variant %(variant)s: %(sent)s sent, %(delivered)s delivered, read %(read)s, "
+                "replied %(replied)s") % {"variant": variant, "sent": row["sent"],
+                                          "delivered": row["delivered"],
+                                          "read": _pct(row["read_rate"]),
+                                          "replied": _pct(row["reply_rate"])})
         if r.get("ab"):
             html += format_html("<p><b>A/B:</b> {}</p>", r["ab"]["note"])
         html += format_html_join("", '<p class="tw-flag">⚑ {}</p>', ((f,) for f in r["flags"]))
@@ -344,8 +367,13 @@ class CampaignAdmin(admin.ModelAdmin):
         return html + links
 
     def get_urls(self):
-        return [path("<int:pk>/export/", self.admin_site.admin_view(self.export),
-                     name="campaigns_campaign_export"), *super().get_urls()]
+        wrap = self.admin_site.admin_view
+        steps = [path(f"<int:pk>/{step}/", wrap(self.lifecycle_view), {"step": step},
+                      name=f"campaigns_campaign_{step}") for step in self.LIFECYCLE]
+        return [path("<int:pk>/export/", wrap(self.export), name="campaigns_campaign_export"),
+                path("<int:pk>/estimate/", wrap(self.estimate_view),
+                     name="campaigns_campaign_estimate"),
+                *steps, *super().get_urls()]
 
     def export(self, request: HttpRequest, pk: int) -> HttpResponse:
         campaign = get_object_or_404(Campaign, pk=pk)
@@ -362,41 +390,125 @@ class CampaignAdmin(admin.ModelAdmin):
                              send.read_at or "", send.replied_at or "", send.converted])
         return response
 
-    def _report(self, request, done: int, total: int, verb: str) -> None:
-        self.message_user(request, ngettext("%(done)d of %(total)d campaign %(verb)s.",
-                                            "%(done)d of %(total)d campaigns %(verb)s.", total)
-                          % {"done": done, "total": total, "verb": verb})
+    # --- lifecycle: the page's buttons and the list's actions call the same services ---
 
-    @admin.action(description=_("Launch selected campaigns"))
+    LIFECYCLE = {
+        "launch": (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED),
+        "pause": (CampaignStatus.SENDING, CampaignStatus.SCHEDULED),
+        "resume": (CampaignStatus.PAUSED,),
+        "cancel": (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.SENDING,
+                   CampaignStatus.PAUSED),
+    }
+
+    def _launch_one(self, request, campaign: Campaign) -> bool:
+        try:
+            services.campaign_launch(campaign=campaign, actor=request.user)
+        except services.LaunchBlocked as exc:
+            self.message_user(request, _("“%(name)s” was not launched: %(why)s")
+                              % {"name": campaign, "why": exc}, messages.ERROR)
+            return False
+        campaign.refresh_from_db()
+        # The dashboard's campaign panel and counts follow in the background.
+        dashboard_refresh_task.delay_on_commit()
+        return campaign.status != CampaignStatus.DRAFT
+
+    def _do(self, request, campaign: Campaign, step: str) -> bool:
+        if step == "launch":
+            return self._launch_one(request, campaign)
+        if step == "pause":
+            return services.campaign_pause(campaign=campaign, reason=_(
+                "Paused by %(user)s.") % {"user": request.user})
+        if step == "resume":
+            return services.campaign_resume(campaign=campaign)
+        services.campaign_cancel(campaign=campaign, reason=_("Cancelled by %(user)s.")
+                                 % {"user": request.user})
+        return True
+
+    DONE = {
+        "launch": lambda n, total: ngettext("%(done)d of %(total)d campaign launched.",
+                                            "%(done)d of %(total)d campaigns launched.", total),
+        "pause": lambda n, total: ngettext("%(done)d of %(total)d campaign paused.",
+                                           "%(done)d of %(total)d campaigns paused.", total),
+        "resume": lambda n, total: ngettext("%(done)d of %(total)d campaign resumed.",
+                                            "%(done)d of %(total)d campaigns resumed.", total),
+        "cancel": lambda n, total: ngettext("%(done)d of %(total)d campaign cancelled.",
+                                            "%(done)d of %(total)d campaigns cancelled.", total),
+    }
+
+    def _bulk(self, request, queryset, step: str) -> None:
+        campaigns = list(queryset)
+        done = sum(bool(self._do(request, c, step)) for c in campaigns)
+        self.message_user(request, self.DONE[step](done, len(campaigns))
+                          % {"done": done, "total": len(campaigns)})
+
+    @admin.action(description=_("Launch selected campaigns"), permissions=["change"])
     def launch(self, request, queryset):
-        done = 0
-        for campaign in queryset:
-            try:
-                services.campaign_launch(campaign=campaign, actor=request.user)
-            except services.LaunchBlocked as exc:
-                self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
-                continue
-            campaign.refresh_from_db()
-            done += campaign.status != CampaignStatus.DRAFT
-        self._report(request, done, queryset.count(), _("launched"))
+        self._bulk(request, queryset, "launch")
 
-    @admin.action(description=_("Pause selected campaigns"))
+    @admin.action(description=_("Pause selected campaigns"), permissions=["change"])
     def pause(self, request, queryset):
-        done = sum(services.campaign_pause(campaign=c, reason=_("Paused by %(user)s.")
-                                           % {"user": request.user}) for c in queryset)
-        self._report(request, done, queryset.count(), _("paused"))
+        self._bulk(request, queryset, "pause")
 
-    @admin.action(description=_("Resume selected campaigns"))
+    @admin.action(description=_("Resume selected campaigns"), permissions=["change"])
     def resume(self, request, queryset):
-        done = sum(services.campaign_resume(campaign=c) for c in queryset)
-        self._report(request, done, queryset.count(), _("resumed"))
+        self._bulk(request, queryset, "resume")
 
-    @admin.action(description=_("Cancel selected campaigns"))
+    @admin.action(description=_("Cancel selected campaigns"), permissions=["change"])
     def cancel(self, request, queryset):
-        for campaign in queryset:
-            services.campaign_cancel(campaign=campaign,
-                                     reason=_("Cancelled by %(user)s.") % {"user": request.user})
-        self._report(request, queryset.count(), queryset.count(), _("cancelled"))
+        self._bulk(request, queryset, "cancel")
+
+    def lifecycle_view(self, request: HttpRequest, pk: int, step: str) -> HttpResponse:
+        campaign = get_object_or_404(Campaign, pk=pk)
+        if request.method != "POST" or not self.has_change_permission(request, campaign):
+            raise PermissionDenied(_("Only marketers launch, pause, resume or cancel "
+                                     "campaigns."))
+        if campaign.status not in self.LIFECYCLE[step]:
+            self.message_user(request, _("“%(name)s” is %(status)s: nothing to do.")
+                              % {"name": campaign, "status": campaign.get_status_display()},
+                              messages.WARNING)
+        elif self._do(request, campaign, step):
+            self.message_user(request, {
+                "launch": _("“%(name)s” is launched."), "pause": _("“%(name)s” is paused."),
+                "resume": _("“%(name)s” sends again."), "cancel": _("“%(name)s” is cancelled."),
+            }[step] % {"name": campaign}, messages.SUCCESS)
+        return redirect(reverse("admin:campaigns_campaign_change", args=[pk]))
+
+    def estimate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The live audience panel (HTML fragment) for the audience typed in the form."""
+        campaign = get_object_or_404(Campaign, pk=pk)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        for name in ("audience", "suppression"):
+            if name in request.GET:
+                setattr(campaign, name, request.GET[name])
+        return TemplateResponse(request, "admin/campaigns/campaign/prelaunch.html",
+                                self._prelaunch_context(campaign))
+
+    @staticmethod
+    def _prelaunch_context(campaign: Campaign) -> dict:
+        if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+            return {"prelaunch": False}
+        estimate = launch_estimate(campaign)
+        checks = [] if estimate.error else services.campaign_checks(campaign=campaign)
+        night = None if estimate.error else night_recipients(campaign)
+        return {
+            "prelaunch": True, "estimate": estimate,
+            "excluded": sorted(((exclusion_label(k), v) for k, v in estimate.excluded.items()),
+                               key=lambda kv: -kv[1]),
+            "left_out": sum(estimate.excluded.values()),
+            "checks": checks, "blocked": any(c.level == "block" for c in checks),
+            "night": night,
+        }
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        campaign = self.get_object(request, object_id) if str(object_id).isdigit() else None
+        if campaign is not None:
+            extra_context.update(self._prelaunch_context(campaign))
+            extra_context["lifecycle"] = [
+                step for step, states in self.LIFECYCLE.items() if campaign.status in states
+            ] if self.has_change_permission(request, campaign) else []
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class StatusEventInline(admin.TabularInline):
@@ -420,8 +532,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Send)
 class SendAdmin(ReadOnlyAdmin):
-    list_display = ["phone", "contact", "campaign", "variant", "status", "error_code",
+    list_display = ["phone", "contact", "campaign", "variant", "status", "error",
                     "sent_at", "delivered_at", "read_at", "replied_at"]
+
+    @admin.display(description=_("error"), ordering="error_code")
+    def error(self, obj: Send) -> str:
+        return error_meaning(obj.error_code) if obj.error_code is not None else ""
     list_filter = ["status", "variant", "error_code", "campaign"]
     search_fields = ["phone", "wamid"]
     list_select_related = ["contact", "campaign"]
@@ -430,7 +546,11 @@ class SendAdmin(ReadOnlyAdmin):
 
 @admin.register(Exclusion)
 class ExclusionAdmin(ReadOnlyAdmin):
-    list_display = ["contact", "campaign", "reason", "created_at"]
+    list_display = ["contact", "campaign", "reason_text", "created_at"]
+
+    @admin.display(description=_("reason"), ordering="reason")
+    def reason_text(self, obj: Exclusion) -> str:
+        return exclusion_label(obj.reason)
     list_filter = ["reason", "campaign"]
     list_select_related = ["contact", "campaign"]
     search_fields = ["contact__phone", "contact__last_name"]
@@ -465,7 +585,11 @@ class OptOutAdmin(ReadOnlyAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "campaign", "code", "message"]
+    list_display = ["created_at", "campaign", "meaning", "message"]
+
+    @admin.display(description=_("what it means"), ordering="code")
+    def meaning(self, obj: Alert) -> str:
+        return error_meaning(obj.code) if obj.code is not None else "—"
 
 
 @admin.register(WebhookDelivery)
@@ -477,3 +601,40 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 admin.site.register(OptOutKeyword, list_display=["word", "active"], list_editable=["active"])
 admin.site.register(KeywordRule, list_display=["name", "keywords", "tag", "active"])
 admin.site.register(SensitiveWord, list_display=["word", "blocks"])
+
+
+# --- the contact's timeline: the messages they got and the replies they sent ----------
+
+
+def messages_timeline(contact: Contact, before, limit: int) -> list[Entry]:
+    sends = Send.objects.filter(contact=contact).select_related("campaign").annotate(
+        at=Coalesce("sent_at", "created_at"))
+    inbound = InboundMessage.objects.filter(contact=contact)
+    if before is not None:
+        sends, inbound = sends.filter(at__lt=before), inbound.filter(occurred_at__lt=before)
+    entries = []
+    for send in sends.order_by("-at", "-id")[:limit]:
+        steps = [(_("sent"), send.sent_at), (_("delivered"), send.delivered_at),
+                 (_("read"), send.read_at), (_("replied"), send.replied_at)]
+        detail = " · ".join(f"{label} {formats.date_format(timezone.localtime(at), 'H:i')}"
+                            for label, at in steps if at)
+        if send.error_code is not None:
+            detail = error_meaning(send.error_code)
+        entries.append(Entry(send.at, "message", _("Message of “%(campaign)s”: %(status)s") % {
+            "campaign": send.campaign.name, "status": status_label(send.status)}, detail))
+    for message in inbound.order_by("-occurred_at")[:limit]:
+        entries.append(Entry(message.occurred_at, "reply", _("Wrote: %(text)s") % {
+            "text": message.text[:200] or message.kind}, message.action))
+    return entries
+
+
+timeline_sources.register("messages", messages_timeline)
+
+
+def _last_launch():
+    return (Campaign.objects.filter(launched_at__isnull=False).order_by("-launched_at")
+            .values_list("launched_at", flat=True).first())
+
+
+# The dashboard's campaign panel is recomputed once a campaign launched after its snapshot.
+register_change_probe("campaigns", _last_launch)

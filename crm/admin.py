@@ -15,14 +15,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from crm.models import ApiScope, ApiToken, Contact, Event
 from crm.selectors import contacts_search
+from crm.timeline import timeline_page
 from crm.tokens import api_token_issue, api_tokens_revoke
+
+CONSENT_FIELDS = ["consent_status", "consent_source", "consent_at", "is_blocked"]
 
 
 class ContactAdminPart:
@@ -154,6 +163,7 @@ class ContactAdmin(admin.ModelAdmin):
     # Facet counts run one aggregate per sidebar choice over the whole base: minutes at 1M.
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
+    timeline_per_page = 25
     fieldsets = [
         (None, {"fields": ["phone", ("salutation", "first_name", "last_name"), "external_label"]}),
         (_("Profile"), {"fields": [("gender", "birth_date"), ("language", "country", "city"),
@@ -172,6 +182,45 @@ class ContactAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return contacts_search(search_term, queryset), False
+
+    @admin.display(description=_("attributes"))
+    def attributes_display(self, obj: Contact) -> str:
+        """Custom facts as a short list of “name: value”, never as raw JSON."""
+        if not obj.attributes:
+            return _("none")
+        if not isinstance(obj.attributes, dict):
+            return str(obj.attributes)
+        return format_html('<dl class="tw-attributes">{}</dl>', format_html_join(
+            "", "<dt>{}</dt><dd>{}</dd>", sorted((str(k), str(v))
+                                                  for k, v in obj.attributes.items())))
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        # Custom facts are read here; imports and the API write them.
+        return [(name, {**options, "fields": [
+            "attributes_display" if f == "attributes" else f for f in options["fields"]]})
+            for name, options in fieldsets]
+
+    # --- the timeline ------------------------------------------------------------
+
+    def timeline_view(self, request, object_id):
+        """One page of the contact's timeline (HTML fragment), older than ``?before=``."""
+        contact = self.get_object(request, object_id)
+        if contact is None or not self.has_view_permission(request, contact):
+            raise PermissionDenied
+        before = parse_datetime(request.GET.get("before", "") or "") or None
+        return TemplateResponse(request, "admin/crm/contact/timeline.html",
+                                self._timeline_context(request, contact, before))
+
+    def _timeline_context(self, request, contact, before=None) -> dict:
+        page = timeline_page(contact, before=before, limit=self.timeline_per_page)
+        more_url = ""
+        if page.next_before is not None:
+            more_url = reverse("admin:crm_contact_timeline", args=[contact.pk]) + "?" + \
+                urlencode({"before": page.next_before.isoformat()})
+        return {"timeline": page.entries, "timeline_more_url": more_url}
 
     # --- the parts' hooks ---------------------------------------------------------
 
@@ -195,6 +244,10 @@ class ContactAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("attributes_display")
+        if not request.user.has_perm("crm.change_consent"):
+            fields += [f for f in CONSENT_FIELDS if f not in fields]
         for part in contact_admin_parts:
             fields = part.readonly_fields(request, obj, fields)
         return fields
@@ -208,7 +261,11 @@ class ContactAdmin(admin.ModelAdmin):
         return actions
 
     def get_urls(self):
-        return [url for part in contact_admin_parts for url in part.urls(self)] + super().get_urls()
+        timeline = path("<path:object_id>/timeline/",
+                        self.admin_site.admin_view(self.timeline_view),
+                        name="crm_contact_timeline")
+        return [timeline, *(url for part in contact_admin_parts for url in part.urls(self)),
+                *super().get_urls()]
 
     def get_paginator(self, request, queryset, per_page, orphans=0,
                       allow_empty_first_page=True):
@@ -228,6 +285,7 @@ class ContactAdmin(admin.ModelAdmin):
         if obj is not None and obj.pk:
             context["part_includes"] = [t for p in contact_admin_parts
                                         for t in p.change_form_includes]
+            context.update(self._timeline_context(request, obj))
             for part in contact_admin_parts:
                 context.update(part.change_form_context(request, self, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)

@@ -80,6 +80,12 @@ class Contact(models.Model):
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
         ordering = ["-id"]
+        # Agents edit a customer's profile; consent, the blocklist and exports are for roles
+        # that answer for marketing (tagging.roles gives them to Marketers).
+        permissions = [
+            ("change_consent", _("Can change marketing consent and the blocklist")),
+            ("export_contacts", _("Can export contacts")),
+        ]
         indexes = [
             models.Index(fields=["last_interaction_at"], name="crm_contact_last_inter_idx"),
             models.Index(fields=["last_read_at"], name="crm_contact_last_read_idx"),

@@ -33,7 +33,7 @@ ROLES: dict[str, list[str]] = {
         "tagging.apply_dimension_tags",
         "tagging.view_dimension", "tagging.view_tag",
         "tagging.view_tagversion", "tagging.view_assignmenthistory",
-        "crm.view_contact", "crm.change_contact",
+        "crm.view_contact", "crm.change_contact", "crm.change_consent", "crm.export_contacts",
     ],
     AGENTS: [
         # Tags only in the dimensions granted per object (apply_dimension_tags).

@@ -294,3 +294,16 @@ CELERY_BEAT_SCHEDULE["imports-preview-cleanup"] = {
 # --- Arrivals: entry points (links, QR codes, ads) and shop webhooks (docs/arrivals.md) ---
 # The business's WhatsApp number as shown in WhatsApp Manager, for wa.me links and QR codes.
 WHATSAPP_DISPLAY_PHONE_NUMBER = env("WHATSAPP_DISPLAY_PHONE_NUMBER", "")
+
+# --- UI: languages, per-user language, error pages (docs/ui.md) ----------------------------
+# German and Simplified Chinese are the marketers' languages; English is the source text.
+# The catalogs are one per language under locale/ (LOCALE_PATHS above); the .mo files are
+# committed, so no gettext tool is needed at run time (`make messages` rebuilds them).
+INSTALLED_APPS += ["django.contrib.humanize", "config.preferences"]
+# A user's stored language wins over the browser's Accept-Language (after LocaleMiddleware).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "config.preferences.middleware.UserLanguageMiddleware")
+TEMPLATES[0]["OPTIONS"]["context_processors"] += ["django.template.context_processors.i18n"]
+LANGUAGE_COOKIE_NAME = "tagwerk_language"
+# Counts are grouped per locale where shown (|intcomma, charts), not globally: a global
+# separator would also write ids in forms as "1.234".

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 
+from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -27,7 +28,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.admin import ContactAdminPart
 from crm.models import Contact
-from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
+from crm.timeline import Entry, timeline_sources
+from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAssignment
 from tagging.names import name_key
 from tagging.permissions import applicable_dimension_ids
 from tagging.selectors import contacts_with_tags
@@ -108,10 +110,9 @@ class TagsContactPart(ContactAdminPart):
         return [*columns[:at], self.tag_chips, *columns[at:]]
 
     @staticmethod
+    @admin.display(description=gettext_lazy("tags"))
     def tag_chips(obj: Contact) -> str:
         return chips(a.tag for a in obj.tag_assignments.all())
-
-    tag_chips.short_description = gettext_lazy("tags")
 
     def urls(self, model_admin) -> list:
         info = f"{model_admin.opts.app_label}_{model_admin.opts.model_name}"
@@ -159,15 +160,24 @@ class TagsContactPart(ContactAdminPart):
         tags = Tag.objects.filter(is_archived=False).select_related("dimension").exclude(
             assignments__contact=contact)
         allowed = applicable_dimension_ids(request.user)
-        if allowed is not None:
-            tags = tags.filter(dimension_id__in=allowed)
+        found = tags
         if query:
-            tags = tags.filter(Q(name__icontains=query) | Q(name_key__contains=name_key(query)))
-        tags = tags.order_by("dimension__order", "dimension__name", "name")[:SEARCH_LIMIT]
-        return JsonResponse({"results": [
+            found = found.filter(Q(name__icontains=query) | Q(name_key__contains=name_key(query)))
+        hint = ""
+        if allowed is not None and query:
+            # Say why a tag the user typed is missing, instead of an empty list.
+            outside = found.exclude(dimension_id__in=allowed).first()
+            if outside is not None:
+                hint = _("“%(tag)s” belongs to “%(dimension)s”, which you may not apply. Ask a "
+                         "tag administrator to grant you that dimension.") % {
+                    "tag": outside.name, "dimension": outside.dimension.name}
+        if allowed is not None:
+            found = found.filter(dimension_id__in=allowed)
+        found = found.order_by("dimension__order", "dimension__name", "name")[:SEARCH_LIMIT]
+        return JsonResponse({"hint": hint, "results": [
             {"id": t.pk, "name": t.name, "symbol": t.symbol, "colour": t.display_colour,
              "dimension": t.dimension.name, "single_choice": t.dimension.single_choice}
-            for t in tags
+            for t in found
         ]})
 
     def tag_change(self, model_admin, request: HttpRequest, object_id: str):
@@ -225,3 +235,31 @@ def tag_panel_html(request: HttpRequest, model_admin, contact: Contact) -> str:
         "history": history,
         "can_add": may_change and (allowed is None or bool(allowed)),
     }, request=request)
+
+
+def history_source(row: AssignmentHistory) -> str:
+    """Where a logged tag change came from, for people: “rule: High-value customer”."""
+    label = Source(row.reason).label if row.reason in Source.values else row.reason
+    detail = _ref_label(row.reason, row.source_ref) if row.source_ref else ""
+    if not detail and row.actor_id:
+        detail = row.actor.get_username()
+    return f"{label}: {detail}" if detail else str(label)
+
+
+def tag_changes_timeline(contact: Contact, before, limit: int) -> list[Entry]:
+    """The contact's tag changes for the timeline (index tagging_hist_contact_at)."""
+    rows = AssignmentHistory.objects.filter(contact=contact).select_related("tag", "actor")
+    if before is not None:
+        rows = rows.filter(at__lt=before)
+    entries = []
+    for row in rows.order_by("-at", "-id")[:limit]:
+        name = row.tag.name if row.tag_id else "?"
+        title = (_("Tag “%(tag)s” added") if row.action == HistoryAction.ADDED
+                 else _("Tag “%(tag)s” removed")) % {"tag": name}
+        if row.replaced:
+            title += " " + _("(replaced by another tag of its dimension)")
+        entries.append(Entry(row.at, "tag", title, history_source(row)))
+    return entries
+
+
+timeline_sources.register("tags", tag_changes_timeline)

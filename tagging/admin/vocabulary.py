@@ -3,12 +3,34 @@
 from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from guardian.admin import GuardedModelAdmin
+from guardian.admin import GroupManage, GuardedModelAdmin, UserManage
 
 from tagging.admin.contacts import chip
 from tagging.admin.governance import DimensionGovernanceMixin, TagGovernanceMixin, VersionLogMixin
 from tagging.models import AssignmentHistory, Dimension, Tag, TagVersion
 from tagging.selectors import dimensions_with_counts, tags_with_counts
+
+
+class GrantUserForm(UserManage):
+    """Guardian's user picker, with help a tag administrator can act on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["user"]
+        field.label = _("User name")
+        field.help_text = _("The login name of the agent or marketer who should get rights on "
+                            "this dimension, e.g. “anna.chen”.")
+        field.error_messages["does_not_exist"] = _(
+            "Nobody logs in with this name. Check the spelling under Users.")
+
+
+class GrantGroupForm(GroupManage):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["group"]
+        field.label = _("Role")
+        field.help_text = _("A role (group) such as Agents or Marketers.")
+        field.error_messages["does_not_exist"] = _("There is no role with this name.")
 
 
 @admin.register(Dimension)
@@ -21,6 +43,12 @@ class DimensionAdmin(DimensionGovernanceMixin, GuardedModelAdmin):
 
     def get_queryset(self, request):
         return dimensions_with_counts()
+
+    def get_obj_perms_user_select_form(self, request):
+        return GrantUserForm
+
+    def get_obj_perms_group_select_form(self, request):
+        return GrantGroupForm
 
     @admin.display(description=_("colour"))
     def colour_swatch(self, obj: Dimension) -> str:

@@ -16,11 +16,10 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
-from guardian.shortcuts import get_objects_for_user
 
 from crm.admin import ContactAdminPart
 from tagging.audiences.language import SegmentError, TagRef, parse
@@ -39,7 +38,7 @@ from tagging.audiences.services import (
 )
 from tagging.audiences.sql import to_q
 from tagging.models import Dimension, Tag
-from tagging.permissions import APPLY
+from tagging.permissions import APPLY, applicable_dimension_ids
 from tagging.services import TagChangeError
 
 EXPR = "expr"
@@ -102,19 +101,46 @@ class ManageTagsForm(forms.Form):
     add = forms.ModelMultipleChoiceField(
         label=gettext_lazy("Add these tags"), required=False,
         queryset=Tag.objects.filter(is_archived=False).select_related("dimension"),
-        widget=forms.SelectMultiple(attrs={"size": 12}),
+        widget=forms.CheckboxSelectMultiple,
     )
     remove = forms.ModelMultipleChoiceField(
         label=gettext_lazy("Remove these tags"), required=False,
         queryset=Tag.objects.select_related("dimension"),
-        widget=forms.SelectMultiple(attrs={"size": 12}),
+        widget=forms.CheckboxSelectMultiple,
     )
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The picker shows the dimensions the user may apply; a tag outside them that is
+        # posted anyway is refused by the tag service, with its reason.
+        allowed = applicable_dimension_ids(user)
+        tags = self.fields["remove"].queryset
+        self.pickable = tags if allowed is None else tags.filter(dimension_id__in=allowed)
 
     def clean(self):
         data = super().clean()
         if not data.get("add") and not data.get("remove"):
             raise forms.ValidationError(_("Choose at least one tag to add or remove."))
         return data
+
+
+def _chip_groups(form: ManageTagsForm, holders: dict[int, int], total: int) -> list[dict]:
+    """The picker's content: per dimension its tags, and per tag how many of the selected
+    contacts hold it (so gain = total − holders when added, lose = holders when removed)."""
+    chosen_add = {str(v) for v in (form["add"].value() or [])}
+    chosen_remove = {str(v) for v in (form["remove"].value() or [])}
+    groups: dict[int, dict] = {}
+    tags = form.pickable.order_by("dimension__order", "dimension__name", "name")
+    for tag in tags:
+        group = groups.setdefault(tag.dimension_id, {
+            "dimension": tag.dimension, "tags": []})
+        held = holders.get(tag.pk, 0)
+        group["tags"].append({
+            "tag": tag, "held": held, "gain": max(total - held, 0),
+            "add": str(tag.pk) in chosen_add, "remove": str(tag.pk) in chosen_remove,
+            "can_add": not tag.is_archived,
+        })
+    return list(groups.values())
 
 
 def _expression_only(request: HttpRequest) -> bool:
@@ -139,14 +165,20 @@ class AudienceContactPart(ContactAdminPart):
 
     changelist_includes = ["admin/audiences/expression_box.html"]
 
+    @staticmethod
+    def _vocabulary(request) -> dict[int, tuple[Dimension, list[Tag]]]:
+        """Every tag by dimension: one query per request, shared by the filters and the box."""
+        if not hasattr(request, "_tw_vocabulary"):
+            by_dimension: dict[int, tuple[Dimension, list[Tag]]] = {}
+            for tag in Tag.objects.select_related("dimension").order_by(
+                    "dimension__order", "dimension__name", "name"):
+                by_dimension.setdefault(tag.dimension_id, (tag.dimension, []))[1].append(tag)
+            request._tw_vocabulary = by_dimension
+        return request._tw_vocabulary
+
     def list_filter(self, request, filters: list) -> list:
-        # One query for the whole vocabulary, whatever the number of dimensions.
-        by_dimension: dict[int, tuple[Dimension, list[Tag]]] = {}
-        for tag in Tag.objects.select_related("dimension").order_by(
-                "dimension__order", "dimension__name", "name"):
-            by_dimension.setdefault(tag.dimension_id, (tag.dimension, []))[1].append(tag)
         return [ExpressionFilter, *filters,
-                *(dimension_filter(d, tags) for d, tags in by_dimension.values())]
+                *(dimension_filter(d, tags) for d, tags in self._vocabulary(request).values())]
 
     def paginator(self, request, paginator):
         if _expression_only(request):
@@ -194,6 +226,13 @@ class AudienceContactPart(ContactAdminPart):
                 parse(expression)
             except SegmentError as error:
                 context["audience_error"] = error
+        # The vocabulary to click into the box, and where “Save as segment” goes.
+        context["audience_vocabulary"] = [
+            {"dimension": dimension, "tags": [t for t in tags if not t.is_archived]}
+            for dimension, tags in self._vocabulary(request).values()
+            if any(not t.is_archived for t in tags)]
+        if request.user.has_perm("audiences.add_segment"):
+            context["segment_add_url"] = reverse("admin:audiences_segment_add")
         return context
 
     def actions(self, request, model_admin) -> dict:
@@ -203,20 +242,24 @@ class AudienceContactPart(ContactAdminPart):
 
 
 def may_manage_tags(user) -> bool:
+    """Bulk tag changes are a marketer's job: the model-wide right to apply tags, or the
+    right to start bulk operations. An agent's grants on a few dimensions are for the
+    contact page, not for changing hundreds of contacts at once."""
     if not (user.is_active and user.is_staff):
         return False
-    if user.is_superuser or user.has_perm(f"tagging.{APPLY}"):
-        return True
-    # Agents hold the right on a few dimensions (guardian): one query, not one per dimension.
-    return get_objects_for_user(user, f"tagging.{APPLY}", Dimension,
-                                accept_global_perms=False).exists()
+    return (user.is_superuser or user.has_perm(f"tagging.{APPLY}")
+            or user.has_perm("audiences.add_bulkoperation"))
 
 
 def manage_tags(model_admin, request, queryset):
     """Choose tags → see how many gain and lose each → apply (now or on a worker)."""
     select_across = request.POST.get("select_across") == "1"
     step = request.POST.get("tw_step", "")
-    form = ManageTagsForm(request.POST if step else None)
+    form = ManageTagsForm(request.POST if step else None, user=request.user)
+    if select_across and _expression_only(request):
+        # All matches of the expression: its ids straight from the tag bitmaps.
+        with contextlib.suppress(SegmentError):
+            queryset = ids_matching(request.GET[EXPR])
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts, "title": _("Manage tags"), "form": form,
@@ -228,9 +271,6 @@ def manage_tags(model_admin, request, queryset):
     if step and form.is_valid():
         add, remove = list(form.cleaned_data["add"]), list(form.cleaned_data["remove"])
         try:
-            if select_across and _expression_only(request):
-                # All matches of the expression: its ids straight from the tag bitmaps.
-                queryset = ids_matching(request.GET[EXPR])
             preview = bulk_preview(contacts=queryset, add=add, remove=remove,
                                    actor=request.user)
             if step == "apply":
@@ -244,7 +284,20 @@ def manage_tags(model_admin, request, queryset):
             model_admin.message_user(request, str(error), messages.ERROR)
             context["refused"] = str(error)
         else:
-            context.update(preview=preview, confirm=True)
+            context.update(preview=preview, confirm=True, total=preview.total,
+                           no_effect=[e.tag.name for e in preview.effects
+                                      if not e.gain and not e.lose and not e.replaced])
+            return TemplateResponse(request, "admin/audiences/manage_tags.html", context)
+    # The first step: the selection's size and, per tag, how many of it hold the tag.
+    tags = list(form.pickable)
+    try:
+        counted = bulk_preview(contacts=queryset, add=[], remove=tags, actor=request.user)
+    except (PermissionDenied, TagChangeError):
+        counted = None
+    holders = {e.tag.pk: e.lose for e in counted.effects} if counted else {}
+    total = counted.total if counted else (len(queryset) if isinstance(queryset, list)
+                                           else queryset.count())
+    context.update(total=total, groups=_chip_groups(form, holders, total))
     return TemplateResponse(request, "admin/audiences/manage_tags.html", context)
 
 
@@ -296,14 +349,30 @@ class BulkOperationAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["actor"]
     change_form_template = "admin/audiences/bulk_operation.html"
-    readonly_fields = ["operation", "actor", "created_at", "started_at", "finished_at", "status",
-                       "expression", "tag_names", "preview", "total", "processed", "added",
-                       "removed", "replaced", "error", "undone_at", "undone_by"]
+    readonly_fields = ["actor", "created_at", "started_at", "finished_at", "status",
+                       "expression", "tag_names", "preview_table", "total", "processed",
+                       "added", "removed", "replaced", "error", "undone_at", "undone_by"]
     fields = readonly_fields
     actions = ["undo"]
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a record of what happened: read, followed and undone, never edited
+
+    @admin.display(description=gettext_lazy("preview"))
+    def preview_table(self, obj: BulkOperation) -> str:
+        """What the preview promised, per tag — a table, not the stored JSON."""
+        rows = (obj.preview or {}).get("tags", [])
+        if not rows:
+            return "—"
+        return format_html(
+            '<table class="tw-preview-table"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "</tr></thead><tbody>{}</tbody></table>", _("Tag"), _("would gain it"),
+            _("would lose it"), format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                                 ((r.get("tag", ""), r.get("gain", 0),
+                                                   r.get("lose", 0)) for r in rows)))
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -22,8 +22,9 @@ from crm.models import ConsentStatus, Contact, Gender
 from crm.selectors import contact_ids_by_phone
 from crm.services import contacts_insert
 from tagging.models import Source
+from tagging.rules.starter_vocabulary import role_names, vocabulary
 from tagging.services import tags_change
-from tagging.vocabulary import STARTER_VOCABULARY, vocabulary_ensure
+from tagging.vocabulary import vocabulary_ensure
 
 # region, share of contacts, languages, name pool
 REGIONS = [
@@ -113,51 +114,53 @@ def _contact(rng: random.Random, phones: set[str], now) -> tuple[dict, dict]:
 
 
 def _tags_for(rng: random.Random, facts: dict) -> list[str]:
+    """The tag roles a contact with ``facts`` gets (names follow the demo language)."""
     names: list[str] = []
     purchases, idle = facts["purchases"], facts["idle_days"]
     if facts["spent"] >= 400:
-        names.append("Hochwertiger Kunde")
+        names.append("high_value")
     if purchases >= 4 and rng.random() < 0.35:
-        names.append("SVIP" if rng.random() < 0.15 else "VIP")
-    for name, share in [("Interesse-Make-up", 0.25), ("Interesse-Sport", 0.15),
-                        ("Interesse-Essen", 0.2), ("Interesse-Reisen", 0.12),
-                        ("Interesse Produkt A", 0.05)]:
+        names.append("svip" if rng.random() < 0.15 else "vip")
+    for name, share in [("interest_makeup", 0.25), ("interest_sport", 0.15),
+                        ("interest_food", 0.2), ("interest_travel", 0.12),
+                        ("interest_product_a", 0.05)]:
         if rng.random() < share:
             names.append(name)
-    if rng.random() < (0.2 if "Interesse-Make-up" in names else 0.04):
-        names.append("Produktkategorie-Lippenstift")
+    if rng.random() < (0.2 if "interest_makeup" in names else 0.04):
+        names.append("lipstick")
     if purchases == 0:
-        stage = rng.choices(["Kaufphase-Stöbern", "Warenkorbabbruch", None], [55, 25, 20])[0]
+        stage = rng.choices(["browsing", "cart_abandoned", None], [55, 25, 20])[0]
     elif purchases == 1:
-        stage = rng.choices(["Bestellt", "Kaufphase-Abgeschlossen"], [10, 90])[0]
+        stage = rng.choices(["ordered", "completed"], [10, 90])[0]
     else:
-        stage = rng.choices(["Kaufphase-Abgeschlossen", "Wiederkäufer"], [55, 45])[0]
+        stage = rng.choices(["completed", "repeat_buyer"], [55, 45])[0]
     if stage:
         names.append(stage)
     names.append(rng.choices(
-        ["Quelle-Offline-Event", "Quelle-Gruppe", "Quelle-Offizieller Account", "Quelle-TikTok",
-         "Quelle-Paketkarte", "Quelle-QR-Code"], [10, 20, 30, 20, 8, 12])[0])
+        ["source_offline_event", "source_group", "source_official", "source_tiktok",
+         "source_parcel_card", "source_qr"], [10, 20, 30, 20, 8, 12])[0])
     if idle is not None and idle <= 14:
-        names.append("Hohe Aktivität")
+        names.append("high_activity")
     elif idle is not None and idle <= 60:
-        names.append("Beobachtung notwendig")
+        names.append("needs_watching")
     else:
-        names.append("Inaktiver Kunde")
+        names.append("inactive")
         if rng.random() < 0.3:
-            names.append("Drohender Abwanderer")
+            names.append("churn_risk")
     if facts["age_days"] <= 30:
-        names.append("Neukunde")
+        names.append("new_customer")
     elif facts["age_days"] <= 90:
-        names.append("Wachstum-Hohe Frequenz" if idle is not None and idle <= 7
-                     else "Wachstum-Niedrige Frequenz")
+        names.append("growth_high" if idle is not None and idle <= 7 else "growth_low")
     return names
 
 
-def seed_demo(*, contacts: int = 10_000, seed: int = 42) -> SeedResult:
-    """Create ``contacts`` demo contacts with tags; safe to run again."""
+def seed_demo(*, contacts: int = 10_000, seed: int = 42, language: str = "de") -> SeedResult:
+    """Create ``contacts`` demo contacts with tags in ``language``'s vocabulary ("de" or
+    "zh-hans"); safe to run again."""
     rng = random.Random(seed)
     now = timezone.now().replace(second=0, microsecond=0)
-    tags = vocabulary_ensure(STARTER_VOCABULARY)
+    tags = vocabulary_ensure(vocabulary(language))
+    names = role_names(language)
     phones: set[str] = set()
     rows, plans = [], []
     for _ in range(contacts):
@@ -168,9 +171,9 @@ def seed_demo(*, contacts: int = 10_000, seed: int = 42) -> SeedResult:
     contacts_insert(rows=rows, skip_existing=True)
     ids = contact_ids_by_phone(phones)
     by_tag: dict[str, list[int]] = defaultdict(list)
-    for phone, names in plans:
-        for name in names:
-            by_tag[name].append(ids[phone])
+    for phone, roles in plans:
+        for role in roles:
+            by_tag[names[role]].append(ids[phone])
     added = 0
     for name, contact_ids in by_tag.items():
         added += tags_change(contacts=contact_ids, add=[tags[name]], source=Source.SYSTEM,

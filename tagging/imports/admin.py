@@ -26,12 +26,53 @@ from django.utils.translation import ngettext
 from crm.admin import ContactAdminPart
 from tagging.imports.exports import contacts_export, export_csv_lines
 from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus
+from tagging.imports.rules import FACT_FIELDS, Reason
 from tagging.imports.services import (
     ImportRefused,
     file_sha256,
     import_check_options,
 )
 from tagging.imports.tasks import import_analyse_task, import_run_task, import_undo_task
+
+# A display layer: the stored reason codes stay as they are (reports, failed-rows CSV).
+REASON_TEXT = {
+    Reason.INVALID_PHONE: _("The phone number is not valid (wrong length, or no country code "
+                            "and the default country does not fit)."),
+    Reason.DUPLICATE: _("The number appears earlier in the file; only its first row counts."),
+    Reason.UNKNOWN_TAG: _("A tag in the row does not exist; tag administrators create tags."),
+    Reason.FORBIDDEN_TAG: _("A tag in the row belongs to a dimension you may not apply."),
+    Reason.ARCHIVED_TAG: _("A tag in the row is archived and can no longer be applied."),
+    Reason.CONFLICTING_TAGS: _("The row asks for two tags of a single-choice dimension."),
+    Reason.INVALID_VALUE: _("A value cannot be read (e.g. a date or gender)."),
+    Reason.UNREADABLE_ROW: _("The row cannot be read (broken quotes or encoding)."),
+}
+TARGET_TEXT = {
+    "phone": _("phone number"), "tags": _("tags to add"), "remove_tags": _("tags to remove"),
+    "attribute": _("kept as attribute"), "ignored": _("ignored (written by Tagwerk itself)"),
+    "unused": _("not used"),
+}
+
+
+def reason_text(code: str) -> str:
+    return str(REASON_TEXT.get(code, code))
+
+
+def target_text(target: str) -> str:
+    if target in TARGET_TEXT:
+        return str(TARGET_TEXT[target])
+    if target in FACT_FIELDS:
+        from crm.models import Contact
+
+        return str(Contact._meta.get_field(target).verbose_name)
+    return target
+
+
+def outcome_text(outcome: str) -> str:
+    """A preview row's outcome with its reason code turned into a sentence."""
+    code, sep, rest = outcome.partition(": ")
+    if sep and code in REASON_TEXT:
+        return f"{reason_text(code)} {rest}"
+    return outcome
 
 ACTIVE = {ImportStatus.UPLOADED, ImportStatus.ANALYSING, ImportStatus.QUEUED,
           ImportStatus.RUNNING}
@@ -94,6 +135,13 @@ class ImportJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False  # a job is read, confirmed or undone, never edited
 
+    def add_view(self, request, form_url="", extra_context=None):
+        # One file at a time: the upload leads to its preview, so no "add another".
+        extra_context = {**(extra_context or {}), "show_save_and_add_another": False,
+                         "show_save_and_continue": False,
+                         "title": _("Upload a contact list")}
+        return super().add_view(request, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
         obj.actor = request.user
         obj.original_name = form.cleaned_data["file"].name[:255]
@@ -133,9 +181,15 @@ class ImportJobAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request), "opts": self.model._meta, "job": job,
             "title": _("Import #%(id)s: %(name)s") % {"id": job.pk, "name": job.original_name},
             "active": job.status in ACTIVE, "counts": counts,
-            "errors": sorted((job.errors or {}).items(), key=lambda kv: -kv[1]),
-            "preview_errors": sorted((counts or {}).get("errors", {}).items(),
-                                     key=lambda kv: -kv[1]),
+            "errors": [(code, reason_text(code), n) for code, n in
+                       sorted((job.errors or {}).items(), key=lambda kv: -kv[1])],
+            "preview_errors": [(code, reason_text(code), n) for code, n in
+                               sorted((counts or {}).get("errors", {}).items(),
+                                      key=lambda kv: -kv[1])],
+            "mapping": [{"header": c.get("header", ""), "target": target_text(c.get("target", ""))}
+                        for c in (job.preview or {}).get("mapping", [])],
+            "sample": [{**row, "outcome": outcome_text(row.get("outcome", ""))}
+                       for row in (job.preview or {}).get("rows", [])],
             "can_confirm": job.status == ImportStatus.READY and self.has_add_permission(request),
             "can_undo": job.status in (ImportStatus.DONE, ImportStatus.FAILED)
             and self.has_add_permission(request),
@@ -196,7 +250,7 @@ class ExportContactPart(ContactAdminPart):
     """“Export selected contacts” as CSV or XLSX in the contacts list."""
 
     def actions(self, request, model_admin) -> dict:
-        if not model_admin.has_view_permission(request):
+        if not request.user.has_perm("crm.export_contacts"):
             return {}
         return {
             "export_contacts_csv": (export_contacts_csv, "export_contacts_csv",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from django.utils import formats
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -38,7 +39,8 @@ def _number(value: float) -> str:
 
 
 def percent(value: float | None, digits: int = 0) -> str:
-    return "—" if value is None else f"{value * 100:.{digits}f} %"
+    """0.086 → “8.6 %”, “8,6 %” in German: the reader's decimal mark."""
+    return "—" if value is None else f"{formats.number_format(value * 100, digits)} %"
 
 
 def bar_chart(bars: Sequence[Bar], *, width: int = 460, label_width: int = 190,

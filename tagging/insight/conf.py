@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVITY_HIGH_DAYS": 14,
     "ACTIVITY_CHURN_DAYS": 60,
     # Tags whose holders count as churn risk in the churn-rate trend.
-    "CHURN_TAGS": ["Drohender Abwanderer"],
+    "CHURN_TAGS": ["Drohender Abwanderer", "流失风险"],  # the German and the Chinese demo
     "TREND_WEEKS": 12,
     # REPORT_SCHEDULE (Monday 07:00) and DASHBOARD_REFRESH_MINUTES (10) are read only by the
     # migration insight.0002_schedules when it creates the beat entries; afterwards the

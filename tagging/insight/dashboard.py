@@ -8,10 +8,13 @@ computes it in place, on a large one it is queued.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+from django.core.cache import cache
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from crm.models import Contact
@@ -26,6 +29,8 @@ from tagging.insight.selectors import (
 )
 from tagging.insight.services import dashboard_snapshot_refresh
 from tagging.insight.tasks import dashboard_refresh_task
+from tagging.insight.usage import panels
+from tagging.models import AssignmentHistory
 
 ACTIVITY_COLOURS = {"high": "#2F9E44", "watching": "#F08C00", "churn": "#E03131"}
 
@@ -41,6 +46,58 @@ def _snapshot():
         return dashboard_snapshot_refresh()
     dashboard_refresh_task.delay_on_commit()
     return None
+
+
+# --- freshness: the snapshot is recomputed in the background once something changed ---------
+
+# Apps above insight tell when they last changed what the dashboard shows (campaigns: the
+# latest launch); the core's own changes are read here. Each probe is one indexed query.
+ChangeProbe = Callable[[], datetime | None]
+_change_probes: dict[str, ChangeProbe] = {}
+
+
+def register_change_probe(name: str, probe: ChangeProbe) -> None:
+    _change_probes[name] = probe
+
+
+def _last_tag_change() -> datetime | None:
+    return AssignmentHistory.objects.order_by("-id").values_list("at", flat=True).first()
+
+
+def _last_new_contact() -> datetime | None:
+    return Contact.objects.order_by("-created_at").values_list("created_at", flat=True).first()
+
+
+register_change_probe("tags", _last_tag_change)
+register_change_probe("contacts", _last_new_contact)
+
+REFRESH_QUEUED_KEY = "insight:dashboard:refresh-queued"
+
+
+LAST_CHANGE_KEY = "insight:dashboard:last-change"
+
+
+def last_change() -> datetime | None:
+    """The latest change any probe knows of (asked at most every 15 seconds)."""
+    def ask():
+        return max((at for probe in _change_probes.values() if (at := probe()) is not None),
+                   default=None)
+    return cache.get_or_set(LAST_CHANGE_KEY, ask, 15)
+
+
+def changed_since(at: datetime) -> bool:
+    changed = last_change()
+    return changed is not None and changed > at
+
+
+def refresh_if_stale(snapshot) -> bool:
+    """Queue a background refresh when something changed after ``snapshot`` (once a minute
+    at most, however many people look at the page); True while one is due."""
+    if snapshot is None or not changed_since(snapshot.created_at):
+        return False
+    if cache.add(REFRESH_QUEUED_KEY, 1, 60):
+        dashboard_refresh_task.delay_on_commit()
+    return True
 
 
 def _age_text(at: datetime, now: datetime) -> str:
@@ -67,6 +124,9 @@ def dashboard_context() -> dict:
         return context
     data = snapshot.data
     now = timezone.now()
+    context["stale"] = refresh_if_stale(snapshot)
+    context["as_of"] = formats.date_format(timezone.localtime(snapshot.created_at),
+                                           "SHORT_DATETIME_FORMAT")
     contacts = data["contacts"]
     activity = data["activity"]
     days = data["activity_days"]
@@ -98,16 +158,35 @@ def dashboard_context() -> dict:
             for d in data["dimensions"]
         ],
         "panels": [_panel(p) for p in data.get("panels", [])],
+        "activity_days": days,
         "has_campaign_panel": any(p["key"] == "campaigns" for p in data.get("panels", [])),
     })
-    churn = data["churn"]
+    context.update(_churn(data["churn"]))
+    return context
+
+
+def _churn(churn: dict) -> dict:
     points = churn["points"]
-    if points:
-        context["churn_rate"] = charts.percent(points[-1]["rate"], 1)
-        context["churn_tags"] = churn["tags"]
+    if not points:
+        return {}
+    start = datetime.fromisoformat(churn["history_start"]) if churn.get("history_start") \
+        else None
+    if "history_start" not in churn:  # a snapshot from before the history start was kept
+        known = points
+    else:
+        known = [p for p in points if start is not None and p.get("at")
+                 and datetime.fromisoformat(p["at"]) >= start]
+    context = {
+        "churn_rate": charts.percent(points[-1]["rate"], 1),
+        "churn_tags": churn["tags"],
+        "churn_since": formats.date_format(timezone.localtime(start), "SHORT_DATE_FORMAT")
+        if start else "",
+        "churn_weeks": len(known),
+    }
+    if len(known) >= 2:
         context["churn_chart"] = charts.line_chart(
-            [charts.Series(_("churn rate"), [p["rate"] for p in points], "#E03131")],
-            [p["label"] for p in points], width=440, height=180,
+            [charts.Series(_("churn rate"), [p["rate"] for p in known], "#E03131")],
+            [p["label"] for p in known], width=440, height=180,
             fmt=lambda v: charts.percent(v, 1), title=_("Churn rate, last 12 weeks"))
     return context
 
@@ -124,7 +203,15 @@ def _panel(entry: dict) -> dict:
             else:
                 cells.append({"text": cell, "band": "", "url": ""})
         rows.append(cells)
-    return {"key": entry["key"], "title": entry["title"], "error": entry.get("error", ""),
-            "columns": data.get("columns", []), "rows": rows, "empty": data.get("empty", ""),
-            "link": data.get("link")}
+    # The snapshot was computed by a worker in the source language: the texts are shown in
+    # the reader's (a registered panel's title is lazy; stored texts are looked up as msgids).
+    registered = {p.key: p for p in panels()}
+    title = registered[entry["key"]].title if entry["key"] in registered else entry["title"]
+    link = data.get("link")
+    if link:
+        link = {**link, "label": gettext(link.get("label", ""))}
+    return {"key": entry["key"], "title": str(title), "error": entry.get("error", ""),
+            "columns": [gettext(c) for c in data.get("columns", [])], "rows": rows,
+            "empty": gettext(data.get("empty", "")) if data.get("empty") else "",
+            "link": link}
 

@@ -21,6 +21,7 @@ from django.db.models import (
     Count,
     DecimalField,
     Exists,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -673,8 +674,12 @@ def churn_trend(*, now: datetime) -> dict:
     points = _week_points(now, weeks)
     holdings = holdings_series([t.pk for t in tags], points)
     contacts = contacts_series(points)
+    # Before the tags' first recorded change the weeks are unknown, not 0 %: the page says so.
+    start = (AssignmentHistory.objects.filter(tag_id__in=[t.pk for t in tags])
+             .aggregate(first=Min("at"))["first"]) if tags else None
     return {
         "tags": [t.name for t in tags],
+        "history_start": _iso(start),
         "points": [{"at": _iso(p), "label": timezone.localtime(p).strftime("%d.%m."),
                     "holders": h, "contacts": c, "rate": round(h / c, 4) if c else 0}
                    for p, h, c in zip(points, holdings, contacts, strict=True)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cron_descriptor import FormatException, Options, get_description
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -9,9 +10,10 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from tagging.rules.models import Rule, RuleRun, RuleTrigger, RunTrigger
 from tagging.rules.selectors import rule_recent_runs
@@ -25,6 +27,17 @@ from tagging.rules.services import (
     rules_run,
     rules_set_enabled,
 )
+
+
+def schedule_in_words(crontab: str) -> str:
+    """“10 3 * * *” → “At 03:10” in the reader's language (cron-descriptor's locales)."""
+    options = Options()
+    options.use_24hour_time_format = True
+    options.locale_code = {"de": "de_DE", "zh-hans": "zh_CN"}.get(get_language() or "", "en_US")
+    try:
+        return get_description(crontab, options)
+    except (FormatException, ValueError, KeyError):
+        return crontab
 
 
 class RuleForm(forms.ModelForm):
@@ -100,7 +113,8 @@ class RuleAdmin(admin.ModelAdmin):
             label = obj.get_event_kind_display()
             return f"{label} ({', '.join(filters)})" if filters else label
         if obj.schedule_crontab:
-            return f"cron {obj.schedule_crontab}"
+            return format_html('<span title="{}">{}</span>', obj.schedule_crontab,
+                               schedule_in_words(obj.schedule_crontab))
         if obj.schedule_every:
             return _("every %(n)d %(unit)s") % {"n": obj.schedule_every,
                                                  "unit": obj.get_schedule_unit_display()}
@@ -121,7 +135,9 @@ class RuleAdmin(admin.ModelAdmin):
         run = obj.runs.first()
         if run is None:
             return "—"
-        text = f"{run.started_at:%Y-%m-%d %H:%M} · +{run.added} −{run.removed}"
+        started = formats.date_format(timezone.localtime(run.started_at),
+                                      "SHORT_DATETIME_FORMAT")
+        text = f"{started} · +{run.added} −{run.removed}"
         return format_html('<span class="errornote">{}</span>', run.errors) if run.errors \
             else text
 

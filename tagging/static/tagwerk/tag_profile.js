@@ -35,6 +35,8 @@
     if (mine !== seq) return; // a newer keystroke has already asked
     const data = await response.json();
     list.replaceChildren(...(data.results || []).map(suggestion));
+    // A tag outside the user's dimensions: say so, and whom to ask.
+    say(data.hint || "", false);
   }
 
   async function change(op, tagId) {

@@ -1,6 +1,11 @@
 // Audiences: live count under the expression box; progress of a bulk operation.
 (function () {
   "use strict";
+  // Django's JavaScript catalog (jsi18n) defines these; the fallbacks keep English.
+  const gettext = window.gettext || ((s) => s);
+  const ngettext = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
+  const interpolate = window.interpolate ||
+    ((fmt, obj) => fmt.replace(/%\((\w+)\)s/g, (m, k) => String(obj[k])));
 
   function liveCount(form) {
     const input = form.querySelector("#tw-expr");
@@ -23,21 +28,47 @@
         .then((data) => {
           if (data.error) {
             out.textContent = "";
-            show(data.error + (data.position ? " (" + gettextSafe("at") + " " + data.position + ")" : ""));
+            show(data.position ? interpolate(gettext("%(error)s (at character %(position)s)"),
+                                             data, true) : data.error);
           } else {
             show("");
-            out.textContent = data.count === null ? "" :
-              data.count.toLocaleString() + " " + gettextSafe("contacts match");
+            out.textContent = data.count === null ? "" : interpolate(ngettext(
+              "%(n)s contact matches", "%(n)s contacts match", data.count),
+              {n: data.count.toLocaleString(document.documentElement.lang || undefined)}, true);
             out.dataset.count = data.count;
           }
         })
         .catch((e) => { if (e.name !== "AbortError") out.textContent = "?"; });
     }
-    input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, 300); });
+    const save = form.querySelector("#tw-save-segment");
+    function followSave() {
+      if (!save) return;
+      const expr = input.value.trim();
+      save.href = save.dataset.base + (expr ? "?expression=" + encodeURIComponent(expr) : "");
+    }
+    input.addEventListener("input", () => {
+      clearTimeout(timer); timer = setTimeout(update, 300); followSave();
+    });
+    // Click a tag, a dimension or an operator to put it where the cursor is.
+    form.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-insert]");
+      if (!button) return;
+      event.preventDefault();
+      const text = button.dataset.insert;
+      const start = input.selectionStart ?? input.value.length;
+      const end = input.selectionEnd ?? input.value.length;
+      const before = input.value.slice(0, start);
+      const glue = before && !/[\s(]$/.test(before) && !/^\s/.test(text) && text !== ")" ? " " : "";
+      input.value = before + glue + text + input.value.slice(end);
+      const caret = (before + glue + text).length;
+      input.focus();
+      input.setSelectionRange(caret, caret);
+      input.dispatchEvent(new Event("input"));
+    });
     if (input.value.trim()) update();
   }
 
-  function gettextSafe(s) { return typeof window.gettext === "function" ? window.gettext(s) : s; }
+
 
   function bulkProgress(box) {
     const bar = box.querySelector("#tw-bulk-bar");
@@ -48,7 +79,9 @@
         .then((r) => r.json())
         .then((d) => {
           bar.value = d.percent;
-          text.textContent = d.status_display + " · " + d.processed + " / " + d.total;
+          text.textContent = interpolate(gettext("%(status)s · %(processed)s of %(total)s"),
+                                         {status: d.status_display, processed: d.processed,
+                                          total: d.total}, true);
           box.dataset.status = d.status;
           if (d.finished) {
             // Reload once so the result message and the undo button appear.

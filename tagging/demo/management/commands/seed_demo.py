@@ -5,7 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from crm.models import Contact
 from tagging.demo.contacts import seed_demo
+from tagging.demo.history import demo_history_spread
 from tagging.rules.starter import rules_load_starter
+from tagging.rules.starter_vocabulary import LANGUAGES
 
 
 class Command(BaseCommand):
@@ -18,16 +20,26 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true",
                             help="Do nothing when the database already has contacts.")
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        parser.add_argument("--language", choices=LANGUAGES, default="de",
+                            help="The vocabulary's language: de (the German source article, "
+                                 "default) or zh-hans (the Chinese articles).")
+        parser.add_argument("--no-history", action="store_true",
+                            help="Leave every tag applied now instead of spreading the demo's "
+                                 "tag history over the past 16 weeks.")
 
-    def handle(self, *args, contacts, seed, if_empty, json: bool = False, **options):
+    def handle(self, *args, contacts, seed, if_empty, json: bool = False, language: str = "de",
+               no_history: bool = False, **options):
         if contacts < 0:
             raise CommandError("--contacts must be 0 or more.")
         if if_empty and Contact.objects.exists():
             self.stdout.write("Demo data already loaded; skipping.")
             return
         started = time.monotonic()
-        result = seed_demo(contacts=contacts, seed=seed)
-        rules_load_starter()  # so that the demo's tags have rules that keep them
+        result = seed_demo(contacts=contacts, seed=seed, language=language)
+        rules_load_starter(language=language)  # so that the demo's tags have rules
+        if not no_history:
+            # Trends (churn, holders over time) need weeks of history, not one moment.
+            demo_history_spread(seed=seed)
         seconds = time.monotonic() - started
         if json:
             self.stdout.write(_json({**result.__dict__, "seconds": round(seconds, 2)}))

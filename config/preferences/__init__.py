@@ -1,0 +1,1 @@
+"""Per-user preferences of the admin: the language a person reads Tagwerk in."""
