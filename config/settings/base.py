@@ -287,3 +287,13 @@ IMPORTS_PREVIEW_RETENTION_DAYS = env_int("IMPORTS_PREVIEW_RETENTION_DAYS", 7)
 CELERY_BEAT_SCHEDULE["imports-preview-cleanup"] = {
     "task": "tagging.imports.tasks.import_previews_cleanup_task", "schedule": 86400.0,
 }
+
+# --- Health and metrics: /healthz, /readyz, /metrics (docs/operations.md) -----------
+INSTALLED_APPS += ["django_prometheus"]
+# Request counts and latencies per view; the "before" middleware must come first.
+MIDDLEWARE = ["django_prometheus.middleware.PrometheusBeforeMiddleware", *MIDDLEWARE,
+              "django_prometheus.middleware.PrometheusAfterMiddleware"]
+METRICS_TOKEN = env("METRICS_TOKEN", "")  # when set, /metrics wants "Authorization: Bearer …"
+HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 2)
+HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 600)
+HEALTH_WEBHOOK_LAG_SECONDS = env_int("HEALTH_WEBHOOK_LAG_SECONDS", 60)
