@@ -21,6 +21,9 @@ handler500 = "config.views.server_error"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/language/", views.language_set, name="language_set"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     # gettext() for the admin's own scripts (tagging/static/tagwerk/*.js and the apps').

@@ -6,3 +6,8 @@ class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = _("Customers")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from crm.health import checks_register_defaults
+
+        checks_register_defaults()

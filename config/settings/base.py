@@ -307,3 +307,13 @@ TEMPLATES[0]["OPTIONS"]["context_processors"] += ["django.template.context_proce
 LANGUAGE_COOKIE_NAME = "tagwerk_language"
 # Counts are grouped per locale where shown (|intcomma, charts), not globally: a global
 # separator would also write ids in forms as "1.234".
+
+# --- Health and metrics: /healthz, /readyz, /metrics (docs/operations.md) -----------
+INSTALLED_APPS += ["django_prometheus"]
+# Request counts and latencies per view; the "before" middleware must come first.
+MIDDLEWARE = ["django_prometheus.middleware.PrometheusBeforeMiddleware", *MIDDLEWARE,
+              "django_prometheus.middleware.PrometheusAfterMiddleware"]
+METRICS_TOKEN = env("METRICS_TOKEN", "")  # when set, /metrics wants "Authorization: Bearer …"
+HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 2)
+HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 600)
+HEALTH_WEBHOOK_LAG_SECONDS = env_int("HEALTH_WEBHOOK_LAG_SECONDS", 60)

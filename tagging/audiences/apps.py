@@ -12,14 +12,17 @@ class AudiencesConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.admin import contact_admin_parts
+        from crm.health import register_check
         from tagging.audiences import tasks  # noqa: F401  (registers the app's tasks)
         from tagging.audiences.admin import AudienceContactPart
+        from tagging.audiences.health import index_check
         from tagging.audiences.language import expressions_naming
         from tagging.audiences.models import Segment
         from tagging.roles import MARKETERS, role_permissions_add
         from tagging.vocabulary import register_tag_reference
 
         contact_admin_parts.register(AudienceContactPart())
+        register_check("audience_index", index_check, critical=False)
         # Saved segments that name a tag are listed on its delete confirmation.
         register_tag_reference(_("saved segments naming it"), lambda tag: expressions_naming(
             tag, Segment.objects.values_list("expression", flat=True)))

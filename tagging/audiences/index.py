@@ -328,6 +328,11 @@ def current(columns: Iterable[str] = ()) -> TagBitmaps:
         return _index
 
 
+def age_seconds() -> float | None:
+    """Seconds since this process's index last caught up; ``None`` when it was never built."""
+    return None if _index.snapshot is None else time.monotonic() - _index.synced_at
+
+
 def changes_prune() -> int:
     """Delete change rows every reader has certainly seen; returns how many.
 

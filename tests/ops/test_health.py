@@ -1,0 +1,98 @@
+"""/healthz, /readyz and /metrics: what a load balancer and Prometheus see."""
+
+import json
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+pytestmark = pytest.mark.django_db
+
+CLOSED = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+@pytest.fixture(autouse=True)
+def _no_cache(settings):
+    settings.HEALTH_CACHE_SECONDS = 0
+
+
+def _ready(client):
+    response = client.get("/readyz")
+    return response.status_code, json.loads(response.content)
+
+
+def test_healthz_answers_without_touching_anything(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert json.loads(response.content) == {"status": "ok"}
+
+
+def test_readyz_is_ready_when_database_cache_and_broker_answer(client):
+    status, body = _ready(client)
+    assert status == 200
+    assert body["status"] == "ready"
+    assert {"database", "cache", "broker", "beat"} <= set(body["checks"])
+    assert body["checks"]["database"]["ok"] is True
+
+
+@override_settings(REDIS_URL=CLOSED)
+def test_readyz_answers_503_when_redis_is_down(client):
+    status, body = _ready(client)
+    assert status == 503
+    assert body["status"] == "unavailable"
+    assert body["checks"]["cache"]["ok"] is False
+    assert "Error" in body["checks"]["cache"]["detail"]
+
+
+@override_settings(CELERY_BROKER_URL=CLOSED)
+def test_readyz_answers_503_when_the_broker_is_down(client):
+    status, body = _ready(client)
+    assert status == 503
+    assert body["checks"]["broker"]["ok"] is False
+
+
+def test_beat_not_ticking_is_reported_but_keeps_the_web_ready(client, settings):
+    every = IntervalSchedule.objects.create(every=1, period="hours")
+    PeriodicTask.objects.create(name="old", task="x", interval=every,
+                                last_run_at=timezone.now() - timezone.timedelta(hours=2))
+    status, body = _ready(client)
+    assert status == 200
+    assert body["checks"]["beat"]["ok"] is False
+    assert body["checks"]["beat"]["values"]["age_seconds"] > 7000
+
+
+def test_readyz_says_no_secret(client, settings):
+    settings.SECRET_KEY = "a-secret-that-must-not-leak-" + "x" * 40
+    response = client.get("/readyz")
+    assert settings.SECRET_KEY not in response.content.decode()
+    assert "postgres://" not in response.content.decode()
+
+
+def test_metrics_export_requests_and_checks(client):
+    client.get("/healthz")
+    text = client.get("/metrics").content.decode()
+    assert 'tagwerk_check_ok{check="database"} 1.0' in text
+    assert "django_http_requests_total_by_view_transport_method_total" in text
+
+
+@override_settings(METRICS_TOKEN="s3cret")
+def test_metrics_want_the_token_when_one_is_set(client):
+    assert client.get("/metrics").status_code == 401
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret")
+    assert response.status_code == 200
+
+
+def test_a_webhook_backlog_older_than_a_minute_is_reported_while_the_web_stays_ready(client):
+    from campaigns.models import WebhookDelivery
+
+    WebhookDelivery.objects.create(body=b"{}", sha256="a" * 64,
+                                   received_at=timezone.now() - timezone.timedelta(minutes=3))
+    WebhookDelivery.objects.create(body=b"{}", sha256="b" * 64)
+    status, body = _ready(client)
+    assert status == 200  # pulling web processes would stop the intake too
+    webhooks = body["checks"]["webhooks"]
+    assert webhooks["ok"] is False
+    assert webhooks["values"]["backlog"] == 2
+    assert webhooks["values"]["lag_seconds"] >= 180
