@@ -59,6 +59,10 @@ def _authenticate(request: HttpRequest, scope: str) -> ApiToken | JsonResponse:
     return token
 
 
+def _refuse_constant(name: str):
+    raise ValueError(_("%(name)s is not a JSON number") % {"name": name})
+
+
 @csrf_exempt
 def events_post(request: HttpRequest) -> JsonResponse:
     """Record one event (a JSON object) or a batch (a list, or ``{"events": [...]}``)."""
@@ -76,11 +80,15 @@ def events_post(request: HttpRequest) -> JsonResponse:
                       _("The body is larger than %(n)d bytes; send smaller batches.")
                       % {"n": settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0})
     try:
-        data = json.loads(body or b"null")
+        data = json.loads(body or b"null", parse_constant=_refuse_constant)
+    except RecursionError:
+        return _error(400, "invalid_json", _("The body is nested too deeply to read."))
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(400, "invalid_json", _("The body is not valid JSON: %(e)s") % {"e": exc})
-    if isinstance(data, dict) and isinstance(data.get("events"), list):
+    if isinstance(data, dict) and "events" in data:
         items = data["events"]
+        if not isinstance(items, list):
+            return _error(400, "invalid_body", _("“events” must be a list of event objects."))
     elif isinstance(data, list):
         items = data
     elif isinstance(data, dict):
