@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from config.api import api
+
 admin.site.site_header = "Tagwerk"
 admin.site.site_title = "Tagwerk"
 admin.site.index_title = "Tagwerk"
@@ -10,6 +12,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/", include("crm.urls")),  # POST /api/events/
+    path("api/v1/", api.urls),  # docs/api.md
+    path("api/", include("crm.urls")),  # POST /api/events/, as before v1
     path("", include("campaigns.urls")),
 ]

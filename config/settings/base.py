@@ -287,3 +287,10 @@ IMPORTS_PREVIEW_RETENTION_DAYS = env_int("IMPORTS_PREVIEW_RETENTION_DAYS", 7)
 CELERY_BEAT_SCHEDULE["imports-preview-cleanup"] = {
     "task": "tagging.imports.tasks.import_previews_cleanup_task", "schedule": 86400.0,
 }
+
+# --- API (/api/v1/, docs/api.md): rate limit per token; django-ninja serves the docs page ---
+INSTALLED_APPS += ["ninja"]
+TAGWERK_API_RATE_PER_MINUTE = env_int("TAGWERK_API_RATE_PER_MINUTE", 600)
+TAGWERK_API_BURST = env_int("TAGWERK_API_BURST", 60)
+TAGWERK_API_PAGE_SIZE = env_int("TAGWERK_API_PAGE_SIZE", 100)
+TAGWERK_API_MAX_PAGE_SIZE = env_int("TAGWERK_API_MAX_PAGE_SIZE", 1000)

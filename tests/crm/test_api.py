@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from crm.api import MAX_EVENTS
+from crm.api.events import MAX_EVENTS
 from crm.models import ApiScope, ApiToken, Contact, Event
 from crm.tokens import api_token_create, api_token_issue, api_tokens_revoke
 
