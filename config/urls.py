@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from config.api import api
+from crm.api.framework import unknown_address
 
 admin.site.site_header = "Tagwerk"
 admin.site.site_title = "Tagwerk"
@@ -13,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),  # docs/api.md
+    re_path(r"^api/v1/(?P<rest>.*)$", unknown_address),
     path("api/", include("crm.urls")),  # POST /api/events/, as before v1
     path("", include("campaigns.urls")),
 ]

@@ -31,7 +31,7 @@ from typing import Annotated, Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -126,6 +126,11 @@ def install(api: NinjaAPI) -> None:
         return answer(request, _validation_error(exc))
 
     def on_http_error(request, exc: HttpError):
+        # ninja wraps what the body parser raised: answer with the parser's own words.
+        if isinstance(exc.__cause__, ApiError):
+            return answer(request, exc.__cause__)
+        if isinstance(exc.__cause__, RequestDataTooBig):
+            return on_too_big(request, exc.__cause__)
         return answer(request, ApiError(exc.status_code, "bad_request", str(exc)))
 
     def on_not_found(request, exc: Http404):
@@ -155,10 +160,16 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(Exception, on_bug)
 
 
+def unknown_address(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Any address under the API that no operation serves, in the error format."""
+    return JsonResponse(not_found(_("There is nothing at this address; see /api/v1/docs for "
+                                    "the endpoints.")).body(), status=404)
+
+
 def responses(ok: dict[int, Any], *codes: int) -> dict[int, Any]:
     """An operation's documented answers: ``ok`` plus the errors every operation can give
-    (401, 403, 429) and ``codes``, all in the error format."""
-    return {**ok, **{code: ErrorOut for code in sorted({401, 403, 429, *codes})}}
+    (400 unreadable request, 401, 403, 429) and ``codes``, all in the error format."""
+    return {**ok, **{code: ErrorOut for code in sorted({400, 401, 403, 429, *codes})}}
 
 
 # --- request bodies -------------------------------------------------------------------------
