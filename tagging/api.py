@@ -29,6 +29,7 @@ from crm.api.framework import (
     contact_by_phone,
     not_found,
     page_of,
+    phone_from_path,
     responses,
 )
 from crm.models import ApiScope, ApiToken, Contact
@@ -89,7 +90,12 @@ contacts_router = Router(tags=["contacts"])
     description="Scope `contacts:read`. `phone` in any writing: `+491701234567`, "
                 "`+49 170 1234567`, `0049170…`, or national (`0170…`) in the default region.")
 def contact_get(request: HttpRequest, phone: str):
-    return contact_out(contact_by_phone(phone))
+    # One query for the contact, one for its tags: the lookup #18 asks to answer in 50 ms.
+    number = phone_from_path(phone)
+    found = contacts_out(contacts_with_tags(Contact.objects.filter(phone=number)))
+    if not found:
+        raise not_found(_("No contact has the number %(phone)s.") % {"phone": number}, "phone")
+    return found[0]
 
 
 @contacts_router.patch(
