@@ -148,8 +148,8 @@ def install(api: NinjaAPI) -> None:
     def on_bug(request, exc: Exception):
         logger.exception("API error on %s %s", request.method, request.path)
         return answer(request, ApiError(500, "server_error", _(
-            "Something went wrong on our side; nothing was changed. Try again later, and tell "
-            "the administrators if it keeps happening.")))
+            "Something went wrong on our side. Try again later, and tell the administrators "
+            "if it keeps happening.")))
 
     api.add_exception_handler(ApiError, on_api_error)
     api.add_exception_handler(ValidationError, on_validation)
