@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from config.api import api
+from config import api
 from crm.api.framework import unknown_address
 
 admin.site.site_header = "Tagwerk"
@@ -13,8 +13,8 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/v1/", api.urls),  # docs/api.md
-    re_path(r"^api/v1/(?P<rest>.*)$", unknown_address),
+    path("api/v1/", api.urls()),  # docs/api.md
+    re_path(r"(?s)^api/v1/(?P<rest>.*)$", unknown_address),  # the rest, in the error format
     path("api/", include("crm.urls")),  # POST /api/events/, as before v1
     path("", include("campaigns.urls")),
 ]

@@ -26,6 +26,7 @@ import logging
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
+from functools import wraps
 from typing import Annotated, Any
 
 from django.conf import settings
@@ -164,6 +165,24 @@ def unknown_address(request: HttpRequest, rest: str = "") -> JsonResponse:
     """Any address under the API that no operation serves, in the error format."""
     return JsonResponse(not_found(_("There is nothing at this address; see /api/v1/docs for "
                                     "the endpoints.")).body(), status=404)
+
+
+def method_checked(view):
+    """``view`` (an operation's URL view) answering a method it does not serve in the error
+    format, with ``Allow``, instead of ninja's empty 405 page."""
+    @wraps(view)
+    def checked(request: HttpRequest, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and not response.get("Content-Type", "").startswith(
+                "application/json"):
+            allowed = response.get("Allow", "")
+            error = ApiError(405, "method_not_allowed", _(
+                "%(method)s is not served here; use %(allowed)s.")
+                % {"method": request.method, "allowed": allowed or "—"})
+            response = JsonResponse(error.body(), status=405)
+            response["Allow"] = allowed
+        return response
+    return checked
 
 
 def responses(ok: dict[int, Any], *codes: int) -> dict[int, Any]:

@@ -16,6 +16,7 @@ import json
 import os
 from collections import Counter
 from datetime import datetime
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -138,3 +139,66 @@ def test_no_hostile_input_makes_the_events_api_fail(client, token):
           + ", ".join(f"{k}: {v}" for k, v in sorted((k, v) for k, v in seen.items()
                                                     if isinstance(k, int))))
     assert seen["inputs"] >= min(EXAMPLES, 500) and seen[500] == 0
+
+
+# --- the rest of /api/v1/: hostile bodies, paths and queries ---------------------------------
+
+contact_fields = st.fixed_dictionaries({}, optional={
+    name: st.one_of(texts, json_values) for name in (
+        "phone", "first_name", "last_name", "salutation", "gender", "birth_date", "language",
+        "city", "occupation", "external_label", "notes", "attributes", "consent_status",
+        "consent_source", "nickname")})
+requests_ = st.one_of(
+    st.tuples(st.just("post"), st.just("/contacts/"), contact_fields.map(_dumps)),
+    st.tuples(st.just("patch"), st.just("/contacts/+491701234567/"), contact_fields.map(_dumps)),
+    st.tuples(st.just("post"), st.just("/contacts/+491701234567/tags/"),
+              st.fixed_dictionaries({}, optional={"add": json_values, "remove": json_values})
+              .map(_dumps)),
+    st.tuples(st.just("post"), st.just("/bulk-operations/"),
+              st.fixed_dictionaries({}, optional={"where": texts, "segment": json_values,
+                                                  "add": json_values}).map(_dumps)),
+    st.tuples(st.just("post"), st.just("/tags/"),
+              st.fixed_dictionaries({}, optional={"name": texts, "dimension": texts,
+                                                  "lifetime_days": json_values}).map(_dumps)),
+    st.tuples(st.just("get"), texts.map(
+        lambda t: "/contacts/" + quote(t.encode("utf-8", "surrogatepass"), safe="") + "/"),
+              st.none()),
+    st.tuples(st.just("get"), st.just("/contacts/"),
+              st.fixed_dictionaries({}, optional={"where": texts, "cursor": texts,
+                                                  "limit": texts})),
+    st.tuples(st.sampled_from(["post", "patch"]), st.just("/contacts/+491701234567/"),
+              st.binary(max_size=60)),
+)
+
+
+def test_no_hostile_request_makes_the_rest_of_the_api_fail(client, make_token, make_contact,
+                                                          make_tag):
+    make_contact(phone="+491701234567")
+    make_tag(name="Sport")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {make_token(rate_limit=10**6)}"}
+    seen: Counter = Counter()
+
+    @settings(max_examples=max(EXAMPLES // 2, 50), deadline=None, derandomize=not RANDOM,
+              database=None, suppress_health_check=list(HealthCheck))
+    @given(request=requests_)
+    def send(request):
+        method, path, body = request
+        url = f"/api/v1{path}"
+        if method == "get":
+            # As a browser would send them: UTF-8 (lone surrogates too), percent-encoded.
+            query = "&".join(f"{k}={quote(v.encode('utf-8', 'surrogatepass'), safe='')}"
+                             for k, v in (body or {}).items())
+            response = client.get(f"{url}?{query}", **headers)
+        else:
+            data = body if isinstance(body, bytes) else body.encode()
+            response = getattr(client, method)(url, data=data, content_type="application/json",
+                                               **headers)
+        seen[response.status_code] += 1
+        assert response.status_code < 500, (method, path, body, response.content[:300])
+        if response.status_code >= 400:
+            assert response.json()["error"]["message"]
+
+    send()
+    print(f"\nfuzz (rest of the API): {sum(seen.values())} requests, answers "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(seen.items())))
+    assert seen[500] == 0
