@@ -14,7 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls()),  # docs/api.md
-    re_path(r"(?s)^api/v1/(?P<rest>.*)$", unknown_address),  # the rest, in the error format
+    re_path(r"^api/v1/(?P<rest>[\s\S]*)$", unknown_address),  # the rest, in the error format
     path("api/", include("crm.urls")),  # POST /api/events/, as before v1
     path("", include("campaigns.urls")),
 ]

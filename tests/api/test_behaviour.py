@@ -217,3 +217,17 @@ def test_the_admin_makes_a_token_for_some_dimensions(client, superuser, vip, spo
     assert Api(client, raw).get("/token/").json()["dimensions"] == ["Interesse"]
     refused = client.post("/admin/crm/apitoken/add/", {"name": "x", "scopes": ["tags:write"]})
     assert refused.status_code == 200 and ApiToken.objects.count() == 1
+
+
+def test_pages_from_the_index_bitmap_walk_every_id_once():
+    from pyroaring import BitMap
+
+    from crm.api.framework import page_of_ids
+
+    ids, seen, cursor = BitMap([3, 5, 9, 12, 40]), [], None
+    while True:
+        page, cursor = page_of_ids(ids, cursor=cursor, limit=2)
+        seen += page
+        if cursor is None:
+            break
+    assert seen == [3, 5, 9, 12, 40]
