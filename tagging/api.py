@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema, Status
@@ -307,12 +308,13 @@ def _dimension_write(request, dimension: Dimension, data: DimensionPatch, *, cre
     for name, value in values.items():
         setattr(dimension, name, value if value is not None else "")
     try:
-        dimension_save(dimension=dimension, actor=None, reason=reason,
-                       near_twins_confirmed=confirm)
-        if archived is True:
-            dimension_archive(dimension=dimension, actor=None, reason=reason)
-        elif archived is False and not created:
-            dimension_restore(dimension=dimension, actor=None, reason=reason)
+        with transaction.atomic():  # an edit and an archive: both or neither
+            dimension_save(dimension=dimension, actor=None, reason=reason,
+                           near_twins_confirmed=confirm)
+            if archived is True:
+                dimension_archive(dimension=dimension, actor=None, reason=reason)
+            elif archived is False and not created:
+                dimension_restore(dimension=dimension, actor=None, reason=reason)
     except VocabularyError as exc:
         raise _vocabulary_error(exc) from None
     dimension.refresh_from_db()
@@ -384,11 +386,12 @@ def _tag_write(request, tag: Tag, data: TagPatch, *, created: bool) -> Tag:
     for name, value in values.items():
         setattr(tag, name, value if value is not None or name == "lifetime_days" else "")
     try:
-        tag_save(tag=tag, actor=None, reason=reason, near_twins_confirmed=confirm)
-        if archived is True:
-            tag_archive(tag=tag, actor=None, reason=reason)
-        elif archived is False and not created:
-            tag_restore(tag=tag, actor=None, reason=reason)
+        with transaction.atomic():  # an edit and an archive: both or neither
+            tag_save(tag=tag, actor=None, reason=reason, near_twins_confirmed=confirm)
+            if archived is True:
+                tag_archive(tag=tag, actor=None, reason=reason)
+            elif archived is False and not created:
+                tag_restore(tag=tag, actor=None, reason=reason)
     except VocabularyError as exc:
         raise _vocabulary_error(exc) from None
     return _tag(tag.pk)

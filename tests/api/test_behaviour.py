@@ -231,3 +231,14 @@ def test_pages_from_the_index_bitmap_walk_every_id_once():
         if cursor is None:
             break
     assert seen == [3, 5, 9, 12, 40]
+
+
+def test_an_edit_with_a_refused_archive_changes_nothing(api, make_tag):
+    tag = make_tag(name="Sport", description="old")
+    response = api.patch(f"/tags/{tag.pk}/", {"description": "new", "archived": True})
+    assert response.status_code == 422 and "reason" in response.json()["error"]["message"]
+    tag.refresh_from_db()
+    assert (tag.description, tag.is_archived) == ("old", False)
+    done = api.patch(f"/tags/{tag.pk}/", {"description": "new", "archived": True,
+                                          "reason": "season over"}).json()
+    assert (done["description"], done["archived"]) == ("new", True)
