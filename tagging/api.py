@@ -35,7 +35,7 @@ from crm.api.framework import (
 )
 from crm.models import ApiScope, ApiToken, Contact
 from crm.tokens import dimension_names
-from tagging.models import Dimension, Source, Tag, TagKind
+from tagging.models import Dimension, Source, Tag, TagAssignment, TagKind
 from tagging.names import name_key
 from tagging.selectors import contacts_with_tags, tags_by_name
 from tagging.services import TagChangeError, tags_change
@@ -76,6 +76,14 @@ def contacts_out(contacts: Iterable[Contact]) -> list[dict]:
     return [{**{name: getattr(c, name) for name in fields}, "tags": [
         {"name": a.tag.name, "dimension": a.tag.dimension.name, "source": a.source,
          "added_at": a.assigned_at} for a in c.tag_assignments.all()]} for c in contacts]
+
+
+def tags_held(contact_id: int) -> list[dict]:
+    """The tags of one contact, in one query."""
+    held = TagAssignment.objects.filter(contact_id=contact_id).select_related(
+        "tag__dimension").order_by("tag__dimension__order", "tag__name")
+    return [{"name": a.tag.name, "dimension": a.tag.dimension.name, "source": a.source,
+             "added_at": a.assigned_at} for a in held]
 
 
 def contact_out(contact: Contact) -> dict:
@@ -166,7 +174,7 @@ def api_source_ref(token: ApiToken) -> str:
 def contact_tags_change(request: HttpRequest, phone: str, data: TagChangeIn):
     if not data.add and not data.remove:
         raise ApiError(422, "invalid", _("Name at least one tag to add or remove."), "add")
-    contact = contact_by_phone(phone)
+    contact = contact_by_phone(phone, Contact.objects.only("pk", "phone"))
     add, remove = tags_resolve(data.add, "add"), tags_resolve(data.remove, "remove")
     fields = {t.pk: f"remove[{i}]" for i, t in enumerate(remove)}
     fields.update({t.pk: f"add[{i}]" for i, t in enumerate(add)})
@@ -178,7 +186,7 @@ def contact_tags_change(request: HttpRequest, phone: str, data: TagChangeIn):
         raise ApiError(422, "tag_change_refused", str(exc), "add") from None
     return {"operation": result.operation, "added": result.added, "removed": result.removed,
             "replaced": result.replaced, "changed": result.changed,
-            "tags": contact_out(contact)["tags"]}
+            "tags": tags_held(contact.pk)}
 
 
 # --- the vocabulary ---------------------------------------------------------------------------
