@@ -1,10 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 
-from config import views
+from config import api, views
+from crm.api.framework import unknown_address
 
 admin.site.site_header = _("Tagwerk")
 admin.site.site_title = _("Tagwerk")
@@ -29,7 +30,9 @@ urlpatterns = [
     # gettext() for the admin's own scripts (tagging/static/tagwerk/*.js and the apps').
     path("jsi18n/", JavaScriptCatalog.as_view(packages=["tagging", "campaigns", "crm"]),
          name="javascript-catalog"),
-    path("api/", include("crm.urls")),  # POST /api/events/
+    path("api/v1/", api.urls()),  # docs/api.md
+    re_path(r"^api/v1/(?P<rest>[\s\S]*)$", unknown_address),  # the rest, in the error format
+    path("api/", include("crm.urls")),  # POST /api/events/, as before v1
     path("", include("campaigns.urls")),
     path("", include("crm.shops.urls")),  # POST /webhooks/shop/<slug>/
 ]

@@ -29,7 +29,14 @@ from django.utils.translation import ngettext
 from crm.models import ApiScope, ApiToken, Contact, Event
 from crm.selectors import contacts_search
 from crm.timeline import timeline_page
-from crm.tokens import api_token_issue, api_tokens_revoke
+from crm.tokens import (
+    ApiTokenError,
+    api_token_check,
+    api_token_issue,
+    api_tokens_revoke,
+    dimension_catalog,
+    dimension_names,
+)
 
 CONSENT_FIELDS = ["consent_status", "consent_source", "consent_at", "is_blocked"]
 
@@ -309,32 +316,61 @@ class ApiTokenForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         label=_("scopes"), choices=ApiScope.choices, initial=[ApiScope.EVENTS_WRITE],
         widget=forms.CheckboxSelectMultiple)
+    dimensions = forms.TypedMultipleChoiceField(
+        label=_("dimensions"), coerce=int, required=False, choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Whose tags the token may add and remove (tags:write, bulk:write)."))
 
     class Meta:
         model = ApiToken
-        fields = ["name", "scopes"]
+        fields = ["name", "scopes", "dimensions", "all_dimensions", "rate_limit"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        catalog = dimension_catalog()
+        self.fields["dimensions"].choices = catalog.choices() if catalog else []
+
+    def clean(self):
+        data = super().clean()
+        try:
+            api_token_check(scopes=data.get("scopes") or [],
+                            dimensions=data.get("dimensions") or [],
+                            all_dimensions=data.get("all_dimensions", False))
+        except ApiTokenError:
+            raise forms.ValidationError(
+                _("A token with tags:write or bulk:write must name the dimensions it may change, "
+                  "or be allowed all dimensions.")) from None
+        return data
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     form = ApiTokenForm
-    list_display = ["name", "prefix", "scopes", "created_at", "created_by", "last_used_at",
-                    "revoked_at"]
+    list_display = ["name", "prefix", "scopes", "dimension_list", "rate_limit", "created_at",
+                    "created_by", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["prefix", "created_at", "created_by", "last_used_at", "revoked_at"]
     actions = ["revoke"]
+    FIELDS = ["name", "scopes", "dimensions", "all_dimensions", "rate_limit"]
 
     def get_fields(self, request, obj=None):
-        return ["name", "scopes"] if obj is None else ["name", *self.readonly_fields, "scopes"]
+        return self.FIELDS if obj is None else ["name", *self.readonly_fields, "scopes",
+                                                "dimension_list", "rate_limit"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "scopes"] if obj else []
+        return [*self.readonly_fields, "scopes", "dimension_list"] if obj else []
+
+    @admin.display(description=_("dimensions"))
+    def dimension_list(self, obj: ApiToken) -> str:
+        names = dimension_names(obj)
+        return _("all") if names == ["*"] else ", ".join(names) or "—"
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save(update_fields=["name"])
+            obj.save(update_fields=["name", "rate_limit"])
             return
         obj.scopes, obj.created_by = form.cleaned_data["scopes"], request.user
+        obj.dimensions = form.cleaned_data["dimensions"]
         raw = api_token_issue(token=obj)
         self.message_user(request, _(
             "Token “%(name)s” created. Copy it now — it is not shown again: %(token)s")

@@ -1,13 +1,21 @@
 """Turning outside data (JSON objects, CSV rows) into ``EventIn``.
 
-Shared by ``POST /api/events/`` and ``import_events`` so that both accept the
-same fields and explain a bad value the same way.
+Shared by the events API and ``import_events`` so that both accept the same
+fields and explain a bad value the same way. Everything a value could carry
+that the database cannot store is refused here, with the field it sits in:
+NUL characters (PostgreSQL text and jsonb refuse them), lone UTF-16 surrogates
+(not encodable as UTF-8), numbers that are not finite, JSON nested deeper than
+``MAX_DEPTH`` and dates that do not exist (2025-02-30) or lie outside
+``EARLIEST``..tomorrow. ``text_problem`` and ``json_problem`` serve the other
+writers of outside data (the contacts API) the same way.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
@@ -17,6 +25,14 @@ from django.utils.translation import gettext as _
 from crm.events import EventIn
 from crm.models import EventKind
 from crm.phones import InvalidPhoneNumber, normalize_phone
+
+# Payloads and attributes deeper than this are refused: no shop sends more, and a bound keeps
+# every reader (json.dumps, PostgreSQL's jsonb parser, the admin) far from its recursion limit.
+MAX_DEPTH = 20
+# Events before this are refused: older dates are typing mistakes, and the bound keeps every
+# time zone conversion inside the calendar (0001-01-01+14:00 is not a date in UTC).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # Other names shops use for the same kinds.
 ALIASES = {"order": EventKind.PURCHASE, "cart_abandon": EventKind.CART_ABANDONED,
@@ -31,13 +47,56 @@ class EventDataError(ValueError):
         super().__init__(f"{field}: {message}")
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None: NUL characters and lone surrogates."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return _("contains a NUL character (\\u0000) at position %(n)d; remove it") % {
+            "n": found.start() + 1}
+    return _("contains a lone surrogate (\\u%(code)04x) at position %(n)d: not a character; "
+             "send text as UTF-8") % {"code": ord(found.group()), "n": found.start() + 1}
+
+
+def json_problem(value, path: str) -> tuple[str, str, str] | None:
+    """(field path, reason, message) for the first part of a decoded JSON ``value`` that
+    cannot be stored, or None. Walks without recursion, so any depth is safe to check."""
+    stack = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return where, "too_deep", _("is nested more than %(n)d levels deep") % {
+                "n": MAX_DEPTH}
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                return where, "bad_text", problem
+        elif isinstance(item, float) and not math.isfinite(item):
+            return where, "bad_number", _("is not a finite number")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                problem = text_problem(key)
+                if problem:
+                    return where, "bad_text", _("a key %(problem)s") % {"problem": problem}
+                stack.append((child, f"{where}.{key}", depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
+    return None
+
+
 def _text(data: Mapping, key: str, limit: int) -> str:
     value = data.get(key)
     if value is None:
         return ""
-    if not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise EventDataError(key, "bad_value", _("must be text"))
+    if isinstance(value, float) and not math.isfinite(value):
         raise EventDataError(key, "bad_value", _("must be text"))
     value = str(value).strip()
+    problem = text_problem(value)
+    if problem:
+        raise EventDataError(key, "bad_text", problem)
     if len(value) > limit:
         raise EventDataError(key, "too_long", _("at most %(n)d characters") % {"n": limit})
     return value
@@ -59,18 +118,35 @@ def parse_when(raw) -> datetime | None:
         return None
     if not isinstance(raw, str):
         raise EventDataError("occurred_at", "bad_date", _("must be an ISO 8601 date-time text"))
-    value = parse_datetime(raw.strip().replace(" ", "T", 1))
-    if value is None:
-        day = parse_date(raw.strip())
-        value = datetime.combine(day, datetime.min.time()) if day else None
+    value = _date_time(raw.strip())
     if value is None:
         raise EventDataError("occurred_at", "bad_date",
                              _("“%(v)s” is not a date-time such as 2025-03-01T14:30:00+01:00")
-                             % {"v": raw})
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
+                             % {"v": raw[:40]})
     if value > timezone.now() + timedelta(days=1):
         raise EventDataError("occurred_at", "future_date", _("lies in the future"))
+    return value
+
+
+def _date_time(text: str) -> datetime | None:
+    """An aware date-time for ``text``, or None when it names no real moment since 1900.
+
+    Django's parsers return None for text of the wrong shape but raise for the right shape
+    with impossible parts (2025-02-30, an offset of +99:00); both mean "not a date" here.
+    """
+    if _UNSTORABLE.search(text):
+        return None
+    try:
+        value = parse_datetime(text.replace(" ", "T", 1))
+        if value is None:
+            day = parse_date(text)
+            value = datetime.combine(day, datetime.min.time()) if day else None
+        if value is not None and timezone.is_naive(value):
+            value = timezone.make_aware(value)
+        if value is not None and value.astimezone(UTC) < EARLIEST:
+            return None
+    except (ValueError, OverflowError):
+        return None
     return value
 
 
@@ -115,6 +191,9 @@ def event_from_data(data: Mapping, *, region: str | None = None) -> EventIn:
     payload = data.get("payload") or {}
     if not isinstance(payload, dict):
         raise EventDataError("payload", "bad_payload", _("must be a JSON object"))
+    problem = json_problem(payload, "payload")
+    if problem:
+        raise EventDataError(*problem)
     return EventIn(
         kind=kind, name=name if kind == EventKind.CUSTOM else "", phone=phone,
         occurred_at=parse_when(data.get("occurred_at")), amount=parse_amount(data.get("amount")),

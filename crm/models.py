@@ -172,7 +172,20 @@ class Event(models.Model):
 
 
 class ApiScope(models.TextChoices):
+    """What a token may do; each endpoint of ``/api/v1/`` names the scope it needs."""
+
+    CONTACTS_READ = "contacts:read", _("contacts:read — read contacts and their tags")
+    CONTACTS_WRITE = "contacts:write", _("contacts:write — create and change contacts")
+    TAGS_WRITE = "tags:write", _("tags:write — add and remove tags of its dimensions")
+    TAGS_ADMIN = "tags:admin", _("tags:admin — create and change dimensions and tags")
+    SEGMENTS_READ = "segments:read", _("segments:read — read segments, counts and members")
+    BULK_WRITE = "bulk:write", _("bulk:write — start bulk tag changes of its dimensions")
     EVENTS_WRITE = "events:write", _("events:write — send events")
+    OFFERS_READ = "offers:read", _("offers:read — read offers (coming with offers)")
+
+
+# Scopes that change who holds which tag: a token with one of them names its dimensions.
+TAG_CHANGING_SCOPES = frozenset({ApiScope.TAGS_WRITE, ApiScope.BULK_WRITE})
 
 
 class ApiToken(models.Model):
@@ -190,6 +203,16 @@ class ApiToken(models.Model):
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     scopes = models.JSONField(_("scopes"), default=list, blank=True,
                               help_text=_("What the token may do."))
+    dimensions = models.JSONField(
+        _("dimensions"), default=list, blank=True,
+        help_text=_("Ids of the dimensions whose tags the token may add and remove "
+                    "(tags:write, bulk:write)."))
+    all_dimensions = models.BooleanField(
+        _("all dimensions"), default=False,
+        help_text=_("May add and remove tags of every dimension, present and future."))
+    rate_limit = models.PositiveIntegerField(
+        _("requests per minute"), null=True, blank=True,
+        help_text=_("Leave empty for the default (setting TAGWERK_API_RATE_PER_MINUTE)."))
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                                    blank=True, related_name="+", verbose_name=_("created by"))
@@ -207,3 +230,7 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def may_change_dimension(self, dimension_id: int) -> bool:
+        """Whether tags of this dimension may be added and removed with this token."""
+        return self.all_dimensions or dimension_id in self.dimensions

@@ -1,8 +1,8 @@
 from django.urls import path
 
-from crm import api
+from crm.api import events
 
 app_name = "crm"
 urlpatterns = [
-    path("events/", api.events_post, name="events"),
+    path("events/", events.events_post, name="events"),
 ]

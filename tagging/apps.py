@@ -16,6 +16,7 @@ class TaggingConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.admin import contact_admin_parts
+        from crm.tokens import dimension_catalog_register
         from tagging import tasks  # noqa: F401  (registers the app's tasks)
         from tagging.admin.contacts import TagsContactPart
         from tagging.roles import roles_sync_after_migrate
@@ -24,3 +25,7 @@ class TaggingConfig(AppConfig):
         post_migrate.connect(roles_sync_after_migrate, sender=self,
                              dispatch_uid="tagging.roles_sync")
         contact_admin_parts.register(TagsContactPart())
+        # API tokens name the dimensions they may change (crm cannot import tagging).
+        from tagging.token_dimensions import CATALOG
+
+        dimension_catalog_register(CATALOG)

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from crm.api import MAX_EVENTS
+from crm.api.events import MAX_EVENTS
 from crm.models import ApiScope, ApiToken, Contact, Event
 from crm.tokens import api_token_create, api_token_issue, api_tokens_revoke
 
@@ -139,3 +139,74 @@ def test_a_body_over_the_upload_limit_is_413(client, token, settings):
     big = [{"type": "interaction", "phone": "+491701234567", "name": "x" * 50}] * 30
     response = post(client, big, token)
     assert response.status_code == 413 and response.json()["error"] == "body_too_large"
+
+
+# --- #14: hostile input gets a 4xx naming the item and field, and nothing is stored -------
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+HOSTILE = {
+    "impossible date": ({"occurred_at": "2025-02-30"}, "occurred_at", "bad_date"),
+    "impossible date-time": ({"occurred_at": "2025-02-30T10:00:00"}, "occurred_at", "bad_date"),
+    "year zero": ({"occurred_at": "0000-01-01"}, "occurred_at", "bad_date"),
+    "before year one in UTC": ({"occurred_at": "0001-01-01T00:00:00+14:00"}, "occurred_at",
+                               "bad_date"),
+    "offset beyond a day": ({"occurred_at": "2025-01-01T00:00:00+99:00"}, "occurred_at",
+                            "bad_date"),
+    "NUL in a text": ({"product": "Lippen\u0000stift"}, "product", "bad_text"),
+    "NUL in the type": ({"type": "sign\u0000up"}, "type", "bad_text"),
+    "NUL in a payload key": ({"payload": {"li\u0000st": "a"}}, "payload", "bad_text"),
+    "NUL in a payload value": ({"payload": {"list": ["a", "b\u0000"]}}, "payload.list[1]",
+                               "bad_text"),
+    "lone surrogate in a text": ({"product": "\ud800"}, "product", "bad_text"),
+    "lone surrogate in a payload key": ({"payload": {"\udfff": 1}}, "payload", "bad_text"),
+    "infinite number in the payload": ({"payload": {"n": 1e999}}, "payload.n", "bad_number"),
+    "payload nested too deeply": ({"payload": {"a": _nested(40)}}, "payload.a[0]…", "too_deep"),
+    "a boolean for a text": ({"product": True}, "product", "bad_value"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_values_are_refused_by_item_and_field(client, token, case):
+    extra, field, reason = HOSTILE[case]
+    good = {"type": "interaction", "phone": "+491701234567"}
+    raw = json.dumps([good, {**good, **extra}]).replace("Infinity", "1e999")  # beyond float
+    response = post(client, None, token, raw=raw)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["error"] == "invalid_events"
+    (error,) = body["errors"]
+    assert (error["index"], error["reason"]) == (1, reason)
+    assert error["field"] == field or (
+        field.endswith("…") and error["field"].startswith(field[:-1]))
+    assert "event 1" in body["message"]
+    assert not Event.objects.exists() and not Contact.objects.exists()
+
+
+def test_json_nested_beyond_the_parser_is_400_not_500(client, token):
+    deep = '{"type": "interaction", "phone": "+491701234567", "payload": {"a": ' \
+        + "[" * 100_000 + "]" * 100_000 + "}}"
+    response = post(client, None, token, raw=deep)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_json"
+    assert "deep" in response.json()["message"]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(client, token, constant):
+    raw = '{"type": "purchase", "phone": "+491701234567", "amount": ' + constant + "}"
+    response = post(client, None, token, raw=raw)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_json"
+    assert constant.lstrip("-") in response.json()["message"]
+
+
+def test_events_that_is_not_a_list_is_named(client, token):
+    response = post(client, {"events": {"type": "interaction"}}, token)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_body"
+    assert "events" in response.json()["message"]
