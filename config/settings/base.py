@@ -287,3 +287,12 @@ IMPORTS_PREVIEW_RETENTION_DAYS = env_int("IMPORTS_PREVIEW_RETENTION_DAYS", 7)
 CELERY_BEAT_SCHEDULE["imports-preview-cleanup"] = {
     "task": "tagging.imports.tasks.import_previews_cleanup_task", "schedule": 86400.0,
 }
+
+# --- Webhooks and sending under failure (docs/reliability-webhooks.md) ---
+# Largest webhook body accepted (Meta's are at most 3 MB); larger ones are answered 413.
+WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 3 * 1024 * 1024)
+if REDIS_URL:
+    # While Redis is unreachable the cache answers "not cached" and pages still render
+    # (the admin reads its theme from the cache on every page); see config/cache.py.
+    CACHES = {"default": {"BACKEND": "config.cache.ForgivingRedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
