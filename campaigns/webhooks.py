@@ -39,7 +39,7 @@ from functools import partial
 from typing import Any
 
 from django.core.cache import cache
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -386,8 +386,26 @@ def _sends_advance(statuses: list[StatusIn], sends: dict[str, Send]
             elif error is not None:
                 # Asynchronous failures follow the same error table as refused calls.
                 after.append(partial(_consequences, pk, error))
-    Send.objects.bulk_update(list(dirty.values()), SEND_FIELDS, batch_size=CHUNK)
+    _sends_write(list(dirty.values()))
     return changed, events, after
+
+
+def _sends_write(sends: list[Send]) -> None:
+    """Write the status fields of locked sends: one UPDATE per send, sent as one batch.
+
+    ``bulk_update`` would build a CASE per field and row; its Python alone took
+    seconds per 200 sends.
+    """
+    if not sends:
+        return
+    fields = [Send._meta.get_field(name) for name in SEND_FIELDS]
+    qn = connection.ops.quote_name
+    sql = (f"UPDATE {qn(Send._meta.db_table)} SET "
+           + ", ".join(f"{qn(f.column)} = %s" for f in fields) + f" WHERE {qn('id')} = %s")
+    rows = [[f.get_db_prep_save(getattr(send, f.attname), connection) for f in fields]
+            + [send.pk] for send in sends]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _consequences(send_id: int, error) -> None:
