@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from campaigns.models import WebhookDelivery
-from crm.jobs import enqueue
-
-logger = logging.getLogger(__name__)
+from campaigns.queueing import queue_soon
 
 DRAIN_TASK = "campaigns.tasks.webhooks_drain_task"
 DRAIN_FLAG, DRAIN_FLAG_SECONDS = "campaigns:webhooks:drain-queued", 10
@@ -71,8 +67,5 @@ def _drain_soon() -> None:
     broker unreachable the body is stored all the same, and the tick (every 2 s) queues
     the drain once they are back.
     """
-    try:
-        if cache.add(DRAIN_FLAG, 1, timeout=DRAIN_FLAG_SECONDS):
-            enqueue(DRAIN_TASK)
-    except BrokerUnreachable as exc:
-        logger.warning("webhook stored; no drain queued (broker unreachable: %s)", exc)
+    if cache.add(DRAIN_FLAG, 1, timeout=DRAIN_FLAG_SECONDS):
+        queue_soon(DRAIN_TASK)

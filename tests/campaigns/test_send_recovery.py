@@ -202,3 +202,44 @@ def test_claims_from_before_a_database_restart_wait_for_the_grace_period(launche
     now = timezone.now()
     assert inflight_reconcile(now=now, grace=10**9) == 0
     assert inflight_reconcile(now=now, grace=1) == 3
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Tasks are published (not run in-process) to a broker nobody answers on."""
+    from config.celery import app
+
+    monkeypatch.setenv("CELERY_BROKER_URL", UNREACHABLE)  # Celery reads it before the conf
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield
+    app.conf.task_always_eager = saved
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def test_launch_and_replay_work_while_the_broker_is_down(
+        admin_client, launched, contacts, make_campaign, broker_down,
+        django_capture_on_commit_callbacks):
+    contacts(2)
+    campaign = make_campaign()
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        response = admin_client.post(reverse("admin:campaigns_campaign_changelist"),
+                                     {"action": "launch", "_selected_action": [campaign.pk]},
+                                     follow=True)
+    assert queued  # a send task was to be published
+    assert response.status_code == 200
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENDING  # the tick sends once the broker is back
+
+    delivery = WebhookDelivery.objects.create(body=b"{}", sha256="0" * 64,
+                                              processed_at=timezone.now(), error="Broken.")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:campaigns_webhookdeadletter_changelist"),
+            {"action": "replay", "_selected_action": [delivery.pk]}, follow=True)
+    assert response.status_code == 200
+    delivery.refresh_from_db()
+    assert delivery.processed_at is None  # waits for the next drain
