@@ -180,11 +180,22 @@ def _apply_batch(size: int, *, pk: int | None = None) -> int | None:
                           .only("pk", "body", "received_at")[:size])
         if not deliveries:
             return None
-        parsed = {d.pk: parse_body(bytes(d.body), received_at=d.received_at)
-                  for d in deliveries}
+        parsed = {d.pk: _read(d) for d in deliveries}
         failed = _apply_isolated(parsed)
         _stamp(parsed, failed)
     return len(deliveries)
+
+
+def _read(delivery: WebhookDelivery) -> Parsed:
+    """The checked body; a fault in the checks sets this one delivery aside, not the batch."""
+    try:
+        return parse_body(bytes(delivery.body), received_at=delivery.received_at)
+    except Exception as exc:  # parse_body is meant never to raise: isolate if it does
+        logger.exception("webhook %s could not be read", delivery.pk)
+        return Parsed(problems=[_(
+            "It could not be read (%(kind)s: %(error)s); this points to a fault in Tagwerk: "
+            "replay it once that is fixed.") % {"kind": type(exc).__name__,
+                                               "error": str(exc)[:300]}])
 
 
 def _apply_isolated(parsed: dict[int, Parsed]) -> dict[int, str]:
