@@ -46,14 +46,15 @@ class Drains:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def start(self, count: int = 1) -> None:
+        """Start ``count`` drains at once; return when each has Django set up."""
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
                "DATABASE_URL": database_url()}
-        for _ in range(count):
-            proc = subprocess.Popen([sys.executable, "-m", CHILD, str(self.go_file)], cwd=ROOT,
-                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
+        new = [subprocess.Popen([sys.executable, "-m", CHILD, str(self.go_file)], cwd=ROOT,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(count)]
+        for proc in new:
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-            self.procs.append(proc)
+        self.procs.extend(new)
 
     def go(self) -> None:
         self.go_file.write_text("go")
