@@ -12,7 +12,7 @@ from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import models
 from django.db.models import Count, Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Length
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -41,11 +41,13 @@ from campaigns.models import (
     SensitiveWord,
     StatusEvent,
     Template,
+    WebhookDeadLetter,
     WebhookDelivery,
 )
 from campaigns.prelaunch import launch_estimate, night_recipients
 from campaigns.schedule import send_time_suggest
 from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_state, recipients
+from campaigns.webhooks import webhooks_replay
 from campaigns.zones import time_zone_choices
 from crm.models import Contact
 from crm.timeline import Entry, timeline_sources
@@ -592,10 +594,73 @@ class AlertAdmin(ReadOnlyAdmin):
         return error_meaning(obj.code) if obj.code is not None else "—"
 
 
+class WebhookStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", _("waiting")), ("applied", _("applied")),
+                ("set_aside", _("set aside"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "waiting":
+            return queryset.filter(processed_at__isnull=True)
+        if self.value() == "applied":
+            return queryset.filter(processed_at__isnull=False, error="")
+        if self.value() == "set_aside":
+            return queryset.filter(processed_at__isnull=False).exclude(error="")
+        return queryset
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "received_at", "processed_at", "error"]
+    list_display = ["id", "received_at", "state", "processed_at", "attempts", "retry_at",
+                    "error"]
+    list_filter = [WebhookStateFilter]
     exclude = ["body"]
+
+    @admin.display(description=_("state"))
+    def state(self, obj: WebhookDelivery) -> str:
+        if obj.processed_at is None:
+            return _("waiting")
+        return _("set aside") if obj.error else _("applied")
+
+
+@admin.register(WebhookDeadLetter)
+class WebhookDeadLetterAdmin(ReadOnlyAdmin):
+    """Webhooks set aside because of their content, with what was wrong; replay after a fix."""
+
+    list_display = ["id", "received_at", "processed_at", "problem", "size"]
+    fields = ["received_at", "processed_at", "problem", "size"]
+    readonly_fields = fields
+    search_fields = ["error"]
+    actions = ["replay"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(processed_at__isnull=False).exclude(
+            error="").defer("body").annotate(body_size=Length("body"))
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("campaigns.change_webhookdeadletter")
+
+    @admin.display(description=_("what was wrong"))
+    def problem(self, obj: WebhookDelivery) -> str:
+        return obj.error
+
+    @admin.display(description=_("size"))
+    def size(self, obj: WebhookDelivery) -> str:
+        return ngettext("%(n)s byte", "%(n)s bytes", obj.body_size) % {
+            "n": formats.localize(obj.body_size)}
+
+    @admin.action(description=_("Replay selected webhooks (after fixing the cause)"),
+                  permissions=["replay"])
+    def replay(self, request, queryset):
+        done = webhooks_replay(ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, ngettext(
+            "%(n)d webhook queued again; it is applied within seconds, or set aside again "
+            "with its reason.",
+            "%(n)d webhooks queued again; they are applied within seconds, or set aside "
+            "again with their reasons.", done) % {"n": done})
 
 
 admin.site.register(OptOutKeyword, list_display=["word", "active"], list_editable=["active"])

@@ -188,6 +188,8 @@ class Send(models.Model):
     not_before = models.DateTimeField(_("not before"), null=True, blank=True)
     claim = models.UUIDField(null=True, blank=True, editable=False)
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    # Set right before the request to WhatsApp: a send in flight without it never left us.
+    handed_at = models.DateTimeField(_("handed to WhatsApp"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
@@ -264,13 +266,23 @@ class StatusEvent(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """A signed webhook body as received, processed later on a worker."""
+    """A signed webhook body as received, applied later on a worker.
+
+    Applied: ``processed_at`` set, ``error`` empty. Set aside (a dead letter): ``processed_at``
+    set and ``error`` says what was wrong with the body. Waiting: ``processed_at`` empty; after
+    a transient database error ``retry_at``, ``attempts`` and ``error`` say when and why.
+    """
 
     body = models.BinaryField()
     sha256 = models.CharField(max_length=64, unique=True)
-    received_at = models.DateTimeField(default=timezone.now)
-    processed_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True, db_index=True)
+    error = models.TextField(_("problem"), blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        _("failed attempts"), default=0,
+        help_text=_("Times applying it met a transient database error (deadlock, lost "
+                    "connection); it is retried, never dropped."))
+    retry_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("webhook delivery")
@@ -279,6 +291,15 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"webhook {self.pk} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WebhookDeadLetter(WebhookDelivery):
+    """A delivery set aside because of its content: the admin's dead-letter list."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("set-aside webhook")
+        verbose_name_plural = _("set-aside webhooks")
 
 
 class InboundMessage(models.Model):

@@ -21,7 +21,16 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns.models import Campaign, Exclusion, OptOutKeyword, Send, SendStatus, Template
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    Exclusion,
+    OptOutKeyword,
+    Send,
+    SendStatus,
+    Template,
+    WebhookDelivery,
+)
 from campaigns.schedule import quiet_hours
 from crm.models import Event, EventKind
 
@@ -35,6 +44,19 @@ def due_sends(campaign_id: int, now: datetime | None = None) -> QuerySet[Send]:
     now = now or timezone.now()
     return Send.objects.filter(campaign_id=campaign_id, status=SendStatus.QUEUED).filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now))
+
+
+def campaign_sends_due(campaign_id: int, now: datetime | None = None) -> bool:
+    """True while the campaign is sending and has sends due: a send loop has work."""
+    return Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists() \
+        and due_sends(campaign_id, now).exists()
+
+
+def webhooks_waiting(now: datetime | None = None) -> QuerySet[WebhookDelivery]:
+    """Stored webhooks not yet applied or set aside, and not postponed beyond ``now``."""
+    now = now or timezone.now()
+    return WebhookDelivery.objects.filter(processed_at__isnull=True).filter(
+        Q(retry_at__isnull=True) | Q(retry_at__lte=now))
 
 
 def campaign_templates(campaign: Campaign) -> dict[str, Template]:

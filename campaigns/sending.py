@@ -2,14 +2,16 @@
 
 Exactly once, in one paragraph: a send is *claimed* (``queued → sending`` in
 one conditional UPDATE, ``SKIP LOCKED`` on PostgreSQL) before its network
-call, the call runs outside any transaction, and its outcome is written with
-another conditional UPDATE. A claimed send is never claimed again, so no
-recipient can get two messages from two workers. A worker killed after the
-claim leaves the send "in flight": a status webhook carrying its callback data
-(``biz_opaque_callback_data``) adopts it; if none arrives within
-``WHATSAPP_INFLIGHT_GRACE_SECONDS`` the API is presumed never to have accepted
-it and it is queued again. The remaining window is documented in
-docs/campaigns.md.
+call, stamped *handed* (``handed_at``, again conditional on the claim) the
+moment its rate slot has come, and its outcome is written with another
+conditional UPDATE; the call runs outside any transaction. A claimed send is
+never claimed again, so no recipient can get two messages from two workers. A
+worker killed mid-send leaves its sends in flight: those never handed over are
+queued again once the loop's lease is over (``LEASE_SECONDS``); one handed over
+may have reached WhatsApp, so a status webhook carrying its callback data
+(``biz_opaque_callback_data``) adopts it, and if none arrives within
+``WHATSAPP_INFLIGHT_GRACE_SECONDS`` it is presumed never accepted and queued
+again. The remaining window is documented in docs/campaigns.md.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -52,12 +56,12 @@ from campaigns.services import (
     contact_opt_out,
     sender_stop,
 )
-from campaigns.throttle import Bucket, get_bucket
+from campaigns.throttle import Bucket, RateLimiterUnavailable, get_bucket
 
 logger = logging.getLogger(__name__)
 
 # A slice of sending fits well inside its lease; a worker killed mid-slice frees
-# its slot when the lease runs out.
+# its slot, and the sends it claimed but never handed over, when the lease runs out.
 SLICE_SECONDS, LEASE_SECONDS = 10, 15
 HALT = "halt"  # a guard's verdict: stop the loop and give back what is claimed
 
@@ -118,6 +122,9 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
         _relaxed_commits(False)
         if backend is None:
             loop.backend.close()
+        if result.sent:  # the rate limiter answers (again)
+            Campaign.objects.filter(pk=campaign_id, status_message=limiter_down_note()
+                                    ).update(status_message="")
         campaign_finish_if_done(campaign_id=campaign_id)
     return result
 
@@ -132,6 +139,10 @@ def _send_claimed(loop: Loop, token: uuid.UUID, claimed: list[Send],
             result.stopped = "campaign not sending"
             return
         outcome = verdict or _send_one(loop, send, token)
+        if outcome == HALT:
+            _release(token, [s.pk for s in claimed[index:]])
+            result.stopped = "rate limiter unavailable"
+            return
         if outcome == "stopped":
             _release(token, [s.pk for s in claimed[index + 1:]])
             result.stopped = "error"
@@ -140,10 +151,18 @@ def _send_claimed(loop: Loop, token: uuid.UUID, claimed: list[Send],
 
 
 def _send_one(loop: Loop, send: Send, token: uuid.UUID) -> str:
-    """Send one guarded send and record the outcome: sent, retried, failed, deferred, stopped."""
+    """Send one guarded send and record the outcome: sent, retried, failed, deferred,
+    stopped, or HALT when the rate limiter cannot be reached (nothing was sent)."""
     template = loop.templates.get(send.variant) or loop.campaign.template
     message = message_for(template, send.contact)
-    loop.bucket.acquire()
+    try:
+        if not loop.bucket.acquire(ready=partial(claim_hand, send, token)):
+            return "retried"  # the claim was given back while this loop waited
+    except RateLimiterUnavailable as exc:
+        logger.warning("campaign %s waits: rate limiter unreachable (%s)", loop.campaign.pk,
+                       exc)
+        Campaign.objects.filter(pk=loop.campaign.pk).update(status_message=limiter_down_note())
+        return HALT
     try:
         sent = loop.backend.send_template(to=send.phone, template=message,
                                           callback_data=f"tw:{send.pk}")
@@ -226,29 +245,33 @@ def recipient_unreachable(loop: Loop, send: Send, token: uuid.UUID, index: int) 
     return "skipped"
 
 
-def claim_lost(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
-    """Re-check the claim and stamp it; "retried" when the send is no longer ours.
-
-    Right before the call, and last among the guards: the reconciler only
-    requeues sends whose stamp is older than the grace period, so a slow loop
-    never races a requeue (the grace period must exceed the bucket wait plus the
-    HTTP timeout). Stamped before the rate slot, so that nothing but the request
-    itself stands between a slot and the message reaching WhatsApp.
-    """
-    if Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
-            claimed_at=timezone.now()):
-        return ""
-    return "retried"
-
-
 SEND_GUARDS: tuple[Callable[[Loop, Send, uuid.UUID, int], str], ...] = (
-    campaign_stopped, recipient_unreachable, claim_lost)
+    campaign_stopped, recipient_unreachable)
 
 
 def send_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
     """The first guard's verdict on one claimed send; "" when it may be sent."""
     return next((verdict for guard in SEND_GUARDS
                  if (verdict := guard(loop, send, token, index))), "")
+
+
+def claim_hand(send: Send, token: uuid.UUID) -> bool:
+    """Stamp the send handed to WhatsApp, if the claim is still ours; False when it is not.
+
+    Run when the send's rate slot has come (``Bucket.acquire``), right before the
+    request: the reconciler queues again at once a claimed send without this stamp
+    (it never left us), and one with it only after the grace period (it may have
+    reached WhatsApp). Conditional on the claim, so a send the reconciler gave back
+    meanwhile is not sent by this loop.
+    """
+    return bool(Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING)
+                .update(handed_at=timezone.now()))
+
+
+def limiter_down_note() -> str:
+    return _("Sending waits: the rate limiter (Redis) cannot be reached, and sending without "
+             "it could exceed WhatsApp's limit for the number. Sending resumes by itself once "
+             "Redis answers again.")
 
 
 # --- Refusals: the error table applied ------------------------------------------------------
@@ -266,7 +289,10 @@ def _retry(loop: Loop, send: Send, token: uuid.UUID, error: WhatsAppError,
     if send.attempts >= policy.tries:  # ``attempts`` already counts this one
         return _fail_send(loop, send, token, error, policy)
     if policy.penalty:
-        loop.bucket.penalize(*policy.penalty)
+        try:
+            loop.bucket.penalize(*policy.penalty)
+        except RateLimiterUnavailable as exc:  # the next slot will halt the loop
+            logger.warning("could not slow the number down: %s", exc)
     _requeue(send, token, policy.delay(send.attempts), error)
     return "retried"
 
@@ -365,14 +391,14 @@ def _release(token: uuid.UUID, ids: list[int]) -> None:
     finished = Campaign.objects.filter(
         pk=OuterRef("campaign_id"), status__in=[CampaignStatus.CANCELLED, CampaignStatus.ABORTED])
     rows.filter(Exists(finished)).update(status=SendStatus.CANCELLED, claim=None,
-                                         attempts=F("attempts") - 1)
-    rows.update(status=SendStatus.QUEUED, claim=None, claimed_at=None,
+                                         handed_at=None, attempts=F("attempts") - 1)
+    rows.update(status=SendStatus.QUEUED, claim=None, claimed_at=None, handed_at=None,
                 attempts=F("attempts") - 1)
 
 
 def _requeue(send: Send, token: uuid.UUID, delay: float, error: WhatsAppError) -> None:
     Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
-        status=SendStatus.QUEUED, claim=None,
+        status=SendStatus.QUEUED, claim=None, handed_at=None,
         not_before=timezone.now() + timedelta(seconds=delay),
         error_code=error.code, error_detail=str(error)[:500])
 
@@ -421,8 +447,9 @@ def _relaxed_commits(on: bool) -> None:
     A killed *worker* loses nothing this way (each commit is already in the
     server). If the *database server* crashes, the last fraction of a second
     of stamps, "sent" and retry writes can be lost: those sends fall back to
-    "in flight", which the reconciler handles. Claims are committed durably
-    (``SET LOCAL synchronous_commit TO ON``): they prevent a second message.
+    "in flight", which the reconciler handles (claims from before the server's
+    restart count as handed over, whatever their stamp says). Claims are committed
+    durably (``SET LOCAL synchronous_commit TO ON``): they prevent a second message.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -432,23 +459,49 @@ def _relaxed_commits(on: bool) -> None:
 # --- The queue's upkeep (run by beat's tick) --------------------------------------------
 
 def inflight_reconcile(*, now: datetime | None = None, grace: float | None = None) -> int:
-    """Queue again sends stuck in flight with no webhook after the grace period.
+    """Queue again sends stuck in flight; return how many.
 
-    Not while stored webhooks older than a few seconds wait to be applied: the
-    "sent" status that would adopt a send may be among them (a backlog after a
-    burst or a worker outage must not turn into duplicates).
+    A send claimed by a loop that has not handed it to WhatsApp within a lease
+    (``LEASE_SECONDS``) never left us — its worker died, or the loop gave up on it —
+    and is queued again at once. A send handed over but without an answer may have
+    reached WhatsApp: it waits for the status webhook that adopts it, and only after
+    the grace period is presumed never accepted. Not while stored webhooks older than
+    a few seconds wait to be applied: the "sent" that adopts it may be among them (a
+    backlog after a burst or a worker outage must not turn into duplicates).
     """
     now = now or timezone.now()
     grace = grace if grace is not None else settings.WHATSAPP_INFLIGHT_GRACE_SECONDS
+    abandoned = Send.objects.filter(status=SendStatus.SENDING, handed_at__isnull=True,
+                                    wamid="", claimed_at__lt=now - timedelta(
+                                        seconds=LEASE_SECONDS))
+    if (restart := _database_started()) is not None:
+        # The "handed" stamp commits without waiting for the disk (_relaxed_commits): a
+        # server crash can lose it. Claims from before the restart take the grace path.
+        abandoned = abandoned.filter(claimed_at__gt=restart)
+    count = abandoned.update(status=SendStatus.QUEUED, claim=None, claimed_at=None,
+                             attempts=Greatest(F("attempts") - 1, 0))
+    if count:
+        logger.warning("requeued %d sends claimed by a loop that stopped before sending", count)
     if WebhookDelivery.objects.filter(processed_at__isnull=True,
                                       received_at__lt=now - timedelta(seconds=5)).exists():
-        return 0
-    stuck = Send.objects.filter(status=SendStatus.SENDING, wamid="",
-                                claimed_at__lt=now - timedelta(seconds=grace))
-    count = stuck.update(status=SendStatus.QUEUED, claim=None, claimed_at=None)
-    if count:
-        logger.warning("requeued %d sends stuck in flight for over %ss", count, grace)
-    return count
+        return count
+    stuck = Send.objects.alias(since=Coalesce("handed_at", "claimed_at")).filter(
+        status=SendStatus.SENDING, wamid="", since__lt=now - timedelta(seconds=grace))
+    requeued = stuck.update(status=SendStatus.QUEUED, claim=None, claimed_at=None,
+                            handed_at=None)
+    if requeued:
+        logger.warning("requeued %d sends in flight with no answer for over %ss", requeued,
+                       grace)
+    return count + requeued
+
+
+def _database_started() -> datetime | None:
+    """When the PostgreSQL server last started (None on other databases)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_postmaster_start_time()")
+        return cursor.fetchone()[0]
 
 
 def limited_requeue(*, now: datetime | None = None) -> int:
@@ -456,8 +509,8 @@ def limited_requeue(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     return Send.objects.filter(status=SendStatus.LIMITED, not_before__lte=now,
                                campaign__status=CampaignStatus.SENDING).update(
-        status=SendStatus.QUEUED, wamid="", claim=None, claimed_at=None, attempts=0,
-        not_before=None)
+        status=SendStatus.QUEUED, wamid="", claim=None, claimed_at=None, handed_at=None,
+        attempts=0, not_before=None)
 
 
 # --- Sending slots: how many loops run for one campaign at once --------------------------

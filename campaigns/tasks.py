@@ -10,8 +10,7 @@ import uuid
 
 from celery import shared_task
 
-from campaigns.models import WebhookDelivery
-from campaigns.selectors import due_sends
+from campaigns.selectors import campaign_sends_due, webhooks_waiting
 from campaigns.sending import (
     SLICE_SECONDS,
     campaign_send_batch,
@@ -28,7 +27,7 @@ def campaigns_tick_task() -> None:
     """Run by beat every 2 s (``CELERY_BEAT_SCHEDULE``): dispatch due sends and webhook drains."""
     for campaign_id in campaigns_tick():
         campaign_send_task.delay(campaign_id)
-    if WebhookDelivery.objects.filter(processed_at__isnull=True).exists():
+    if webhooks_waiting().exists():
         webhooks_drain_task.delay()
 
 
@@ -38,8 +37,13 @@ def campaign_send_task(campaign_id: int) -> None:
 
     ``WHATSAPP_SEND_CONCURRENCY`` slots (leases in the database) bound how many
     workers send for one campaign at once; a duplicate task finds every slot
-    taken and returns.
+    taken and returns, and so does a task for a campaign with nothing due (completed,
+    paused, or waiting for a retry time): it queues no successor. A worker killed
+    mid-send frees its slot when the lease runs out; beat's tick queues this task
+    every 2 s while sends are due, so sending goes on without the killed task.
     """
+    if not campaign_sends_due(campaign_id):
+        return
     holder = uuid.uuid4().hex
     key = send_slot_take(campaign_id=campaign_id, holder=holder)
     if key is None:
@@ -50,7 +54,7 @@ def campaign_send_task(campaign_id: int) -> None:
         result = campaign_send_batch(campaign_id=campaign_id, max_seconds=SLICE_SECONDS)
     finally:
         lease_release(key=key, holder=holder)
-    if not result.stopped and due_sends(campaign_id).exists():
+    if not result.stopped and campaign_sends_due(campaign_id):
         campaign_send_task.delay(campaign_id)
 
 

@@ -14,6 +14,7 @@ messages per second.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import cache
 
 from django.conf import settings
@@ -63,6 +64,14 @@ MAX_AHEAD = 0.25  # seconds a caller may reserve ahead; keeps the sleep short
 LATE = 0.02  # seconds a caller may wake after its slot and still use it (under the headroom)
 
 
+class RateLimiterUnavailable(RuntimeError):
+    """The bucket's store (Redis) cannot be reached: nothing may be sent until it answers.
+
+    Falling back to the database bucket would not keep the rate: workers that still
+    reach Redis and workers that do not would each allow the full rate.
+    """
+
+
 class Bucket:
     kind = "abstract"
 
@@ -73,12 +82,15 @@ class Bucket:
         """Reserve a slot; return seconds to wait for it, or -seconds when none was free."""
         raise NotImplementedError
 
-    def acquire(self) -> None:
-        """Block until this caller may send one message.
+    def acquire(self, ready: Callable[[], bool] | None = None) -> bool:
+        """Block until this caller may send one message; False when ``ready`` says no.
 
         A caller that wakes more than ``LATE`` after its slot (a pause in the process)
         takes a fresh slot instead: sent late, its message would land next to the
-        following ones and push a 1-second window over the limit.
+        following ones and push a 1-second window over the limit. ``ready`` runs once,
+        when the slot has come and before its lateness is checked: the send loop stamps
+        the message there, as close to the request as it can be, and a stamp that made
+        the slot late costs a fresh slot rather than a burst.
         """
         while True:
             wait = self.reserve()
@@ -86,8 +98,12 @@ class Bucket:
                 due = time.monotonic() + wait
                 if wait:
                     time.sleep(wait)
+                if ready is not None:
+                    if not ready():
+                        return False
+                    ready = None
                 if time.monotonic() - due <= LATE:
-                    return
+                    return True
                 continue
             time.sleep(min(-wait - MAX_AHEAD, 0.05) if -wait > MAX_AHEAD else 0.001)
 
@@ -105,19 +121,29 @@ class RedisBucket(Bucket):
                      f"tagwerk:refused:{phone_number_id}", f"tagwerk:burst:{phone_number_id}"]
         self._gcra = self.client.register_script(_GCRA)
         self._penalize = self.client.register_script(_PENALIZE)
+        import redis
+
+        self._unreachable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
     #: Slot times (µs, Redis clock) this instance reserved; tests read them.
     slots: list[int]
 
     def reserve(self) -> float:
-        wait, slot = self._gcra(keys=self.keys[:2], args=[int(1_000_000 / self.rate),
-                                                     int(MAX_AHEAD * 1_000_000)])
+        try:
+            wait, slot = self._gcra(keys=self.keys[:2], args=[int(1_000_000 / self.rate),
+                                                         int(MAX_AHEAD * 1_000_000)])
+        except self._unreachable as exc:
+            raise RateLimiterUnavailable(str(exc)) from exc
         if int(wait) >= 0 and hasattr(self, "slots"):
             self.slots.append(int(slot))
         return int(wait) / 1_000_000
 
     def penalize(self, seconds: float = 1.0, slow_for: float = 30.0) -> None:
-        self._penalize(keys=self.keys, args=[int(seconds * 1_000_000), int(slow_for * 1000)])
+        try:
+            self._penalize(keys=self.keys, args=[int(seconds * 1_000_000),
+                                                 int(slow_for * 1000)])
+        except self._unreachable as exc:
+            raise RateLimiterUnavailable(str(exc)) from exc
 
 
 class DatabaseBucket(Bucket):
@@ -148,7 +174,8 @@ class DatabaseBucket(Bucket):
 def _redis_client(url: str):
     import redis  # only with REDIS_URL; the embedded default never loads it
 
-    return redis.Redis.from_url(url)
+    # Bounded waits: an unreachable host fails the call within seconds, not never.
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
 
 
 def get_bucket(phone_number_id: str, rate: float | None = None) -> Bucket:

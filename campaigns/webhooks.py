@@ -1,26 +1,46 @@
-"""Webhook processing on a worker: statuses, replies, opt-outs (stored by ``campaigns.intake``).
+"""Applying stored webhooks on a worker: statuses, replies, opt-outs (intake: ``campaigns.intake``).
 
-Processing is idempotent: a status is stored once per (wamid, status),
-applied only forward, and events carry ``<wamid>:<status>`` as source id.
-Failed statuses follow the same error table as refused calls
-(``campaigns.sending.error_consequences_apply``).
+A drain cannot lose a webhook or stall behind one:
+
+* **One transaction per batch.** A drain claims a batch of waiting deliveries
+  (oldest first, ``FOR UPDATE SKIP LOCKED``, so several drains share the work),
+  applies them and stamps them processed in the same transaction. A drain killed
+  half-way holds nothing: the database releases its batch and the next drain
+  (beat's tick queues one every 2 s while deliveries wait) applies it.
+* **Checked before applied.** Each body is read by ``campaigns.webhook_input``;
+  what cannot be applied is set aside with a sentence (the admin's dead-letter
+  list, with replay), the rest of the body and of the batch is applied.
+* **Ordered locks.** A batch locks the sends it touches in id order, then their
+  contacts in id order (``crm.services.contacts_lock``), before writing anything,
+  so drains that share sends or contacts queue instead of deadlocking.
+* **Transient errors retried.** A deadlock, serialization failure or lost
+  connection rolls the batch back; it is tried again with backoff, then one
+  delivery at a time, and a delivery that still fails waits (``retry_at``) for a
+  later drain. It is never recorded as processed.
+* **Isolation.** A delivery that passes the checks but fails to apply for a
+  reason of its own (a fault in Tagwerk) is set aside with the error; the batch
+  is applied one delivery at a time to find it.
+
+Applying is idempotent: a status is stored once per (wamid, status) and only
+moves a send forward, each time in its own field (``campaigns.statuses``); an
+inbound message is stored once per message id.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Callable, Collection, Sequence
+from datetime import timedelta
+from typing import Any
 
 from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from campaigns.backends import WhatsAppError
-from campaigns.errors import POLICIES, SendFate
-from campaigns.intake import DRAIN_FLAG
+from campaigns.intake import DRAIN_FLAG, DRAIN_TASK
 from campaigns.models import (
     Alert,
     InboundMessage,
@@ -28,199 +48,237 @@ from campaigns.models import (
     OptOut,
     OptOutKeyword,
     Send,
-    SendStatus,
-    StatusEvent,
     WebhookDelivery,
 )
-from campaigns.sending import error_consequences_apply, send_defer
+from campaigns.queueing import queue_soon
+from campaigns.selectors import webhooks_waiting
 from campaigns.services import contact_opt_out
+from campaigns.statuses import sends_lock, statuses_apply
+from campaigns.transient import backoff, connection_recover, is_transient
+from campaigns.webhook_input import (
+    MessageIn,
+    Parsed,
+    PreferenceIn,
+    parse_body,
+    parse_payload,
+)
 from crm.events import EventIn, events_record
 from crm.models import ConsentStatus, Contact, EventKind
 from crm.phones import try_normalize_phone
-from crm.services import contact_set_consent
+from crm.selectors import contact_ids_by_phone
+from crm.services import contact_set_consent, contacts_lock
 from tagging.models import Source
 from tagging.services import tags_change
 
 logger = logging.getLogger(__name__)
 
-STATUS_EVENT = {"sent": EventKind.MESSAGE_SENT, "delivered": EventKind.MESSAGE_DELIVERED,
-                "read": EventKind.MESSAGE_READ}
-# A status may overwrite these current statuses (monotonic; failed is final).
-FORWARD = {
-    "sent": [SendStatus.QUEUED, SendStatus.SENDING],
-    "delivered": [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT],
-    "read": [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT, SendStatus.DELIVERED],
-    "failed": [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT],
-}
-STAMP = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at",
-         "failed": "failed_at"}
+BATCH = 200
+TRIES = 4  # tries of a batch (then of each delivery) on transient errors
+DRAIN_SECONDS = 60.0  # then a fresh task carries on (no task runs for minutes)
+RETRY_CAP = 300  # seconds: the longest a delivery waits between transient failures
 REPLY_WINDOW = timedelta(days=7)
 
 # Where other apps plug into inbound messages (from their AppConfig.ready()):
 # a finder may return the contact of a message from a number we do not know yet
 # (e.g. the message names an entry point's code), else the message is skipped;
 # ``inbound_message_received`` is sent once per stored message (not for replays),
-# with ``contact``, ``message`` (the webhook's dict), ``inbound`` and ``text``; a
-# receiver may return a short note for the message's ``action`` column.
-inbound_contact_finders: list[Callable[[dict], Contact | None]] = []
+# with ``contact``, ``message`` (the checked ``MessageIn``: wa_id, text, occurred_at,
+# and the webhook's item as ``payload``) and ``inbound``; a receiver may return a
+# short note for the message's ``action`` column.
+inbound_contact_finders: list[Callable[[MessageIn], Contact | None]] = []
 inbound_message_received = Signal()
 
 
-def webhooks_drain(*, batch: int = 200) -> int:
-    """Apply every stored, unprocessed webhook, oldest first; return how many.
+# --- The drain --------------------------------------------------------------------------
 
-    Several workers may drain at once: each claims its batch with ``SKIP LOCKED``.
-    Each delivery is applied in its own savepoint, so one bad body is recorded with
-    its error and does not hold up the rest. Beat's tick queues a drain whenever
-    deliveries wait, so none is left behind if a flag outlives its drain.
+def webhooks_drain(*, batch: int = BATCH, max_seconds: float = DRAIN_SECONDS) -> int:
+    """Apply the stored webhooks that wait, oldest first; return how many were handled.
+
+    Safe to run in several workers at once, and to kill at any moment.
     """
     cache.delete(DRAIN_FLAG)  # a webhook stored from now on queues the next drain
-    done = 0
-    while True:
-        with transaction.atomic():
-            ids = list(WebhookDelivery.objects.filter(processed_at__isnull=True)
-                       .order_by("pk").select_for_update(skip_locked=True)
-                       .values_list("pk", flat=True)[:batch])
-            if not ids:
-                return done
-            applied = [d.pk for d in WebhookDelivery.objects.filter(pk__in=ids).order_by("pk")
-                       if _apply(d)]
-            # One UPDATE for the batch; deliveries that failed were stamped with their error.
-            WebhookDelivery.objects.filter(pk__in=applied).update(processed_at=timezone.now())
-        done += len(ids)
+    done, deadline = 0, time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        count = _drain_batch(batch)
+        if count is None:
+            return done
+        done += count
+    queue_soon(DRAIN_TASK)  # more is waiting: a fresh task goes on
+    return done
 
 
-def _apply(delivery: WebhookDelivery) -> bool:
-    """Apply one stored body in a savepoint; on failure stamp it with the error, False."""
-    try:
-        with transaction.atomic():
-            payload_apply(payload=json.loads(bytes(delivery.body)))
-        return True
-    except (ValueError, KeyError, TypeError, AttributeError, DatabaseError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        logger.warning("webhook %s could not be processed: %s", delivery.pk, error)
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(processed_at=timezone.now(),
-                                                              error=error)
-        return False
+def webhooks_replay(*, ids: Collection[int]) -> int:
+    """Queue set-aside deliveries again (after a fix); return how many.
+
+    Replaying applies nothing twice: statuses, inbound messages and their events are
+    stored once. Account alerts and opt-out log entries of the body are written again.
+    """
+    count = WebhookDelivery.objects.filter(pk__in=ids, processed_at__isnull=False).exclude(
+        error="").update(processed_at=None, error="", retry_at=None, attempts=0)
+    if count:
+        queue_soon(DRAIN_TASK)
+    return count
 
 
-def payload_apply(*, payload: dict) -> None:
-    for entry in payload.get("entry") or []:
-        for change in entry.get("changes") or []:
-            value = change.get("value") or {}
-            if value.get("statuses"):
-                statuses_apply(statuses=value["statuses"])
-            if value.get("messages"):
-                messages_apply(messages=value["messages"])
-            if value.get("user_preferences"):
-                preferences_apply(preferences=value["user_preferences"])
-            for error in value.get("errors") or []:
-                Alert.objects.create(code=error.get("code"), message=(
-                    f"WhatsApp reported error {error.get('code')} for the account: "
-                    f"{error.get('title') or error.get('message')}"))
+def _drain_batch(size: int) -> int | None:
+    """Apply one batch; None when nothing waits."""
+    error: DatabaseError | None = None
+    for attempt in range(TRIES):
+        try:
+            return _apply_batch(size)
+        except DatabaseError as exc:
+            if not is_transient(exc):
+                raise
+            error = exc
+            logger.warning("webhook batch met a transient error (try %d): %s", attempt + 1, exc)
+            connection_recover()
+            time.sleep(backoff(attempt))
+    return _drain_singly(size, error)
 
 
-def _when(raw) -> datetime:
-    try:
-        return datetime.fromtimestamp(int(raw), tz=UTC)
-    except (TypeError, ValueError):
-        return timezone.now()
+def _drain_singly(size: int, error: DatabaseError | None) -> int | None:
+    """The batch keeps failing: apply its deliveries one by one; postpone those that fail."""
+    ids = list(webhooks_waiting().order_by("pk").values_list("pk", flat=True)[:size])
+    if not ids:
+        return None
+    for pk in ids:
+        for attempt in range(TRIES):
+            try:
+                _apply_batch(1, pk=pk)
+                break
+            except DatabaseError as exc:
+                if not is_transient(exc):
+                    raise
+                error = exc
+                connection_recover()
+                time.sleep(backoff(attempt))
+        else:
+            _postpone(pk, error)
+    return len(ids)
 
 
-def _find_send(status: dict) -> Send | None:
-    wamid = status.get("id", "")
-    send = Send.objects.filter(wamid=wamid).select_related("contact", "campaign").first() \
-        if wamid else None
-    data = status.get("biz_opaque_callback_data") or ""
-    if send is None and data.startswith("tw:") and data[3:].isdigit():
-        if wamid and StatusEvent.objects.filter(wamid=wamid).exists():
-            # A known message the send has moved on from (requeued after 131049): stale.
+def _apply_batch(size: int, *, pk: int | None = None) -> int | None:
+    """Claim, read, apply and stamp up to ``size`` deliveries in one transaction."""
+    with transaction.atomic():
+        rows = webhooks_waiting()
+        if pk is not None:
+            rows = rows.filter(pk=pk)
+        deliveries = list(rows.order_by("pk").select_for_update(skip_locked=True)
+                          .only("pk", "body", "received_at")[:size])
+        if not deliveries:
             return None
-        # The webhook beat our own write of the wamid (or the worker died after the call).
-        send = Send.objects.filter(pk=int(data[3:])).select_related("contact", "campaign").first()
-        if send is not None and not send.wamid:
-            Send.objects.filter(pk=send.pk, wamid="").update(wamid=wamid)
-            send.wamid = wamid
-    return send
+        parsed = {d.pk: _read(d) for d in deliveries}
+        failed = _apply_isolated(parsed)
+        _stamp(parsed, failed)
+    return len(deliveries)
 
 
-def statuses_apply(*, statuses: list[dict]) -> int:
-    """Apply status webhooks monotonically; return how many changed a send."""
-    changed, events = 0, []
-    for status in statuses:
-        name = status.get("status")
-        if name not in FORWARD:
-            continue
-        wamid = status.get("id", "")
-        send = _find_send(status)
-        occurred = _when(status.get("timestamp"))
-        errors = status.get("errors") or []
-        code = errors[0].get("code") if errors else None
-        error = _error_of(errors[0]) if code is not None else None
+def _read(delivery: WebhookDelivery) -> Parsed:
+    """The checked body; a fault in the checks sets this one delivery aside, not the batch."""
+    try:
+        return parse_body(bytes(delivery.body), received_at=delivery.received_at)
+    except Exception as exc:  # parse_body is meant never to raise: isolate if it does
+        logger.exception("webhook %s could not be read", delivery.pk)
+        return Parsed(problems=[_(
+            "It could not be read (%(kind)s: %(error)s); this points to a fault in Tagwerk: "
+            "replay it once that is fixed.") % {"kind": type(exc).__name__,
+                                               "error": str(exc)[:300]}])
+
+
+def _apply_isolated(parsed: dict[int, Parsed]) -> dict[int, str]:
+    """Apply every delivery's items; return the sentence for each one that failed."""
+    merged = Parsed()
+    for one in parsed.values():
+        merged.extend(one)
+    try:
+        with transaction.atomic():
+            parsed_apply(merged)
+        return {}
+    # Any failure that is not transient may come from one delivery's content: find it
+    # by applying them one at a time, set it aside, and apply the others.
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        logger.warning("webhook batch failed (%s); applying one delivery at a time", exc)
+    failed = {}
+    for pk, one in parsed.items():
         try:
             with transaction.atomic():
-                StatusEvent.objects.create(send=send, wamid=wamid, status=name,
-                                           occurred_at=occurred, error_code=code,
-                                           payload=status)
-        except IntegrityError:
-            continue  # this (wamid, status) was applied already
-        if send is None:
-            continue
-        if name == "failed" and error and POLICIES[error.action].fate == SendFate.DEFER:
-            if send_defer(send_id=send.pk, error=error, statuses=FORWARD["failed"]):
-                changed += 1
-            continue
-        updates = {"status": name, STAMP[name]: occurred, "claim": None}
-        if name == "failed":
-            updates.update(error_code=code, error_detail=str(
-                (errors[0].get("error_data") or {}).get("details") or errors[0].get("title")
-                or "")[:500] if errors else "")
-        rows = Send.objects.filter(pk=send.pk, status__in=FORWARD[name])
-        if rows.update(**updates):
-            changed += 1
-        # Timestamps fill in even when the status is already further (read before delivered).
-        if name != "failed":
-            Send.objects.filter(pk=send.pk, **{f"{STAMP[name]}__isnull": True}).update(
-                **{STAMP[name]: occurred})
-        if name == "read":
-            Send.objects.filter(pk=send.pk, delivered_at__isnull=True).update(
-                delivered_at=occurred)
-        if name in STATUS_EVENT:
-            events.append(EventIn(kind=STATUS_EVENT[name], contact_id=send.contact_id,
-                                  occurred_at=occurred, source_id=f"{wamid}:{name}",
-                                  payload={"campaign": send.campaign_id,
-                                           "variant": send.variant}))
-        elif error is not None:
-            # Asynchronous failures follow the same error table as refused calls.
-            error_consequences_apply(campaign=send.campaign, send=send, error=error)
-    if events:
-        events_record(events=events, source="campaign")
-    return changed
+                parsed_apply(one)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            logger.exception("webhook %s could not be applied", pk)
+            failed[pk] = _(
+                "It could not be applied (%(kind)s: %(error)s). The body passed every check, "
+                "so this points to a fault in Tagwerk or the database; replay it once that "
+                "is fixed.") % {"kind": type(exc).__name__, "error": str(exc)[:300]}
+    return failed
 
 
-def _error_of(error: dict) -> WhatsAppError:
-    """The error of a failed status webhook, as the send loop would have seen it."""
-    details = (error.get("error_data") or {}).get("details") or ""
-    return WhatsAppError(int(error["code"]), error.get("title") or error.get("message") or "",
-                         details=str(details))
+def _stamp(parsed: dict[int, Parsed], failed: dict[int, str]) -> None:
+    now = timezone.now()
+    clean = [pk for pk, one in parsed.items() if not one.problems and pk not in failed]
+    WebhookDelivery.objects.filter(pk__in=clean).update(processed_at=now, error="",
+                                                        retry_at=None)
+    for pk, one in parsed.items():
+        if pk in clean:
+            continue
+        error = " ".join(part for part in (one.summary(), failed.get(pk, "")) if part)
+        logger.warning("webhook %s set aside: %s", pk, error)
+        WebhookDelivery.objects.filter(pk=pk).update(processed_at=now, error=error,
+                                                     retry_at=None)
+
+
+def _postpone(pk: int, error: DatabaseError | None) -> None:
+    """Leave a delivery waiting after repeated transient errors; a later drain tries again."""
+    attempts = (WebhookDelivery.objects.filter(pk=pk).values_list("attempts", flat=True)
+                .first() or 0) + 1
+    wait = min(RETRY_CAP, 2 ** attempts)
+    WebhookDelivery.objects.filter(pk=pk, processed_at__isnull=True).update(
+        attempts=attempts, retry_at=timezone.now() + timedelta(seconds=wait),
+        error=_("Waiting to be tried again in %(seconds)d s: attempt %(n)d met a passing "
+                "database error (%(error)s).") % {"seconds": wait, "n": attempts,
+                                                  "error": str(error)[:300]})
+    logger.warning("webhook %s postponed %ss after %d attempts: %s", pk, wait, attempts, error)
+
+
+# --- Applying checked items --------------------------------------------------------------
+
+def payload_apply(*, payload: Any) -> Parsed:
+    """Check and apply one decoded body in a transaction; return what was found in it."""
+    parsed = parse_payload(payload, received_at=timezone.now())
+    with transaction.atomic():
+        parsed_apply(parsed)
+    return parsed
+
+
+def parsed_apply(parsed: Parsed) -> None:
+    """Apply checked items in the current transaction, locks taken in a fixed order."""
+    sends = sends_lock(statuses=parsed.statuses,
+                       contexts=[m.context_id for m in parsed.messages if m.context_id])
+    phones = {p for p in (_phone(x.wa_id) for x in (*parsed.messages, *parsed.preferences))
+              if p}
+    contacts_lock(ids={send.contact_id for send in sends.values()}
+                  | set(contact_ids_by_phone(phones).values()))
+    statuses_apply(statuses=parsed.statuses, sends=sends)
+    messages_apply(messages=parsed.messages)
+    preferences_apply(preferences=parsed.preferences)
+    for error in parsed.account_errors:
+        Alert.objects.create(code=error.code, message=_(
+            "WhatsApp reported error %(code)s for the account: %(title)s")
+            % {"code": error.code, "title": error.title})
+
+
+# --- Inbound messages and preferences -------------------------------------------------------
+
+def _phone(wa_id: str) -> str | None:
+    return try_normalize_phone("+" + wa_id.lstrip("+")) if wa_id else None
 
 
 def _contact_for(wa_id: str) -> Contact | None:
-    phone = try_normalize_phone("+" + wa_id.lstrip("+")) if wa_id else None
+    phone = _phone(wa_id)
     return Contact.objects.filter(phone=phone).first() if phone else None
-
-
-def _text_of(message: dict) -> str:
-    kind = message.get("type")
-    if kind == "text":
-        return (message.get("text") or {}).get("body", "")
-    if kind == "button":
-        return (message.get("button") or {}).get("text", "")
-    if kind == "interactive":
-        inner = message.get("interactive") or {}
-        reply = inner.get("button_reply") or inner.get("list_reply") or {}
-        return reply.get("title", "")
-    return ""
 
 
 def _normalise(text: str) -> str:
@@ -234,50 +292,36 @@ def is_opt_out(text: str) -> bool:
     return bool(text) and _normalise(text) in words
 
 
-def messages_apply(*, messages: list[dict]) -> int:
+def messages_apply(*, messages: Sequence[MessageIn]) -> int:
     """Store inbound messages once, attribute them, apply opt-outs and keyword rules."""
     handled, events = 0, []
     for message in messages:
-        contact = _contact_for(message.get("from", "")) or next(
+        contact = _contact_for(message.wa_id) or next(
             (found for finder in inbound_contact_finders if (found := finder(message))), None)
         if contact is None:
             continue
-        occurred = _when(message.get("timestamp"))
-        text = _text_of(message)
-        send = _attribute(contact, message, occurred)
+        send = _attribute(contact, message)
         try:
             with transaction.atomic():
                 inbound = InboundMessage.objects.create(
-                    message_id=message.get("id", ""), contact=contact, send=send,
-                    kind=message.get("type", ""), text=text[:4096], occurred_at=occurred,
-                    payload=message)
+                    message_id=message.message_id, contact=contact, send=send,
+                    kind=message.kind, text=message.text, occurred_at=message.occurred_at,
+                    payload=message.payload)
         except IntegrityError:
             continue  # delivered twice
         handled += 1
         actions = []
         if send is not None:
-            Send.objects.filter(pk=send.pk, replied_at__isnull=True).update(replied_at=occurred)
+            Send.objects.filter(pk=send.pk, replied_at__isnull=True).update(
+                replied_at=message.occurred_at)
             actions.append(f"reply to campaign {send.campaign_id} {send.variant}".strip())
         events.append(EventIn(kind=EventKind.MESSAGE_REPLIED, contact_id=contact.pk,
-                              occurred_at=occurred, source_id=message.get("id", ""),
+                              occurred_at=message.occurred_at, source_id=message.message_id,
                               payload={"campaign": send.campaign_id if send else None,
                                        "variant": send.variant if send else ""}))
-        if is_opt_out(text):
-            contact_opt_out(contact=contact, source="keyword", detail=text[:100])
-            actions.append("opted out")
-            logger.info("contact %s opted out by keyword %r; confirmation logged", contact.pk,
-                        text)
-        else:
-            folded = text.casefold()
-            for rule in KeywordRule.objects.filter(active=True).select_related("tag"):
-                words = [w.strip().casefold() for w in rule.keywords.split(",") if w.strip()]
-                if any(w in folded for w in words):
-                    tags_change(contacts=[contact.pk], add=[rule.tag], source=Source.CAMPAIGN,
-                                source_ref=f"keyword rule {rule.pk}")
-                    actions.append(f"tagged {rule.tag.name}")
+        actions.extend(_act_on_text(contact, message.text))
         actions += [note for _receiver, note in inbound_message_received.send(
-            sender=InboundMessage, contact=contact, message=message, inbound=inbound, text=text)
-            if note]
+            sender=InboundMessage, contact=contact, message=message, inbound=inbound) if note]
         if actions:
             InboundMessage.objects.filter(pk=inbound.pk).update(action="; ".join(actions)[:200])
     if events:
@@ -285,36 +329,49 @@ def messages_apply(*, messages: list[dict]) -> int:
     return handled
 
 
-def _attribute(contact: Contact, message: dict, occurred: datetime) -> Send | None:
-    context = (message.get("context") or {}).get("id")
-    if context:
-        send = Send.objects.filter(wamid=context).first()
+def _act_on_text(contact: Contact, text: str) -> list[str]:
+    """Opt-out keyword, else keyword rules: what was done, for the message's log."""
+    if is_opt_out(text):
+        contact_opt_out(contact=contact, source="keyword", detail=text[:100])
+        logger.info("contact %s opted out by keyword %r; confirmation logged", contact.pk, text)
+        return ["opted out"]
+    actions, folded = [], text.casefold()
+    for rule in KeywordRule.objects.filter(active=True).select_related("tag"):
+        words = [w.strip().casefold() for w in rule.keywords.split(",") if w.strip()]
+        if any(w in folded for w in words):
+            tags_change(contacts=[contact.pk], add=[rule.tag], source=Source.CAMPAIGN,
+                        source_ref=f"keyword rule {rule.pk}")
+            actions.append(f"tagged {rule.tag.name}")
+    return actions
+
+
+def _attribute(contact: Contact, message: MessageIn) -> Send | None:
+    if message.context_id:
+        send = Send.objects.filter(wamid=message.context_id).first()
         if send is not None:
             return send
+    occurred = message.occurred_at
     return (Send.objects.filter(contact=contact, sent_at__isnull=False,
                                 sent_at__gte=occurred - REPLY_WINDOW, sent_at__lte=occurred)
             .order_by("-sent_at").first())
 
 
-def preferences_apply(*, preferences: list[dict]) -> int:
+def preferences_apply(*, preferences: Sequence[PreferenceIn]) -> int:
     """``user_preferences`` stop → opted out; resume undoes only our own platform opt-out."""
     changed = 0
     for preference in preferences:
-        if preference.get("category", "marketing_messages") != "marketing_messages":
-            continue
-        contact = _contact_for(preference.get("wa_id", ""))
+        contact = _contact_for(preference.wa_id)
         if contact is None:
             continue
-        value = preference.get("value")
-        if value == "stop":
+        if preference.value == "stop":
             changed += contact_opt_out(contact=contact, source="user_preferences",
-                                       detail=preference.get("detail", "stop"))
-        elif value == "resume":
+                                       detail=preference.detail or "stop")
+        elif preference.value == "resume":
             last = OptOut.objects.filter(contact=contact).first()
             if last and last.source == "user_preferences" and not last.resumed:
                 if contact_set_consent(contact=contact, status=ConsentStatus.OPTED_IN,
                                        source="whatsapp user_preferences: resume"):
                     changed += 1
                 OptOut.objects.create(contact=contact, source="user_preferences",
-                                      detail=preference.get("detail", "resume"), resumed=True)
+                                      detail=preference.detail or "resume", resumed=True)
     return changed

@@ -254,6 +254,26 @@ def contacts_apply_events(*, batch: uuid.UUID) -> int:
         return cursor.rowcount
 
 
+# --- locking contacts before a batch of fact updates (campaign webhooks) ------------------
+
+
+def contacts_lock(*, ids: Collection[int]) -> None:
+    """Lock the rows of ``ids`` until the current transaction ends, in id order.
+
+    For a transaction that goes on to update the facts of many contacts at once (a batch
+    of campaign webhooks, ``campaigns.webhooks``): when every such transaction takes its
+    locks in the same order, two that share contacts wait for each other instead of
+    deadlocking. Writes nothing; a no-op where rows cannot be locked (SQLite locks the
+    whole database for a writer anyway).
+    """
+    if not ids or not connection.features.has_select_for_update:
+        return
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), 1000):
+        list(Contact.objects.filter(pk__in=ordered[start:start + 1000]).order_by("pk")
+             .select_for_update().values_list("pk", flat=True))
+
+
 # --- deleting contacts ----------------------------------------------------------------
 
 

@@ -8,14 +8,10 @@ message (a re-delivered webhook is not stored again) and applies its entry point
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from django.utils import timezone
-
 from campaigns.entrypoints.selectors import entry_points_for_message
 from campaigns.entrypoints.services import ArrivalIn, arrival_apply
 from campaigns.models import InboundMessage
-from campaigns.webhooks import _text_of
+from campaigns.webhook_input import MessageIn
 from crm.models import Contact
 from crm.phones import try_normalize_phone
 from crm.services import contacts_ensure
@@ -24,18 +20,11 @@ from crm.services import contacts_ensure
 CREATED_FLAG = "_entrypoints_created"
 
 
-def _when(message: dict) -> datetime:
-    try:
-        return datetime.fromtimestamp(int(message.get("timestamp")), tz=UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return timezone.now()
-
-
-def contact_for_arrival(message: dict) -> Contact | None:
+def contact_for_arrival(message: MessageIn) -> Contact | None:
     """The new contact of a message that arrives through an entry point; else None."""
-    raw = message.get("from")
-    phone = try_normalize_phone("+" + raw.lstrip("+")) if isinstance(raw, str) and raw else None
-    if phone is None or not entry_points_for_message(message, _text_of(message), _when(message)):
+    phone = try_normalize_phone("+" + message.wa_id.lstrip("+")) if message.wa_id else None
+    if phone is None or not entry_points_for_message(message.payload, message.text,
+                                                     message.occurred_at):
         return None
     ids, created = contacts_ensure(phones=[phone])
     contact = Contact.objects.get(pk=ids[phone])
@@ -43,15 +32,16 @@ def contact_for_arrival(message: dict) -> Contact | None:
     return contact
 
 
-def on_inbound_message(sender, *, contact: Contact, message: dict, inbound: InboundMessage,
-                       text: str, **kwargs) -> str:
+def on_inbound_message(sender, *, contact: Contact, message: MessageIn, inbound: InboundMessage,
+                       **kwargs) -> str:
     """Apply every entry point the message arrives through; a note for the message's action."""
     names = []
-    for entry_point in entry_points_for_message(message, text, inbound.occurred_at):
+    for entry_point in entry_points_for_message(message.payload, message.text,
+                                                inbound.occurred_at):
         done = arrival_apply(arrival=ArrivalIn(
             entry_point=entry_point, contact=contact, message_id=inbound.message_id,
             occurred_at=inbound.occurred_at, new_contact=getattr(contact, CREATED_FLAG, False),
-            referral=message.get("referral")))
+            referral=message.payload.get("referral")))
         if done is not None:
             names.append(entry_point.name)
     return "entry point: " + ", ".join(names) if names else ""

@@ -324,3 +324,12 @@ TAGWERK_API_RATE_PER_MINUTE = env_int("TAGWERK_API_RATE_PER_MINUTE", 600)
 TAGWERK_API_BURST = env_int("TAGWERK_API_BURST", 60)
 TAGWERK_API_PAGE_SIZE = env_int("TAGWERK_API_PAGE_SIZE", 100)
 TAGWERK_API_MAX_PAGE_SIZE = env_int("TAGWERK_API_MAX_PAGE_SIZE", 1000)
+
+# --- Webhooks and sending under failure (docs/reliability-webhooks.md) ---
+# Largest webhook body accepted (Meta's are at most 3 MB); larger ones are answered 413.
+WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 3 * 1024 * 1024)
+if REDIS_URL:
+    # While Redis is unreachable the cache answers "not cached" and pages still render
+    # (the admin reads its theme from the cache on every page); see config/cache.py.
+    CACHES = {"default": {"BACKEND": "config.cache.ForgivingRedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from campaigns.backends import locmem
-from campaigns.models import Template
-from campaigns.services import campaign_create, template_create
+from campaigns.intake import app_secret
+from campaigns.models import Send, Template
+from campaigns.sending import campaign_send_batch
+from campaigns.services import campaign_create, campaign_launch, template_create
 from crm.models import Contact
-from tests.campaigns.fake_cloud_api import FakeCloudAPI
+from tests.campaigns.fake_cloud_api import FakeCloudAPI, sign
 
 TOKEN = "test-token"
+WEBHOOK_URL = "/webhooks/whatsapp/"
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +66,28 @@ def make_campaign(db, template):
     return make
 
 
+@pytest.fixture
+def post(client, django_capture_on_commit_callbacks):
+    """POST a payload signed with the app secret; processing runs (eagerly) on commit."""
+
+    def _post(payload: dict | bytes, signature: str | None = "valid"):
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {}
+        if signature == "valid":
+            headers["HTTP_X_HUB_SIGNATURE_256"] = sign(body, app_secret())
+        elif signature:
+            headers["HTTP_X_HUB_SIGNATURE_256"] = signature
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(WEBHOOK_URL, body, content_type="application/json", **headers)
+
+    return _post
+
+
+@pytest.fixture
+def sent(outbox, contacts, make_campaign):
+    """One campaign sent to one contact; returns its Send."""
+    contacts(1, salutation="Frau", last_name="Chen")
+    campaign = make_campaign()
+    campaign_launch(campaign=campaign)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
+    return Send.objects.select_related("contact").get(campaign=campaign)

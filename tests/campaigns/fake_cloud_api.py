@@ -21,6 +21,7 @@ import json
 import queue
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -29,6 +30,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 PORTS = range(8500, 8600)
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return  # the client went away mid-request (a worker killed by a fault test)
+        super().handle_error(request, client_address)
 
 TITLES = {
     130429: ("Rate limit hit", 400),
@@ -118,11 +126,11 @@ class FakeCloudAPI:
         self.server = self._bind()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def _bind(self) -> ThreadingHTTPServer:
+    def _bind(self) -> _Server:
         handler = _handler(self)
         for port in PORTS:
             try:
-                server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+                server = _Server(("127.0.0.1", port), handler)
             except OSError:
                 continue
             server.daemon_threads = True

@@ -90,13 +90,15 @@ def test_csv_export_lists_every_recipient(admin_client_, make_campaign, contacts
 
 def test_recipient_drill_down_shows_status_history(admin_client_, make_campaign, contacts,
                                                    outbox):
-    from campaigns.webhooks import statuses_apply
+    from campaigns.webhooks import payload_apply
+    from tests.campaigns.fake_cloud_api import status_payload
 
     contacts(1)
     campaign = make_campaign()
     campaign_launch(campaign=campaign)
     campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
     send = Send.objects.get(campaign=campaign)
-    statuses_apply(statuses=[{"id": send.wamid, "status": "delivered", "timestamp": "1700000000"}])
+    payload_apply(payload=status_payload(send.wamid, "delivered", send.phone,
+                                         timestamp=1700000000))
     page = admin_client_.get(reverse("admin:campaigns_send_change", args=[send.pk]))
     assert page.status_code == 200 and "delivered" in page.content.decode()

@@ -11,11 +11,14 @@ from campaigns.sending import (
     HALT,
     Loop,
     _claim,
+    _send_one,
     batch_guard,
     campaign_send_batch,
+    claim_hand,
     send_guard,
 )
 from campaigns.services import campaign_launch, template_create
+from campaigns.throttle import DatabaseBucket
 from crm.models import ConsentStatus, Contact
 
 
@@ -76,17 +79,22 @@ def claimed(campaign: Campaign):
     return token, sends
 
 
-def test_a_claimed_send_passes_and_is_stamped(launched):
+def test_a_claimed_send_passes_and_is_stamped_handed_when_its_slot_comes(launched):
     token, (first, *_rest) = claimed(launched)
-    Send.objects.filter(pk=first.pk).update(claimed_at=None)
     assert send_guard(loop_for(launched), first, token, 0) == ""
-    assert Send.objects.get(pk=first.pk).claimed_at is not None
+    assert Send.objects.get(pk=first.pk).handed_at is None
+    assert claim_hand(first, token)
+    assert Send.objects.get(pk=first.pk).handed_at is not None
 
 
-def test_a_send_claimed_by_someone_else_is_not_sent(launched):
+def test_a_send_claimed_by_someone_else_is_not_sent(launched, outbox):
     token, (first, *_rest) = claimed(launched)
     Send.objects.filter(pk=first.pk).update(status=SendStatus.QUEUED, claim=None)
-    assert send_guard(loop_for(launched), first, token, 0) == "retried"
+    assert not claim_hand(first, token)
+    loop = loop_for(launched)
+    loop.bucket = DatabaseBucket("guards", 1000)
+    assert _send_one(loop, first, token) == "retried"
+    assert outbox == []
 
 
 def test_the_campaign_is_asked_again_every_tenth_send(launched):
