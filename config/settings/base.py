@@ -287,3 +287,8 @@ IMPORTS_PREVIEW_RETENTION_DAYS = env_int("IMPORTS_PREVIEW_RETENTION_DAYS", 7)
 CELERY_BEAT_SCHEDULE["imports-preview-cleanup"] = {
     "task": "tagging.imports.tasks.import_previews_cleanup_task", "schedule": 86400.0,
 }
+
+# --- Imports: limits on XLSX workbooks, checked before one is opened (zip bombs) ---
+IMPORTS_XLSX_MAX_UNCOMPRESSED_MB = env_int("IMPORTS_XLSX_MAX_UNCOMPRESSED_MB", 1024)
+IMPORTS_XLSX_MAX_RATIO = env_int("IMPORTS_XLSX_MAX_RATIO", 100)
+IMPORTS_XLSX_MAX_SHARED_STRINGS_MB = env_int("IMPORTS_XLSX_MAX_SHARED_STRINGS_MB", 100)

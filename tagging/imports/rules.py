@@ -191,7 +191,7 @@ class RowParser:
 
     def parse(self, raw: RawRow) -> ParsedRow | RowFailure:
         if raw.error:
-            return RowFailure(raw.number, Reason.UNREADABLE_ROW, raw.error, raw.cells)
+            return RowFailure(raw.number, raw.reason, raw.error, raw.cells)
         cells = raw.cells
         phone_cell = cells[self.phone_index] if self.phone_index < len(cells) else ""
         try:

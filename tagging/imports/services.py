@@ -387,6 +387,7 @@ class _Engine:
                         break
             finally:
                 self.failures.close()
+            self.encoding = table.encoding  # a file starting in plain ASCII decides late
         self.outcome.tags_created = self.tags.created
         if self.dry_run and not self.outcome.failed:
             self.failures.path.unlink(missing_ok=True)
