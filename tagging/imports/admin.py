@@ -25,7 +25,7 @@ from django.utils.translation import ngettext
 
 from crm.admin import ContactAdminPart
 from tagging.imports.exports import contacts_export, export_csv_lines
-from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus
+from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus, UnknownTags
 from tagging.imports.services import (
     ImportRefused,
     file_sha256,
@@ -41,9 +41,10 @@ class ImportForm(forms.ModelForm):
     class Meta:
         model = ImportJob
         fields = ["file", "consent_basis", "consent_source", "region", "encoding",
-                  "update_mode", "create_missing_tags", "missing_tags_dimension",
+                  "update_mode", "unknown_tags", "missing_tags_dimension",
                   "extra_columns_to_attributes"]
-        widgets = {"consent_basis": forms.RadioSelect, "update_mode": forms.RadioSelect}
+        widgets = {"consent_basis": forms.RadioSelect, "update_mode": forms.RadioSelect,
+                   "unknown_tags": forms.RadioSelect}
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,13 +64,13 @@ class ImportForm(forms.ModelForm):
         if data.get("consent_basis") == ConsentBasis.OPTED_IN and not data.get("consent_source"):
             self.add_error("consent_source", _("Say where these people opted in, e.g. "
                                                "“newsletter form on the shop”."))
-        if data.get("create_missing_tags"):
-            probe = ImportJob(actor=self.user, create_missing_tags=True,
+        if data.get("unknown_tags") == UnknownTags.CREATE:
+            probe = ImportJob(actor=self.user, unknown_tags=UnknownTags.CREATE,
                               missing_tags_dimension=data.get("missing_tags_dimension"))
             try:
                 import_check_options(job=probe)
             except ImportRefused as exc:
-                self.add_error("create_missing_tags", str(exc))
+                self.add_error("unknown_tags", str(exc))
         return data
 
 

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db
 
 def upload(client, name: str, content: bytes, **fields):
     data = {"file": SimpleUploadedFile(name, content), "consent_basis": "opted_in",
-            "consent_source": "Shop", "region": "de", "update_mode": "fill_empty", **fields}
+            "consent_source": "Shop", "region": "de", "update_mode": "fill_empty",
+            "unknown_tags": "fail", **fields}
     return client.post(reverse("admin:imports_importjob_add"), data)
 
 
