@@ -125,6 +125,7 @@ _CONSENT_INDEX = {header_key(a): channel for channel, names in CONSENT_COLUMNS.i
                   for a in names}
 _READ_ONLY_INDEX = {header_key(a) for a in READ_ONLY}
 TAG_SPLIT = re.compile(r"[,;|，；]")
+_BARE = frozenset("123456789")  # a phone cell starting so has neither "+" nor trunk "0"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 GENDERS = {
     "f": Gender.FEMALE, "female": Gender.FEMALE, "w": Gender.FEMALE, "weiblich": Gender.FEMALE,
@@ -379,18 +380,20 @@ class RowParser:
 
     def _phone(self, cell: str, country: str) -> tuple[str, str]:
         region = _region(country) or self.region
-        if isinstance(cell, NumberCell):
-            # Digits starting with the region's country code lost their "+"; others most
-            # likely lost their trunk "0".
+        text = cell if isinstance(cell, NumberCell) else unescape(cell.strip())
+        if text[:1] in _BARE and text.isdigit():
+            # Bare digits: Excel dropped a "+" or a trunk "0", or a chat tool exported a
+            # WhatsApp id (4915123…). Starting with the country code, they lost their "+".
             code = str(phonenumbers.country_code_for_region(region or "")) or "-"
-            guesses = [f"+{cell}", f"0{cell}"] if cell.startswith(code) else [f"0{cell}",
-                                                                            f"+{cell}"]
+            national = f"0{text}" if isinstance(cell, NumberCell) else text
+            guesses = [f"+{text}", national] if text.startswith(code) else [national,
+                                                                          f"+{text}"]
             for guess in guesses:
                 try:
                     return normalize_with_country(guess, region)
                 except InvalidPhoneNumber:
                     continue
-        return normalize_with_country(unescape(cell.strip()), region)
+        return normalize_with_country(text, region)
 
     def _values(self, row: ParsedRow, values: dict[str, str]) -> str:
         """Put the row's single values in place; a message when one does not fit."""
