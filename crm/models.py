@@ -77,7 +77,7 @@ class Contact(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     # Not created_at: a customer imported today may have bought for years. Only ever moves
     # earlier (crm.services), so rules judge imported history as if it had been here.
-    joined = models.DateTimeField(
+    joined_at = models.DateTimeField(
         _("customer since"), default=timezone.now, db_index=True,
         help_text=_("The earliest of: a customer-since date from an import, the first event "
                     "or message, and when the contact was created in Tagwerk."))

@@ -27,7 +27,7 @@ class ContactFactory(factory.django.DjangoModelFactory):
     consent_status = ConsentStatus.OPTED_IN
     # A contact made in a test has been a customer since it was created, unless told.
     created_at = factory.LazyFunction(timezone.now)
-    joined = factory.SelfAttribute("created_at")
+    joined_at = factory.SelfAttribute("created_at")
 
 
 class DimensionFactory(factory.django.DjangoModelFactory):

@@ -14,7 +14,7 @@ import numpy as np
 from django.utils import timezone
 from pyroaring import BitMap
 
-from tagging.audiences.index import NULL, NUMERIC, TEXT, TIMES, TagBitmaps, to_bitmap
+from tagging.audiences.index import NULL, NUMERIC, TEXT, TagBitmaps, to_bitmap
 from tagging.audiences.language import (
     AGE,
     DATE,
@@ -50,12 +50,12 @@ def held(node: Node) -> bool:
         return True
     spec = FIELDS[node.field]
     if isinstance(node, Within):
-        return spec.column in TIMES
+        return spec.column.endswith("_at") and spec.column in NUMERIC
     if spec.q is not None or spec.column not in (*NUMERIC, *TEXT):
         return False
     if spec.kind == DATE:  # a date on a time column, or a date on a date column
         return isinstance(node.value, date) and (
-            spec.column in TIMES or not isinstance(node.value, datetime))
+            spec.column.endswith("_at") or not isinstance(node.value, datetime))
     return True
 
 
@@ -147,7 +147,7 @@ def _field_mask(node: Condition | Within, index: TagBitmaps, now: datetime) -> n
     if node.field == "blocked":
         value = int(value == "true")
     elif spec.kind == DATE:
-        if spec.column in TIMES:
+        if spec.column.endswith("_at"):
             if not isinstance(value, datetime):
                 value = datetime.combine(value, datetime.min.time())
             value = _micros(value)

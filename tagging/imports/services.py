@@ -539,7 +539,7 @@ class _Engine:
         if not batch:
             return
         outcome = self.outcome
-        fields = ["id", "is_blocked", "attributes", "joined", *CONSENT_FIELDS, *FACT_FIELDS]
+        fields = ["id", "is_blocked", "attributes", "joined_at", *CONSENT_FIELDS, *FACT_FIELDS]
         existing = {
             row["phone"]: row
             for row in Contact.objects.filter(phone_in([r.phone for r in batch]))
@@ -594,7 +594,7 @@ class _Engine:
             consent_status=wanted or ConsentStatus.UNKNOWN,
             consent_source=self._consent_source_of(row), consent_at=now if wanted else None,
             created_at=now, updated_at=now,
-            joined=min(row.joined, now) if row.joined else now, **row.facts)
+            joined_at=min(row.joined, now) if row.joined else now, **row.facts)
         return values
 
     def _consent_wanted(self, row: ParsedRow) -> str | None:
@@ -624,8 +624,8 @@ class _Engine:
             name: value for name, value in row.facts.items()
             if current[name] != value and (overwrite or current[name] in EMPTY)
         }
-        if row.joined and row.joined < current["joined"]:
-            changes["joined"] = row.joined  # written as LEAST(joined, …): never later
+        if row.joined and row.joined < current["joined_at"]:
+            changes["joined_at"] = row.joined  # written as LEAST(joined_at, …): never later
         if row.attributes:
             attributes = dict(current["attributes"] or {})
             for key, value in row.attributes.items():
@@ -730,16 +730,16 @@ def _new_values(updates: Updates) -> dict[tuple[str, ...], list[tuple[int, dict]
 
 
 def _split_joined(updates: Updates) -> tuple[dict, list[tuple[int, object]]]:
-    """(the changes for ``contacts_update``, the ``joined`` values for
-    ``contacts_join_earlier``): ``joined`` only ever moves earlier, so it is written with
-    ``LEAST`` rather than overwritten."""
+    """(the changes for ``contacts_update``, the ``joined_at`` values for
+    ``contacts_join_earlier``): it only ever moves earlier, so it is written with ``LEAST``
+    rather than overwritten."""
     plain: dict[tuple[str, ...], list[tuple[int, dict]]] = defaultdict(list)
     earlier: list[tuple[int, object]] = []
     for names, entries in updates.items():
-        rest = tuple(n for n in names if n != "joined")
+        rest = tuple(n for n in names if n != "joined_at")
         for pk, values, _current in entries:
-            if "joined" in values:
-                earlier.append((pk, values["joined"]))
+            if "joined_at" in values:
+                earlier.append((pk, values["joined_at"]))
             if rest:
                 plain[rest].append((pk, {n: values[n] for n in rest}))
     return plain, earlier
@@ -795,7 +795,7 @@ def _restore_changes(job: ImportJob, now) -> tuple[int, int]:
     return restored, kept
 
 
-_RESTORABLE = [*FACT_FIELDS, "attributes", "joined", *CONSENT_FIELDS]
+_RESTORABLE = [*FACT_FIELDS, "attributes", "joined_at", *CONSENT_FIELDS]
 
 
 def _restore_values(current: dict, before: dict, after: dict) -> tuple[dict, bool]:

@@ -112,7 +112,7 @@ def test_woocommerce_export(vocabulary, run_import):
     jonas = contact("+491701234567")
     assert (jonas.first_name, jonas.city, jonas.purchase_count, jonas.total_spent) == (
         "Jonas", "Leipzig", 7, Decimal("612.40"))
-    assert jonas.joined == local(2019, 4, 12, 9, 15)
+    assert jonas.joined_at == local(2019, 4, 12, 9, 15)
     assert jonas.attributes == {"email": "jonas@example.com"}
     sophie = contact("+436647654321")  # billing phone, billing country AT
     assert (sophie.first_name, sophie.last_name) == ("Sophie", "Gruber")  # billing names
@@ -128,7 +128,7 @@ def test_wati_export(vocabulary, run_import):
     anna = contact("+4915123000021")  # a WhatsApp id: country code without “+”
     assert (anna.first_name, anna.last_name, anna.city) == ("Anna", "Schmidt", "Berlin")
     assert anna.consent_status == ConsentStatus.OPTED_IN  # Opted In / Allow Broadcast TRUE
-    assert anna.joined == local(2022, 8, 15, 10, 12)
+    assert anna.joined_at == local(2022, 8, 15, 10, 12)
     chen = contact("+85291234567")
     assert (chen.first_name, chen.last_name) == ("陈美", "")
     tom = contact("+4915123000022")  # national number with Country Code +49
@@ -143,7 +143,7 @@ def test_chatwoot_export(vocabulary, run_import):
     assert (job.created, job.failed) == (3, 0), job.errors
     lea = contact("+4915123000031")
     assert (lea.first_name, lea.last_name) == ("Lea", "Vogel")
-    assert lea.joined == datetime(2020, 5, 5, 14, 30, tzinfo=UTC)
+    assert lea.joined_at == datetime(2020, 5, 5, 14, 30, tzinfo=UTC)
     assert lea.attributes == {"email": "lea@example.com"}
     assert lea.consent_status == ConsentStatus.OPTED_IN
     # A contact blocked in Chatwoot is never opted in, whatever the file's consent basis.

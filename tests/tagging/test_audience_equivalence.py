@@ -149,7 +149,7 @@ def test_index_equals_reference_on_random_data(vocabulary, make_contact):
         for i, fact in facts:  # field changes reach the index through the UPDATE trigger
             fact = dict(fact)
             days, years = fact.pop("interaction_days_ago"), fact.pop("birth_years_ago")
-            fact["joined"] = now - timedelta(days=fact.pop("joined_days_ago"))
+            fact["joined_at"] = now - timedelta(days=fact.pop("joined_days_ago"))
             fact["last_interaction_at"] = None if days is None else now - timedelta(days=days)
             fact["birth_date"] = None if years is None else \
                 (now - timedelta(days=365 * years + 40)).date()
