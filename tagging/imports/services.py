@@ -54,6 +54,7 @@ from tagging.imports.models import (
 from tagging.imports.reader import Batches, RawRow, UnreadableFile, open_table
 from tagging.imports.rules import (
     FACT_FIELDS,
+    LABELS,
     NO,
     OPT_OUT,
     YES,
@@ -491,7 +492,7 @@ class _Engine:
 
     def _sample(self, number: int, cells: list[str], result) -> dict:
         if isinstance(result, RowFailure):
-            outcome = f"{result.reason}: {result.message}"
+            outcome = f"{LABELS.get(result.reason, result.reason)}: {result.message}"
         else:
             outcome = " ".join(filter(None, [
                 result.phone,

@@ -20,7 +20,7 @@ def test_import_from_upload_to_failed_rows_download(login, live_server, settings
     page.click("input[name=_save]")
 
     counts = page.locator("#tw-preview-counts")
-    assert "invalid_phone" in counts.inner_text()
+    assert "invalid phone number" in counts.inner_text()
     assert page.locator("#tw-preview-rows tbody tr").count() == 10
     assert Contact.objects.count() == 0
 
