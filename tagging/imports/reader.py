@@ -181,6 +181,7 @@ def guess_encoding(line: bytes) -> str:
 
 # Latin letters on both sides of one Chinese character: Latin-1 "Müller" read as GB18030
 # ("M" + one character made of "ü" and "l" + "ler"), not Chinese text.
+_PRINTABLE = re.compile(r"[\x00-\x1f\x7f]")  # what a message quoting a cell leaves out
 _SANDWICH = re.compile(r"[A-Za-z][^\x00-\x7f][A-Za-z]")
 
 
@@ -237,7 +238,7 @@ def _misfit(line: bytes, encoding: str) -> tuple[str, str]:
     if guess in ("utf-8", "gb18030", "cp1252") and NAMES[guess] != NAMES[encoding]:
         text = line.decode(guess)
         word = re.search(r'[^\s,;"]*[^\x00-\x7f][^\s,;"]*', text)
-        sample = (word.group() if word else text.strip())[:40]
+        sample = _PRINTABLE.sub("", word.group() if word else text.strip())[:40]
         return text, _(
             "This row is not %(enc)s text like the rest of the file: it looks like %(other)s "
             "(it would read “%(sample)s”). Save the whole file in one encoding (CSV UTF-8), or "
@@ -372,7 +373,10 @@ def _open_csv(path: Path, encoding: str, sample: bytes, *, decided: bool) -> Tab
             _("The file is not valid %(enc)s text. Save it as “CSV UTF-8” (or choose its "
               "encoding on the form) and upload it again.") % {"enc": encoding})
     delimiter = detect_delimiter(first)
-    header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter), [])
+    try:
+        header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter), [])
+    except csv.Error:  # a stray CR or quote in the header line: read it plainly
+        header = [h.strip('"') for h in re.split(r"[\r\n]", first)[0].split(delimiter)]
     if header:
         header[0] = header[0].lstrip("\ufeff")
     headers = [h.strip().replace("\x00", "") for h in header]
@@ -410,7 +414,7 @@ def _csv_rows(feed: _Feed, delimiter: str, headers: list[str]) -> Iterator[RawRo
             continue
         problems = [line[2] for line in taken if line[2]]
         if problems:
-            yield RawRow(number, cells, problems[0][1], problems[0][0])
+            yield RawRow(number, _clean(cells), problems[0][1], problems[0][0])
         elif any("\x00" in line[1] for line in taken):
             yield _nul_row(number, cells, headers)
         elif any(c.strip() for c in cells):
@@ -432,18 +436,23 @@ def _unbalanced(number: int, feed: _Feed, delimiter: str) -> RawRow:
     first, rest = feed.taken[0], feed.taken[1:]
     feed.taken = []
     feed.give_back(rest)
-    cells = first[1].rstrip("\r\n").split(delimiter)
+    cells = _clean(first[1].rstrip("\r\n").split(delimiter))
     return RawRow(number, cells, _(
         "Line %(line)d has a quote (\") that does not close where its cell ends, so the cell "
         "would have swallowed the lines after it; they are read as rows of their own. Remove "
         "the quote or close it, and upload this row again.") % {"line": first[0]}, ROW_QUOTE)
 
 
+def _clean(cells: list[str]) -> list[str]:
+    """A failed row's cells without NUL bytes: they are shown in the preview and written
+    to the failed-rows file, and no database stores a NUL."""
+    return [c.replace("\x00", "") for c in cells]
+
+
 def _nul_row(number: int, cells: list[str], headers: list[str]) -> RawRow:
     index = next(i for i, c in enumerate(cells) if "\x00" in c)
     column = headers[index] if index < len(headers) and headers[index] else str(index + 1)
-    clean = [c.replace("\x00", "") for c in cells]
-    return RawRow(number, clean, _(
+    return RawRow(number, _clean(cells), _(
         "The cell in column “%(col)s” contains a NUL character (byte 0), which cannot be "
         "stored. Remove it and upload this row again.") % {"col": column}, ROW_NUL)
 
@@ -508,7 +517,7 @@ def check_workbook_size(path: Path) -> None:
 
 
 def _damaged(exc: Exception, row: int | None = None) -> UnreadableFile:
-    why = str(exc).strip()[:200] or type(exc).__name__
+    why = _PRINTABLE.sub("", str(exc)).strip()[:200] or type(exc).__name__
     if row is None:
         return UnreadableFile(_("The file looks like an Excel workbook but cannot be opened "
                                 "(%(why)s). Save it again as .xlsx or CSV.") % {"why": why})
@@ -550,6 +559,8 @@ def _open_xlsx(path: Path) -> Table:
                     raise UnreadableFile(_(
                         "The sheet has rows past Excel's last row (%(max)d); it was not read. "
                         "Save it again from Excel, or as CSV UTF-8.") % {"max": EXCEL_MAX_ROWS})
+                if row.count(None) == len(row):
+                    continue  # openpyxl fills gaps between rows with empty ones: skip fast
                 cells = [_cell(v) for v in row]
                 if not any(c.strip() for c in cells):
                     continue
