@@ -93,7 +93,7 @@ ALIASES: dict[str, list[list[str]]] = {
     "total_spent": [["total_spent", "total spent", "total spend", "amount spent", "umsatz",
                      "gesamtumsatz", "消费总额", "累计消费"]],
     "joined": [  # when the person became a customer
-        ["joined", "customer since", "customer_since", "kunde seit", "kundin seit",
+        ["joined", "joined_at", "customer since", "customer_since", "kunde seit", "kundin seit",
          "注册时间", "date_created", "date created", "date registered", "date_registered",
          "registered", "signup date", "created date"],
         ["date_created_gmt", "created_at", "created", "erstellt am", "创建时间"],
