@@ -206,31 +206,40 @@ def _is_cjk(ch: str) -> bool:
 
 
 class _Decoder:
-    """``decoder(line) -> (text, problem)`` for a file in ``encoding``: a line in another
-    encoding, or one that cannot be read, comes back readable (in its own encoding) with
-    the message for its row. Until ``decided``, the first line that is not ASCII sets the
-    encoding (a file may start with thousands of plain rows)."""
+    """``decoder.line(text) -> (text, problem)`` for a non-ASCII line of a file in
+    ``encoding``. Lines arrive decoded as UTF-8 with ``surrogateescape`` (bytes that are
+    not UTF-8 kept as surrogates, so the exact bytes can be had back); a line in another
+    encoding than the file's, or one that cannot be read, comes back readable (in its
+    own encoding) with the message for its row. Until ``decided``, the first non-ASCII
+    line sets the encoding (a file may start with thousands of plain rows)."""
 
     def __init__(self, encoding: str, *, decided: bool):
         self.encoding, self.decided = encoding, decided
 
-    def __call__(self, line: bytes) -> tuple[str, str | None]:
-        if line.isascii():
-            return line.decode("ascii"), None
+    def line(self, text: str) -> tuple[str, str | None]:
+        if self.encoding.startswith("utf-16"):  # read by its own decoder
+            return text, ("\ufffd" in text and _(
+                "This row contains bytes that are not %(enc)s text. Save the file as CSV "
+                "UTF-8 and upload it again.") % {"enc": NAMES[self.encoding]}) or None
+        valid_utf8 = _SURROGATE.search(text) is None
+        if valid_utf8 and (self.encoding.startswith("utf-8") or not self.decided):
+            self.decided = True
+            return text, None
+        line = text.encode("utf-8", "surrogateescape")
         if not self.decided:
             self.encoding = guess_encoding(line) or self.encoding
             self.decided = True
         if self.encoding.startswith("utf-8"):
-            try:
-                return line.decode("utf-8"), None
-            except UnicodeDecodeError:
-                return _misfit(line, self.encoding)
+            return _misfit(line, self.encoding)
         if self.encoding == "gb18030":
             return (line.decode("gb18030"), None) if looks_chinese(line) else _misfit(
                 line, self.encoding)
         if guess_encoding(line) == "cp1252":
             return line.decode("cp1252"), None
         return _misfit(line, self.encoding)
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def _misfit(line: bytes, encoding: str) -> tuple[str, str]:
@@ -269,89 +278,62 @@ def detect_delimiter(line: str) -> str:
 
 # One physical line: (line number in the file, text, (reason, message) or None).
 Line = tuple[int, str, "tuple[str, str] | None"]
-
-
-def _byte_lines(raw, separator: bytes) -> Iterator[bytes | None]:
-    """The file's lines with their line ends; ``None`` for a line over ``FIELD_LIMIT``
-    (its bytes are skipped, so memory stays bounded whatever the file holds)."""
-    if separator == b"\n":
-        while line := raw.readline(FIELD_LIMIT + 1):
-            if len(line) > FIELD_LIMIT and not line.endswith(b"\n"):
-                while (rest := raw.readline(FIELD_LIMIT)) and not rest.endswith(b"\n"):
-                    pass
-                yield None
-            else:
-                yield line
-        return
-    buffer, skipping = b"", False  # old Mac files end their lines with a lone CR
-    while chunk := raw.read(1 << 16):
-        *lines, buffer = (buffer + chunk).split(separator)
-        for line in lines:
-            if skipping:
-                skipping = False
-                continue
-            yield line + separator if len(line) <= FIELD_LIMIT else None
-        if len(buffer) > FIELD_LIMIT:
-            buffer, skipping = b"", True
-            yield None
-    if buffer and not skipping:
-        yield buffer
-
-
-def _text_lines(text) -> Iterator[str | None]:
-    while line := text.readline(FIELD_LIMIT + 1):
-        if len(line) > FIELD_LIMIT and not line.endswith(("\n", "\r")):
-            while (rest := text.readline(FIELD_LIMIT)) and not rest.endswith(("\n", "\r")):
-                pass
-            yield None
-        else:
-            yield line
-
-
-def _lines(raw, decode: _Decoder, separator: bytes) -> Iterator[Line]:
-    """Numbered, decoded lines with the problem of each (line 1 is the header)."""
-    too_long = (ROW_UNREADABLE, _("This line is longer than 1 MB, so it is not a row of a "
-                                  "table. Check the file around this line."))
-    encoding = decode.encoding
-    if encoding.startswith("utf-16"):
-        # Two bytes per character: lines cannot be cut as bytes. A character that cannot
-        # be read becomes U+FFFD, and its row fails.
-        text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
-        for number, line in enumerate(_text_lines(text), start=1):
-            if line is None:
-                yield number, "", too_long
-            elif "\ufffd" in line:
-                yield number, line, (ROW_ENCODING, _(
-                    "This row contains bytes that are not %(enc)s text. Save the file as CSV "
-                    "UTF-8 and upload it again.") % {"enc": NAMES[encoding]})
-            else:
-                yield number, line, None
-        return
-    for number, line in enumerate(_byte_lines(raw, separator), start=1):
-        if line is None:
-            yield number, "", too_long
-            continue
-        text, problem = decode(line)
-        yield number, text, problem and (ROW_ENCODING, problem)
+NUL = (ROW_NUL, "")  # a line's problem when it holds a NUL (the row's message names the column)
 
 
 class _Feed:
-    """The lines ``csv.reader`` reads, one at a time; remembers those of the current
-    record, and takes lines back to be read again (after an unbalanced quote)."""
+    """The lines ``csv.reader`` reads, one at a time, from a text stream read in C; keeps
+    the lines of the current record with their problems, and takes lines back to be read
+    again (after an unbalanced quote). ASCII and valid UTF-8 lines, nearly all of them,
+    cost a ``readline`` and two checks."""
 
-    def __init__(self, lines: Iterator[Line]):
-        self.lines, self.back = lines, deque()
+    def __init__(self, text, decoder: _Decoder):
+        self.readline, self.decoder = text.readline, decoder
+        self.back: deque[Line] = deque()
         self.taken: list[Line] = []
+        self.number = 0  # physical lines read so far
 
     def __iter__(self) -> _Feed:
         return self
 
     def __next__(self) -> str:
+        if self.back:
+            item = self.back.popleft()
+        else:
+            line = self.readline(FIELD_LIMIT + 1)
+            if not line:
+                raise StopIteration
+            self.number += 1
+            # The common line first, in as few steps as possible (the import's hot path).
+            item = (self.number, line, None) if line.isascii() and "\x00" not in line and \
+                len(line) <= FIELD_LIMIT else self._check(line)
         if len(self.taken) >= MAX_SPAN:
             raise csv.Error("a quoted cell runs over too many lines")
-        line = self.back.popleft() if self.back else next(self.lines)
-        self.taken.append(line)
-        return line[1]
+        self.taken.append(item)
+        return item[1]
+
+    def read_line(self) -> Line | None:
+        """The next line outside any record (the header), or None at the end."""
+        line = self.readline(FIELD_LIMIT + 1)
+        if not line:
+            return None
+        self.number += 1
+        return self._check(line)
+
+    def _check(self, line: str) -> Line:
+        if len(line) > FIELD_LIMIT and not line.endswith(("\n", "\r")):
+            while (rest := self.readline(FIELD_LIMIT)) and not rest.endswith(("\n", "\r")):
+                pass  # skip the rest: memory stays bounded whatever the line holds
+            return self.number, "", (ROW_UNREADABLE, _(
+                "This line is longer than 1 MB, so it is not a row of a table. Check the file "
+                "around this line."))
+        problem = None
+        if not line.isascii():
+            line, message = self.decoder.line(line)
+            problem = message and (ROW_ENCODING, message)
+        if problem is None and "\x00" in line:
+            problem = NUL
+        return self.number, line, problem
 
     def give_back(self, lines: list[Line]) -> None:
         self.back.extendleft(reversed(lines))
@@ -359,19 +341,24 @@ class _Feed:
 
 def _open_csv(path: Path, encoding: str, sample: bytes, *, decided: bool) -> Table:
     raw = path.open("rb")
-    separator = b"\r" if b"\n" not in sample and b"\r" in sample else b"\n"
+    # Bytes that are not UTF-8 survive as surrogates (the decoder gets them back): one
+    # C-level reader for UTF-8, Windows-1252 and GB18030 alike, whose line ends (\n, \r)
+    # are never part of a multi-byte character.
+    wide = encoding.startswith("utf-16")
+    text = io.TextIOWrapper(raw, encoding=encoding if wide else "utf-8",
+                            errors="replace" if wide else "surrogateescape", newline="")
     decoder = _Decoder(encoding, decided=decided)
-    lines = _lines(raw, decoder, separator)
-    _number, first, problem = next(lines, (1, "", None))
+    feed = _Feed(text, decoder)
+    _number, first, problem = feed.read_line() or (1, "", None)
     if problem and problem[0] == ROW_UNREADABLE:
         raw.close()
         raise UnreadableFile(_("The first line is longer than 1 MB: this is not a header row. "
                                "Check that the file is a table with one contact per line."))
-    if problem:
+    if problem and problem is not NUL:
         raw.close()
         raise UnreadableFile(
             _("The file is not valid %(enc)s text. Save it as “CSV UTF-8” (or choose its "
-              "encoding on the form) and upload it again.") % {"enc": encoding})
+              "encoding on the form) and upload it again.") % {"enc": decoder.encoding})
     delimiter = detect_delimiter(first)
     try:
         header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter), [])
@@ -380,9 +367,8 @@ def _open_csv(path: Path, encoding: str, sample: bytes, *, decided: bool) -> Tab
     if header:
         header[0] = header[0].lstrip("\ufeff")
     headers = [h.strip().replace("\x00", "") for h in header]
-    rows = _csv_rows(_Feed(lines), delimiter, headers)
-    return Table("csv", headers, rows, close=raw.close, decoder=decoder,
-                 delimiter=delimiter)
+    rows = _csv_rows(feed, delimiter, headers)
+    return Table("csv", headers, rows, close=raw.close, decoder=decoder, delimiter=delimiter)
 
 
 def _csv_rows(feed: _Feed, delimiter: str, headers: list[str]) -> Iterator[RawRow]:
@@ -404,20 +390,19 @@ def _csv_rows(feed: _Feed, delimiter: str, headers: list[str]) -> Iterator[RawRo
         number += 1
         taken = feed.taken
         if len(taken) == 1:  # the common case, kept short: one line, nothing wrong
-            line = taken[0]
-            if line[2] is None and "\x00" not in line[1]:
-                if any(c.strip() for c in cells):  # a blank line is not a contact
+            if taken[0][2] is None:
+                if "".join(cells).strip():  # a blank line is not a contact
                     yield RawRow(number, cells)
                 continue
         elif _swallowed(cells, taken, delimiter, len(headers)):
             yield _unbalanced(number, feed, delimiter)
             continue
-        problems = [line[2] for line in taken if line[2]]
+        problems = [line[2] for line in taken if line[2] and line[2] is not NUL]
         if problems:
             yield RawRow(number, _clean(cells), problems[0][1], problems[0][0])
-        elif any("\x00" in line[1] for line in taken):
+        elif any(line[2] is NUL for line in taken):
             yield _nul_row(number, cells, headers)
-        elif any(c.strip() for c in cells):
+        elif "".join(cells).strip():
             yield RawRow(number, cells)
 
 
