@@ -138,3 +138,24 @@ def test_an_imported_history_gets_the_same_tags_as_one_that_was_here_all_along(t
         "silent": {"Beobachtung notwendig", "Drohender Abwanderer"},
         "sleeping": {"Historischer Bestand - Reaktivierung erforderlich"},
     }
+
+
+def test_existing_starter_rules_move_to_joined_unless_someone_edited_them():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "tagging.rules.migrations.0002_starter_rules_count_from_joined")
+    rules_load_starter()
+    shipped = dict((key, old) for key, old, _new in migration.SHIPPED)
+    for key, old in shipped.items():  # an installation from before joined existed
+        Rule.objects.filter(starter_key=key).update(segment=old)
+    Rule.objects.filter(starter_key="starter-4").update(segment="NOT last_read within 90d")
+
+    migration.forwards(apps, None)
+
+    segments = dict(Rule.objects.values_list("starter_key", "segment"))
+    assert segments["starter-2"] == "NOT last_read within 14d AND NOT joined within 14d"
+    assert segments["starter-5b"].startswith("NOT joined within 30d AND joined within 90d")
+    assert segments["starter-4"] == "NOT last_read within 90d"  # edited: left alone
