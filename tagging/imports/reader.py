@@ -114,7 +114,7 @@ def open_table(path: str | Path, *, encoding: str = "") -> Table:
     chosen = declared or detect_encoding(sample, complete=len(sample) < SAMPLE_BYTES)
     # A start in plain ASCII says nothing: the first line that is not decides.
     decided = bool(declared) or not sample.isascii()
-    return _open_csv(path, chosen, sample, decided=decided)
+    return _open_csv(path, chosen, decided=decided)
 
 
 # --- encodings ------------------------------------------------------------------------
@@ -339,7 +339,7 @@ class _Feed:
         self.back.extendleft(reversed(lines))
 
 
-def _open_csv(path: Path, encoding: str, sample: bytes, *, decided: bool) -> Table:
+def _open_csv(path: Path, encoding: str, *, decided: bool) -> Table:
     raw = path.open("rb")
     # Bytes that are not UTF-8 survive as surrogates (the decoder gets them back): one
     # C-level reader for UTF-8, Windows-1252 and GB18030 alike, whose line ends (\n, \r)
