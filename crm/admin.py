@@ -164,7 +164,8 @@ class ContactAdmin(admin.ModelAdmin):
                          "beginning of a first or last name.")
     readonly_fields = [
         "country", "purchase_count", "total_spent", "first_purchase_at", "last_purchase_at",
-        "last_interaction_at", "last_read_at", "last_reply_at", "created_at", "updated_at",
+        "last_interaction_at", "last_read_at", "last_reply_at", "joined_at", "created_at",
+        "updated_at",
     ]
     show_full_result_count = False
     # Facet counts run one aggregate per sidebar choice over the whole base: minutes at 1M.
@@ -180,7 +181,7 @@ class ContactAdmin(admin.ModelAdmin):
         (_("Activity"), {"fields": [("purchase_count", "total_spent"),
                                     ("first_purchase_at", "last_purchase_at"),
                                     ("last_interaction_at", "last_read_at", "last_reply_at"),
-                                    ("created_at", "updated_at")]}),
+                                    ("joined_at", "created_at", "updated_at")]}),
     ]
 
     @admin.display(description=_("name"), ordering="last_name")

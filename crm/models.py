@@ -75,6 +75,12 @@ class Contact(models.Model):
 
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Not created_at: a customer imported today may have bought for years. Only ever moves
+    # earlier (crm.services), so rules judge imported history as if it had been here.
+    joined_at = models.DateTimeField(
+        _("customer since"), default=timezone.now, db_index=True,
+        help_text=_("The earliest of: a customer-since date from an import, the first event "
+                    "or message, and when the contact was created in Tagwerk."))
 
     class Meta:
         verbose_name = _("contact")

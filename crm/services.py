@@ -76,12 +76,15 @@ def contacts_insert(*, rows: Sequence[Mapping], skip_existing: bool = False) -> 
 
     ``rows`` map field names to values, the same names in every row, with ``phone`` in
     E.164 (as ``normalize_phone`` returns it) and ``country`` as ``country_of`` gives it.
-    Fields not given get their model default. A number stored already raises
-    ``IntegrityError``; with ``skip_existing`` it is left as it is and missing from the
-    result, also when another transaction stores it at the same moment.
+    Fields not given get their model default; ``joined_at`` not given is ``created_at``.
+    A number stored already raises ``IntegrityError``; with ``skip_existing`` it is left
+    as it is and missing from the result, also when another transaction stores it at the
+    same moment.
     """
     if not rows:
         return {}
+    if "created_at" in rows[0] and "joined_at" not in rows[0]:
+        rows = [{**row, "joined_at": row["created_at"]} for row in rows]
     with transaction.atomic():
         if connection.vendor == "postgresql":
             return _insert_postgresql(rows, skip_existing)
@@ -173,7 +176,8 @@ def contacts_update(*, changes: Changes, now: datetime | None = None) -> None:
 
 # Array types for ``unnest`` of the fields an import or its undo writes.
 _ARRAY_TYPES = {"CharField": "text[]", "TextField": "text[]", "DateField": "date[]",
-                "DateTimeField": "timestamptz[]", "JSONField": "jsonb[]"}
+                "DateTimeField": "timestamptz[]", "JSONField": "jsonb[]",
+                "PositiveIntegerField": "integer[]", "DecimalField": "numeric[]"}
 
 
 def _update_postgresql(names: tuple[str, ...], entries: Sequence[tuple[int, Mapping]],
@@ -203,6 +207,30 @@ def _update_portable(names: tuple[str, ...], entries: Sequence[tuple[int, Mappin
                                 [*names, "updated_at"], batch_size=1000)
 
 
+def contacts_join_earlier(*, joined: Sequence[tuple[int, datetime]]) -> None:
+    """Move each contact's ``joined_at`` back to the given moment where that is earlier, in
+    one statement: it is the earliest thing known about a customer and never moves later
+    (an import's undo puts a value back through ``contacts_update``)."""
+    if not joined:
+        return
+    qn = connection.ops.quote_name
+    table = qn(Contact._meta.db_table)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} c SET joined_at = LEAST(c.joined_at, n.at) "
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS n(id, at) "
+                "WHERE c.id = n.id AND n.at < c.joined_at",
+                [[pk for pk, _ in joined], [at for _, at in joined]])
+        return
+    field = Contact._meta.get_field("joined_at")
+    with connection.cursor() as cursor:  # SQLite stores the times as comparable text
+        cursor.executemany(
+            f"UPDATE {table} SET joined_at = %s WHERE id = %s AND joined_at > %s",
+            [(value, pk, value) for pk, at in joined
+             for value in [field.get_db_prep_value(at, connection)]])
+
+
 def contacts_apply_events(*, batch: uuid.UUID) -> int:
     """Fold one batch of stored events into its contacts' activity facts in one UPDATE;
     return how many contacts it changed.
@@ -210,8 +238,9 @@ def contacts_apply_events(*, batch: uuid.UUID) -> int:
     ``UPDATE … FROM`` one aggregate of the batch (one pass over its events, grouped by
     contact) rather than a correlated subquery per fact and contact: the latter is at the
     planner's mercy and took seconds for 1,000 contacts on a 1M-contact base. Facts never
-    move backwards: an older event leaves a later date as it is. Works on PostgreSQL and
-    SQLite ≥ 3.33.
+    move backwards: an older event leaves a later date as it is; ``joined_at`` moves back to
+    the batch's first event when that is earlier (an imported history, an inbound
+    message of a contact created later). Works on PostgreSQL and SQLite ≥ 3.33.
     """
     qn = connection.ops.quote_name
     contact = qn(Contact._meta.db_table)
@@ -234,7 +263,8 @@ def contacts_apply_events(*, batch: uuid.UUID) -> int:
             last_purchase_at = {pick("last_purchase_at", ">")},
             last_interaction_at = {pick("last_interaction_at", ">")},
             last_read_at = {pick("last_read_at", ">")},
-            last_reply_at = {pick("last_reply_at", ">")}
+            last_reply_at = {pick("last_reply_at", ">")},
+            joined_at = {pick("joined_at", "<")}
         FROM (
             SELECT contact_id,
                    SUM(CASE WHEN {purchase} THEN 1 ELSE 0 END) AS purchases,
@@ -243,7 +273,8 @@ def contacts_apply_events(*, batch: uuid.UUID) -> int:
                    {at(purchase, "MAX")} AS last_purchase_at,
                    {at(f"kind IN ({inbound})", "MAX")} AS last_interaction_at,
                    {at(f"kind = '{EventKind.MESSAGE_READ}'", "MAX")} AS last_read_at,
-                   {at(f"kind = '{EventKind.MESSAGE_REPLIED}'", "MAX")} AS last_reply_at
+                   {at(f"kind = '{EventKind.MESSAGE_REPLIED}'", "MAX")} AS last_reply_at,
+                   MIN(occurred_at) AS joined_at
             FROM {qn(Event._meta.db_table)} WHERE batch = %s GROUP BY contact_id
         ) AS agg
         WHERE {contact}.id = agg.contact_id

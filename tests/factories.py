@@ -1,5 +1,6 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from crm.models import ConsentStatus, Contact
 from tagging.models import Dimension, Tag
@@ -24,6 +25,9 @@ class ContactFactory(factory.django.DjangoModelFactory):
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
     consent_status = ConsentStatus.OPTED_IN
+    # A contact made in a test has been a customer since it was created, unless told.
+    created_at = factory.LazyFunction(timezone.now)
+    joined_at = factory.SelfAttribute("created_at")
 
 
 class DimensionFactory(factory.django.DjangoModelFactory):

@@ -333,3 +333,8 @@ if REDIS_URL:
     # (the admin reads its theme from the cache on every page); see config/cache.py.
     CACHES = {"default": {"BACKEND": "config.cache.ForgivingRedisCache", "LOCATION": REDIS_URL,
                           "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
+
+# --- Imports: limits on XLSX workbooks, checked before one is opened (zip bombs) ---
+IMPORTS_XLSX_MAX_UNCOMPRESSED_MB = env_int("IMPORTS_XLSX_MAX_UNCOMPRESSED_MB", 1024)
+IMPORTS_XLSX_MAX_RATIO = env_int("IMPORTS_XLSX_MAX_RATIO", 100)
+IMPORTS_XLSX_MAX_SHARED_STRINGS_MB = env_int("IMPORTS_XLSX_MAX_SHARED_STRINGS_MB", 100)

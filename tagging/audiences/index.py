@@ -64,7 +64,7 @@ NUMERIC = {
     "birth_date": "(birth_date - date '1970-01-01')::int8",
     **{c: f"(extract(epoch from {c}) * 1000000)::int8" for c in (
         "first_purchase_at", "last_purchase_at", "last_interaction_at", "last_read_at",
-        "last_reply_at", "created_at")},
+        "last_reply_at", "created_at", "joined_at")},
 }
 TEXT = ("gender", "country", "language", "city", "consent_status")
 

@@ -70,6 +70,7 @@ FIELDS: dict[str, FieldSpec] = {
     "last_read": FieldSpec("last_read_at", DATE),
     "last_reply": FieldSpec("last_reply_at", DATE),
     "created": FieldSpec("created_at", DATE),
+    "joined": FieldSpec("joined_at", DATE),
     "birth_date": FieldSpec("birth_date", DATE),
     "age": FieldSpec("birth_date", AGE),
     "gender": FieldSpec("gender", TEXT, ("f", "m", "d", ""), fold="lower"),

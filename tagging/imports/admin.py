@@ -20,13 +20,16 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from crm.admin import ContactAdminPart
+from crm.models import Contact
 from tagging.imports.exports import contacts_export, export_csv_lines
-from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus
-from tagging.imports.rules import FACT_FIELDS, Reason
+from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus, UnknownTags
+from tagging.imports.reader import NAMES
+from tagging.imports.rules import LABELS
 from tagging.imports.services import (
     ImportRefused,
     file_sha256,
@@ -34,44 +37,12 @@ from tagging.imports.services import (
 )
 from tagging.imports.tasks import import_analyse_task, import_run_task, import_undo_task
 
-# A display layer: the stored reason codes stay as they are (reports, failed-rows CSV).
-REASON_TEXT = {
-    Reason.INVALID_PHONE: _("The phone number is not valid (wrong length, or no country code "
-                            "and the default country does not fit)."),
-    Reason.DUPLICATE: _("The number appears earlier in the file; only its first row counts."),
-    Reason.UNKNOWN_TAG: _("A tag in the row does not exist; tag administrators create tags."),
-    Reason.FORBIDDEN_TAG: _("A tag in the row belongs to a dimension you may not apply."),
-    Reason.ARCHIVED_TAG: _("A tag in the row is archived and can no longer be applied."),
-    Reason.CONFLICTING_TAGS: _("The row asks for two tags of a single-choice dimension."),
-    Reason.INVALID_VALUE: _("A value cannot be read (e.g. a date or gender)."),
-    Reason.UNREADABLE_ROW: _("The row cannot be read (broken quotes or encoding)."),
-}
-TARGET_TEXT = {
-    "phone": _("phone number"), "tags": _("tags to add"), "remove_tags": _("tags to remove"),
-    "attribute": _("kept as attribute"), "ignored": _("ignored (written by Tagwerk itself)"),
-    "unused": _("not used"),
-}
-
-
-def reason_text(code: str) -> str:
-    return str(REASON_TEXT.get(code, code))
-
-
-def target_text(target: str) -> str:
-    if target in TARGET_TEXT:
-        return str(TARGET_TEXT[target])
-    if target in FACT_FIELDS:
-        from crm.models import Contact
-
-        return str(Contact._meta.get_field(target).verbose_name)
-    return target
-
 
 def outcome_text(outcome: str) -> str:
-    """A preview row's outcome with its reason code turned into a sentence."""
+    """A preview row's outcome with its reason code turned into words (codes stay stored)."""
     code, sep, rest = outcome.partition(": ")
-    if sep and code in REASON_TEXT:
-        return f"{reason_text(code)} {rest}"
+    if sep and code in LABELS:
+        return f"{LABELS[code]}: {rest}"
     return outcome
 
 ACTIVE = {ImportStatus.UPLOADED, ImportStatus.ANALYSING, ImportStatus.QUEUED,
@@ -82,9 +53,10 @@ class ImportForm(forms.ModelForm):
     class Meta:
         model = ImportJob
         fields = ["file", "consent_basis", "consent_source", "region", "encoding",
-                  "update_mode", "create_missing_tags", "missing_tags_dimension",
+                  "update_mode", "unknown_tags", "missing_tags_dimension",
                   "extra_columns_to_attributes"]
-        widgets = {"consent_basis": forms.RadioSelect, "update_mode": forms.RadioSelect}
+        widgets = {"consent_basis": forms.RadioSelect, "update_mode": forms.RadioSelect,
+                   "unknown_tags": forms.RadioSelect}
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -104,14 +76,103 @@ class ImportForm(forms.ModelForm):
         if data.get("consent_basis") == ConsentBasis.OPTED_IN and not data.get("consent_source"):
             self.add_error("consent_source", _("Say where these people opted in, e.g. "
                                                "“newsletter form on the shop”."))
-        if data.get("create_missing_tags"):
-            probe = ImportJob(actor=self.user, create_missing_tags=True,
+        if data.get("unknown_tags") == UnknownTags.CREATE:
+            probe = ImportJob(actor=self.user, unknown_tags=UnknownTags.CREATE,
                               missing_tags_dimension=data.get("missing_tags_dimension"))
             try:
                 import_check_options(job=probe)
             except ImportRefused as exc:
-                self.add_error("create_missing_tags", str(exc))
+                self.add_error("unknown_tags", str(exc))
         return data
+
+
+class PreviewOptionsForm(forms.ModelForm):
+    """The choices a preview can change: unknown tags, and which other channels' consent
+    columns count for WhatsApp. Saving runs the preview again."""
+
+    consent_for_whatsapp = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple,
+        label=_("Count “yes” in these columns as a WhatsApp opt-in"))
+
+    class Meta:
+        model = ImportJob
+        fields = ["unknown_tags", "missing_tags_dimension", "consent_for_whatsapp"]
+        widgets = {"unknown_tags": forms.RadioSelect}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        field = self.fields["missing_tags_dimension"]
+        field.queryset = field.queryset.filter(is_archived=False)
+        columns = [c["header"] for c in (self.instance.preview or {}).get("mapping", [])
+                   if c.get("channel") in ("sms", "email")]
+        self.fields["consent_for_whatsapp"].choices = [(c, c) for c in columns]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("unknown_tags") == UnknownTags.CREATE:
+            probe = ImportJob(actor=self.user, unknown_tags=UnknownTags.CREATE,
+                              missing_tags_dimension=data.get("missing_tags_dimension"))
+            try:
+                import_check_options(job=probe)
+            except ImportRefused as exc:
+                self.add_error("unknown_tags", str(exc))
+        return data
+
+
+EVERY_COLUMN_COUNTS = {"tags", "remove_tags", "consent", "attribute", "ignored", "unused"}
+
+
+def column_labels(mapping: list[dict]) -> list[dict]:
+    """What the preview says each column was recognised as, in words; a column that stands
+    in for others says for which (Shopify's “Default Address Phone”, when “Phone” is empty)."""
+    order = [(c.get("rank", 0), i) for i, c in enumerate(mapping)]
+    labelled = []
+    for i, column in enumerate(mapping):
+        label = _target_label(column)
+        before = [mapping[j]["header"] for j, other in enumerate(mapping)
+                  if other["target"] == column["target"] and order[j] < order[i]]
+        if before and column["target"] not in EVERY_COLUMN_COUNTS:
+            label = gettext_now("%(what)s, when %(cols)s is empty") % {
+                "what": label, "cols": gettext_now(" and ").join(f"“{h}”" for h in before)}
+        labelled.append({**column, "label": label})
+    return labelled
+
+
+def _target_label(column: dict) -> str:
+    target = column["target"]
+    if target == "consent":
+        return {
+            "whatsapp": gettext_now("WhatsApp consent (yes opts in, no never does)"),
+            "sms": gettext_now("SMS consent: a no keeps the row from being opted in; its yes "
+                               "counts for WhatsApp only if ticked below"),
+            "email": gettext_now("e-mail consent: a no keeps the row from being opted in; its "
+                                 "yes counts for WhatsApp only if ticked below"),
+            "blocked": gettext_now("blocked: a blocked row is never opted in"),
+        }[column.get("channel", "whatsapp")]
+    if target in ("first_name", "last_name", "salutation", "gender", "birth_date", "language",
+                  "city", "occupation", "external_label", "notes", "total_spent"):
+        return str(Contact._meta.get_field(target).verbose_name)
+    return {
+        "phone": gettext_now("phone number"),
+        "country": gettext_now("country of the row's phone number (before the default "
+                               "country)"),
+        "tags": gettext_now("tags to add"),
+        "remove_tags": gettext_now("tags to remove"),
+        "name": gettext_now("full name (split into first and last name)"),
+        "email": gettext_now("e-mail (kept in the contact's attributes)"),
+        "purchase_count": gettext_now("number of orders"),
+        "joined": gettext_now("customer since"),
+        "attribute": gettext_now("attribute (kept as it is)"),
+        "ignored": gettext_now("not imported: Tagwerk keeps this itself"),
+        "unused": gettext_now("not imported: not recognised"),
+    }.get(target, target)
+
+
+def _labelled(counts: dict) -> list[tuple[str, str, int]]:
+    """(code, words, count) by count, for the report's tables."""
+    return [(code, str(LABELS.get(code, code)), n)
+            for code, n in sorted((counts or {}).items(), key=lambda kv: -kv[1])]
 
 
 @admin.register(ImportJob)
@@ -163,6 +224,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             path("<int:pk>/status.json", wrap(self.status_view),
                  name="imports_importjob_status"),
             path("<int:pk>/confirm/", wrap(self.confirm_view), name="imports_importjob_confirm"),
+            path("<int:pk>/options/", wrap(self.options_view), name="imports_importjob_options"),
             path("<int:pk>/undo/", wrap(self.undo_view), name="imports_importjob_undo"),
             path("<int:pk>/failed-rows/", wrap(self.failed_rows_view),
                  name="imports_importjob_failed_rows"),
@@ -177,17 +239,18 @@ class ImportJobAdmin(admin.ModelAdmin):
     def job_view(self, request, pk: int):
         job = self._job(request, pk)
         counts = job.preview.get("counts", {}) if job.status == ImportStatus.READY else None
+        can_add = self.has_add_permission(request)
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "job": job,
             "title": _("Import #%(id)s: %(name)s") % {"id": job.pk, "name": job.original_name},
             "active": job.status in ACTIVE, "counts": counts,
-            "errors": [(code, reason_text(code), n) for code, n in
-                       sorted((job.errors or {}).items(), key=lambda kv: -kv[1])],
-            "preview_errors": [(code, reason_text(code), n) for code, n in
-                               sorted((counts or {}).get("errors", {}).items(),
-                                      key=lambda kv: -kv[1])],
-            "mapping": [{"header": c.get("header", ""), "target": target_text(c.get("target", ""))}
-                        for c in (job.preview or {}).get("mapping", [])],
+            "errors": _labelled(job.errors), "warnings": _labelled(job.report.get("warnings")),
+            "preview_errors": _labelled((counts or {}).get("errors")),
+            "preview_warnings": _labelled((counts or {}).get("warnings")),
+            "columns": column_labels(job.preview.get("mapping", [])),
+            "encoding": NAMES.get(job.preview.get("encoding", ""), "XLSX"),
+            "options_form": PreviewOptionsForm(instance=job, user=request.user)
+            if job.status == ImportStatus.READY and can_add else None,
             "sample": [{**row, "outcome": outcome_text(row.get("outcome", ""))}
                        for row in (job.preview or {}).get("rows", [])],
             "can_confirm": job.status == ImportStatus.READY and self.has_add_permission(request),
@@ -216,6 +279,29 @@ class ImportJobAdmin(admin.ModelAdmin):
                 import_run_task.delay_on_commit(pk)
         if not updated:
             messages.warning(request, _("This import is not waiting for confirmation."))
+        return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
+
+    def options_view(self, request, pk: int):
+        """Change the preview's choices and run the preview again (nothing is imported)."""
+        if request.method != "POST" or not self.has_add_permission(request):
+            raise PermissionDenied
+        job = self._job(request, pk)
+        if job.status != ImportStatus.READY:
+            messages.warning(request, _("This import is not waiting for confirmation."))
+            return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
+        form = PreviewOptionsForm(request.POST, instance=job, user=request.user)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                for error in errors:
+                    messages.error(request, error)
+            return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
+        with transaction.atomic():
+            job = form.save(commit=False)
+            job.status = ImportStatus.UPLOADED
+            job.save(update_fields=["unknown_tags", "missing_tags_dimension",
+                                    "consent_for_whatsapp", "status"])
+            import_analyse_task.delay_on_commit(job.pk)
+        messages.success(request, _("The preview is running again with your choices."))
         return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
 
     def undo_view(self, request, pk: int):

@@ -21,7 +21,7 @@ from tagging.models import Dimension, Tag, TagAssignment
 CHUNK = 2_000
 FACTS = ["phone", "first_name", "last_name", "salutation", "gender", "birth_date", "language",
          "city", "occupation", "external_label", "notes", "country", "consent_status",
-         "consent_source", "is_blocked"]
+         "consent_source", "is_blocked", "joined_at"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 E164 = re.compile(r"^\+[1-9]\d{5,14}$")
 

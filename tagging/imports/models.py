@@ -34,6 +34,12 @@ class UpdateMode(models.TextChoices):
     OVERWRITE = "overwrite", _("overwrite fields of existing contacts with the file's values")
 
 
+class UnknownTags(models.TextChoices):
+    FAIL = "fail", _("fail the row (nothing of it is imported)")
+    SKIP = "skip", _("import the row without the unknown tags, with a warning")
+    CREATE = "create", _("create the missing tags (tag administrators only)")
+
+
 class ImportJob(models.Model):
     """One import of one file. Counters always equal what is in the database."""
 
@@ -61,13 +67,18 @@ class ImportJob(models.Model):
         help_text=_("Where the people in the file opted in, e.g. “shop checkout 2024”."))
     update_mode = models.CharField(_("existing contacts"), max_length=12,
                                    choices=UpdateMode.choices, default=UpdateMode.FILL_EMPTY)
-    create_missing_tags = models.BooleanField(
-        _("create missing tags"), default=False,
-        help_text=_("Tag administrators only: tags the file names that do not exist yet are "
-                    "created in the dimension below and logged in the tag version log."))
+    unknown_tags = models.CharField(
+        _("unknown tags"), max_length=6, choices=UnknownTags.choices, default=UnknownTags.FAIL,
+        help_text=_("What happens to a row naming a tag that does not exist. Created tags go "
+                    "into the dimension below and are logged in the tag version log."))
     missing_tags_dimension = models.ForeignKey(
         Dimension, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name=_("dimension for new tags"))
+    consent_for_whatsapp = models.JSONField(
+        _("consent columns that count for WhatsApp"), default=list, blank=True,
+        help_text=_("Consent columns of other channels (e.g. “Accepts SMS Marketing”) whose "
+                    "“yes” the importer counts as a WhatsApp opt-in. A “no” in any consent "
+                    "column always keeps the row from being opted in."))
     extra_columns_to_attributes = models.BooleanField(
         _("keep other columns as attributes"), default=False,
         help_text=_("Columns that are not contact fields are stored in the contact's "
@@ -105,6 +116,10 @@ class ImportJob(models.Model):
     @property
     def source_ref(self) -> str:
         return f"import:{self.pk}"
+
+    @property
+    def create_missing_tags(self) -> bool:
+        return self.unknown_tags == UnknownTags.CREATE
 
 
 class ImportedContact(models.Model):

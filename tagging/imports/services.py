@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -38,6 +39,7 @@ from crm.services import (
     consent_change_allowed,
     contacts_delete,
     contacts_insert,
+    contacts_join_earlier,
     contacts_update,
 )
 from tagging.imports.exports import escape_cell
@@ -46,11 +48,17 @@ from tagging.imports.models import (
     ImportedContact,
     ImportJob,
     ImportStatus,
+    UnknownTags,
     UpdateMode,
 )
 from tagging.imports.reader import Batches, RawRow, UnreadableFile, open_table
 from tagging.imports.rules import (
     FACT_FIELDS,
+    LABELS,
+    NO,
+    OPT_OUT,
+    YES,
+    Notice,
     ParsedRow,
     Reason,
     RowFailure,
@@ -65,6 +73,8 @@ from tagging.services import operation_undo, tags_change_pairs
 BATCH_SIZE = 10_000
 PREVIEW_ROWS = 10
 FAILURE_WARNING_SHARE = 0.10
+WARNING_ROWS = 100  # rows with a warning listed by number in the report
+EMPTY = ("", None, 0)  # a fact an import with "fill empty fields" may fill
 
 # What a batch changes on existing contacts: field names -> [(id, new values, values before)].
 Updates = dict[tuple[str, ...], list[tuple[int, dict, dict]]]
@@ -85,12 +95,18 @@ class Outcome:
     tags_removed: int = 0
     errors: Counter = field(default_factory=Counter)
     tags_created: list[str] = field(default_factory=list)
+    # Rows imported with something left out: code -> rows; skipped tag -> rows; the first
+    # rows with a warning as (row number, message).
+    warnings: Counter = field(default_factory=Counter)
+    skipped_tags: Counter = field(default_factory=Counter)
+    warning_rows: list[tuple[int, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"rows": self.rows, "created": self.created, "updated": self.updated,
                 "unchanged": self.unchanged, "failed": self.failed,
                 "tags_added": self.tags_added, "tags_removed": self.tags_removed,
-                "errors": dict(sorted(self.errors.items()))}
+                "errors": dict(sorted(self.errors.items())),
+                "warnings": dict(sorted(self.warnings.items()))}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -125,8 +141,9 @@ def import_check_options(*, job: ImportJob) -> None:
                 % {"dim": job.missing_tags_dimension})
         if not can_define(job.actor, job.missing_tags_dimension):
             raise ImportRefused(_(
-                "Only a tag administrator of “%(dim)s” may create missing tags; untick "
-                "“create missing tags” or ask one.") % {"dim": job.missing_tags_dimension})
+                "Only a tag administrator of “%(dim)s” may create missing tags; choose to "
+                "fail or skip rows with unknown tags, or ask one.")
+                % {"dim": job.missing_tags_dimension})
 
 
 def import_analyse(*, job: ImportJob) -> Outcome:
@@ -152,6 +169,8 @@ def import_analyse(*, job: ImportJob) -> Outcome:
         "mapping": engine.mapping.as_list(), "rows": engine.sample,
         "encoding": engine.encoding, "delimiter": engine.delimiter,
         "counts": outcome.as_dict(), "tags_created": outcome.tags_created,
+        "skipped_tags": dict(outcome.skipped_tags.most_common(50)),
+        "warning_rows": outcome.warning_rows[:PREVIEW_ROWS],
         "failure_warning": _share(outcome) > FAILURE_WARNING_SHARE,
         "previously_imported": _previous(job),
         "failed_rows_file": str(engine.failures.path) if outcome.failed else "",
@@ -319,8 +338,31 @@ def _report(job: ImportJob, outcome: Outcome) -> dict:
                               "%(n)d missing tags were created: %(tags)s.",
                               len(outcome.tags_created))
                      % {"n": len(outcome.tags_created), "tags": ", ".join(outcome.tags_created)})
+    notes += _warning_notes(outcome)
     return {**outcome.as_dict(), "notes": notes, "tags_created": outcome.tags_created,
+            "skipped_tags": dict(outcome.skipped_tags.most_common(50)),
+            "warning_rows": outcome.warning_rows,
             "failure_warning": _share(outcome) > FAILURE_WARNING_SHARE}
+
+
+def _warning_notes(outcome: Outcome) -> list[str]:
+    notes = []
+    skipped = outcome.warnings.get(Notice.UNKNOWN_TAG_SKIPPED)
+    if skipped:
+        tags = ", ".join(f"“{name}” ({n})" for name, n in outcome.skipped_tags.most_common(10))
+        notes.append(ngettext(
+            "%(n)d row was imported without its unknown tags: %(tags)s. Create those tags "
+            "and import the file again to add them.",
+            "%(n)d rows were imported without their unknown tags: %(tags)s. Create those "
+            "tags and import the file again to add them.", skipped) % {"n": skipped,
+                                                                         "tags": tags})
+    unclear = outcome.warnings.get(Notice.CONSENT_UNCLEAR)
+    if unclear:
+        notes.append(ngettext(
+            "%(n)d row has a consent value that is neither yes nor no; it was not opted in.",
+            "%(n)d rows have a consent value that is neither yes nor no; they were not opted "
+            "in.", unclear) % {"n": unclear})
+    return notes
 
 
 class _FailedRows:
@@ -351,9 +393,11 @@ class _Engine:
         self.sample: list[dict] = []
         self.seen: dict[int, int] = {}  # phone digits -> first row number
         self.encoding = self.delimiter = ""
-        self._blank = {name: (None if name == "birth_date" else "") for name in FACT_FIELDS}
+        self._blank = {name: Contact._meta.get_field(name).get_default() for name in FACT_FIELDS}
+        self._blank["total_spent"] = Decimal(self._blank["total_spent"])
         self._consent_source = (job.consent_source or
                                 _("import #%(id)s") % {"id": job.pk})[:200]
+        self._column_sources: dict[str, str] = {}
 
     def execute(self) -> Outcome:
         job = self.job
@@ -362,16 +406,20 @@ class _Engine:
         size = max(os.path.getsize(path), 1)
         with open_table(path, encoding=job.encoding) as table:
             self.encoding, self.delimiter = table.encoding, table.delimiter
-            self.mapping = map_columns(table.headers, attributes=job.extra_columns_to_attributes)
+            self.mapping = map_columns(table.headers, attributes=job.extra_columns_to_attributes,
+                                       consent_for_whatsapp=job.consent_for_whatsapp or ())
             if self.mapping.phone_index is None:
                 found = ", ".join(f"“{h[:40]}”" for h in table.headers[:20] if h) or _("none")
                 raise ImportRefused(_(
                     "The file has no phone column, so nothing was imported. Columns found: "
                     "%(cols)s. Name the column with the numbers “phone” (or phone_number, "
-                    "Telefonnummer, 电话号码, 手机号, wa_id).") % {"cols": found})
+                    "Telefonnummer, 电话号码, 手机号, wa_id; Shopify's “Phone”, WooCommerce's "
+                    "“billing_phone” and Chatwoot's “phone_number” are read as they "
+                    "are).") % {"cols": found})
             self.tags = TagBook(actor=job.actor, dry_run=self.dry_run,
                                 create_in=job.missing_tags_dimension
                                 if job.create_missing_tags else None,
+                                skip_unknown=job.unknown_tags == UnknownTags.SKIP,
                                 reason=_("Created by import #%(id)s") % {"id": job.pk})
             parser = RowParser(self.mapping, region=job.region or None, tags=self.tags)
             self.failures = _FailedRows(table.headers, self._failed_path())
@@ -387,6 +435,7 @@ class _Engine:
                         break
             finally:
                 self.failures.close()
+            self.encoding = table.encoding  # a file starting in plain ASCII decides late
         self.outcome.tags_created = self.tags.created
         if self.dry_run and not self.outcome.failed:
             self.failures.path.unlink(missing_ok=True)
@@ -414,8 +463,18 @@ class _Engine:
             if isinstance(result, RowFailure):
                 pending.append(result)
             else:
+                if result.warnings:
+                    self._warn(result)
                 batch.append(result)
         return batch, pending
+
+    def _warn(self, row: ParsedRow) -> None:
+        for code, message in row.warnings:
+            self.outcome.warnings[code] += 1
+            if len(self.outcome.warning_rows) < WARNING_ROWS:
+                self.outcome.warning_rows.append((row.number, message))
+        for tag in row.skipped:
+            self.outcome.skipped_tags[tag] += 1
 
     def _failed_path(self) -> Path:
         if self.dry_run:
@@ -433,12 +492,14 @@ class _Engine:
 
     def _sample(self, number: int, cells: list[str], result) -> dict:
         if isinstance(result, RowFailure):
-            outcome = f"{result.reason}: {result.message}"
+            outcome = f"{LABELS.get(result.reason, result.reason)}: {result.message}"
         else:
             outcome = " ".join(filter(None, [
                 result.phone,
                 "+" + ", ".join(t.name for t in result.add) if result.add else "",
                 "−" + ", ".join(t.name for t in result.remove) if result.remove else "",
+                _consent_note(result),
+                *(message for _code, message in result.warnings),
             ]))
         return {"row_number": number, "cells": cells[:30], "outcome": outcome,
                 "ok": not isinstance(result, RowFailure)}
@@ -479,7 +540,7 @@ class _Engine:
         if not batch:
             return
         outcome = self.outcome
-        fields = ["id", "is_blocked", "attributes", *CONSENT_FIELDS, *FACT_FIELDS]
+        fields = ["id", "is_blocked", "attributes", "joined_at", *CONSENT_FIELDS, *FACT_FIELDS]
         existing = {
             row["phone"]: row
             for row in Contact.objects.filter(phone_in([r.phone for r in batch]))
@@ -520,27 +581,52 @@ class _Engine:
         read them. Returns ``plans`` with the new contacts' ids."""
         ids = contacts_insert(rows=new_contacts)
         _record_created(self.job, list(ids.values()))
-        contacts_update(changes=_new_values(updates), now=now)
+        plain, earlier = _split_joined(updates)
+        contacts_update(changes=plain, now=now)
+        contacts_join_earlier(joined=earlier)
         _record_changes(self.job, updates)
         return [(row, ids[row.phone] if pk is None else pk) for row, pk in plans]
 
     def _new_contact(self, row: ParsedRow, now) -> dict:
-        job = self.job
-        opted_in = job.consent_basis == ConsentStatus.OPTED_IN
+        wanted = self._consent_wanted(row)
         values = dict(self._blank)
         values.update(
             phone=row.phone, country=row.country, attributes=row.attributes,
-            consent_status=ConsentStatus.OPTED_IN if opted_in else ConsentStatus.UNKNOWN,
-            consent_source=self._consent_source, consent_at=now if opted_in else None,
-            created_at=now, updated_at=now, **row.facts)
+            consent_status=wanted or ConsentStatus.UNKNOWN,
+            consent_source=self._consent_source_of(row), consent_at=now if wanted else None,
+            created_at=now, updated_at=now,
+            joined_at=min(row.joined, now) if row.joined else now, **row.facts)
         return values
+
+    def _consent_wanted(self, row: ParsedRow) -> str | None:
+        """The consent this row asks for: the row's own say first (per-row consent is never
+        upgraded: a row saying no is never opted in), else the file's consent basis."""
+        if row.consent == YES:
+            return ConsentStatus.OPTED_IN
+        if row.consent == OPT_OUT:
+            return ConsentStatus.OPTED_OUT
+        if row.consent == NO:
+            return None
+        return ConsentStatus.OPTED_IN if self.job.consent_basis == ConsentStatus.OPTED_IN \
+            else None
+
+    def _consent_source_of(self, row: ParsedRow) -> str:
+        if row.consent not in (YES, OPT_OUT) or not row.consent_column:
+            return self._consent_source
+        column = row.consent_column
+        if column not in self._column_sources:
+            self._column_sources[column] = (_("“%(col)s” column of import #%(id)s") % {
+                "col": column, "id": self.job.pk})[:200]
+        return self._column_sources[column]
 
     def _changes(self, row: ParsedRow, current: dict, now) -> dict:
         overwrite = self.job.update_mode == UpdateMode.OVERWRITE
         changes = {
             name: value for name, value in row.facts.items()
-            if current[name] != value and (overwrite or current[name] in ("", None))
+            if current[name] != value and (overwrite or current[name] in EMPTY)
         }
+        if row.joined and row.joined < current["joined_at"]:
+            changes["joined_at"] = row.joined  # written as LEAST(joined_at, …): never later
         if row.attributes:
             attributes = dict(current["attributes"] or {})
             for key, value in row.attributes.items():
@@ -548,12 +634,13 @@ class _Engine:
                     attributes[key] = value
             if attributes != (current["attributes"] or {}):
                 changes["attributes"] = attributes
-        # An import only ever asks to opt in; the consent rule says when it may.
-        if self.job.consent_basis == ConsentStatus.OPTED_IN and consent_change_allowed(
-                current=current["consent_status"], new=ConsentStatus.OPTED_IN,
-                is_blocked=current["is_blocked"]):
-            changes.update(consent_status=ConsentStatus.OPTED_IN, consent_at=now,
-                           consent_source=self._consent_source)
+        # The consent rule says whether the row's wish may be granted: an opt-out is never
+        # lifted, a blocklisted number never opted in.
+        wanted = self._consent_wanted(row)
+        if wanted and consent_change_allowed(current=current["consent_status"], new=wanted,
+                                             is_blocked=current["is_blocked"]):
+            changes.update(consent_status=wanted, consent_at=now,
+                           consent_source=self._consent_source_of(row))
         return changes
 
     def _held(self, existing: dict, batch: list[ParsedRow]) -> set[tuple[int, int]]:
@@ -643,7 +730,36 @@ def _new_values(updates: Updates) -> dict[tuple[str, ...], list[tuple[int, dict]
             for names, entries in updates.items()}
 
 
+def _split_joined(updates: Updates) -> tuple[dict, list[tuple[int, object]]]:
+    """(the changes for ``contacts_update``, the ``joined_at`` values for
+    ``contacts_join_earlier``): it only ever moves earlier, so it is written with ``LEAST``
+    rather than overwritten."""
+    plain: dict[tuple[str, ...], list[tuple[int, dict]]] = defaultdict(list)
+    earlier: list[tuple[int, object]] = []
+    for names, entries in updates.items():
+        rest = tuple(n for n in names if n != "joined_at")
+        for pk, values, _current in entries:
+            if "joined_at" in values:
+                earlier.append((pk, values["joined_at"]))
+            if rest:
+                plain[rest].append((pk, {n: values[n] for n in rest}))
+    return plain, earlier
+
+
+def _consent_note(row: ParsedRow) -> str:
+    """The preview's word on a row whose consent column decided."""
+    if row.consent == YES:
+        return _("opted in (“%(col)s”)") % {"col": row.consent_column}
+    if row.consent == OPT_OUT:
+        return _("opted out (“%(col)s”)") % {"col": row.consent_column}
+    if row.consent == NO:
+        return _("not opted in (“%(col)s”)") % {"col": row.consent_column}
+    return ""
+
+
 def _jsonable(value):
+    if isinstance(value, Decimal):
+        return str(value)
     return value.isoformat() if isinstance(value, date) else value
 
 
@@ -680,7 +796,7 @@ def _restore_changes(job: ImportJob, now) -> tuple[int, int]:
     return restored, kept
 
 
-_RESTORABLE = [*FACT_FIELDS, "attributes", *CONSENT_FIELDS]
+_RESTORABLE = [*FACT_FIELDS, "attributes", "joined_at", *CONSENT_FIELDS]
 
 
 def _restore_values(current: dict, before: dict, after: dict) -> tuple[dict, bool]:

@@ -51,8 +51,9 @@ STARTERS = [
             options={"schedule_every": 1, "schedule_unit": IntervalUnit.HOURS}),
     Starter("starter-2", "2 Seit 14 Tagen nichts gelesen",
             "No message read for more than 14 days → remove “Hohe Aktivität”, add "
-            "“Beobachtung notwendig”. Contacts younger than 14 days are not judged yet.",
-            "NOT last_read within 14d AND NOT created within 14d",
+            "“Beobachtung notwendig”. Customers who joined less than 14 days ago are not "
+            "judged yet.",
+            "NOT last_read within 14d AND NOT joined within 14d",
             add=("needs_watching",), remove=("high_activity",), options=DAILY,
             name_zh="2 14天未读消息"),
     Starter("starter-3a", "3a Kauf: Warenkorbabbruch weg, Kauf-Tag dazu",
@@ -71,31 +72,31 @@ STARTERS = [
             "No (marketing) message read for more than 60 days → remove the activity tags that "
             "mean active (“Hohe Aktivität”, “Hohes Potenzial - Nachverfolgung erforderlich”), "
             "add “Drohender Abwanderer”, which starts the win-back.",
-            "NOT last_read within 60d AND NOT created within 60d",
+            "NOT last_read within 60d AND NOT joined within 60d",
             add=("churn_risk",), remove=("high_activity", "high_potential"),
             options=DAILY, name_zh="4 60天未读消息：流失风险"),
     Starter("starter-5a", "5a Lebenszyklus: Neukunde (Tag 0–30)",
             "Days 0–30 after joining → “Neukunde” (unless the first purchase is over 60 days "
             "old, see 5e).",
-            "created within 30d AND NOT (purchases >= 1 AND NOT first_purchase within 60d)",
+            "joined within 30d AND NOT (purchases >= 1 AND NOT first_purchase within 60d)",
             add=("new_customer",), priority=90, options=DAILY,
             name_zh="5a 生命周期：新客户（0–30天）"),
     Starter("starter-5b", "5b Lebenszyklus: Wachstum, hohe Frequenz (Tag 31–90)",
             "Days 31–90 with at least one read message per week on average (last 4 weeks) → "
             "“Wachstum-Hohe Frequenz”.",
-            "NOT created within 30d AND created within 90d AND reads_per_week >= 1",
+            "NOT joined within 30d AND joined within 90d AND reads_per_week >= 1",
             add=("growth_high",), priority=90, options=DAILY,
             name_zh="5b 生命周期：成长期高频（31–90天）"),
     Starter("starter-5c", "5c Lebenszyklus: Wachstum, niedrige Frequenz (Tag 31–90)",
             "Days 31–90 with less than one read message per week → “Wachstum-Niedrige "
             "Frequenz”.",
-            "NOT created within 30d AND created within 90d AND reads_per_week < 1",
+            "NOT joined within 30d AND joined within 90d AND reads_per_week < 1",
             add=("growth_low",), priority=90, options=DAILY,
             name_zh="5c 生命周期：成长期低频（31–90天）"),
     Starter("starter-5d", "5d Lebenszyklus: nach 90 Tagen ohne zweiten Kauf",
             "Past 90 days in the lifecycle without a second purchase → remove “Neukunde”, add "
             "“Drohender Abwanderer”.",
-            'NOT created within 90d AND purchases < 2 AND "{lifecycle}/*"',
+            'NOT joined within 90d AND purchases < 2 AND "{lifecycle}/*"',
             add=("churn_risk",), remove=("new_customer",), priority=95, options=DAILY,
             name_zh="5d 生命周期：90天后无第二次购买"),
     Starter("starter-5e", "5e Neukunde endet 60 Tage nach dem ersten Kauf",

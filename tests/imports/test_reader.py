@@ -63,9 +63,9 @@ def test_delimiter_detection(line, expected):
 @pytest.mark.django_db
 def test_aliases_map_case_insensitively(make_dimension):
     make_dimension(name="Kaufphase")
-    mapping = map_columns(["TELEFONNUMMER", "Label-Name", "手机号", "Kaufphase", "consent_status",
+    mapping = map_columns(["TELEFONNUMMER", "Label-Name", "手机号", "Kaufphase", "consent_source",
                            "Lieblingsfarbe"])
 
-    assert [c.target for c in mapping.columns] == ["phone", "tags", "unused", "tags",
+    assert [c.target for c in mapping.columns] == ["phone", "tags", "phone", "tags",
                                                    "ignored", "unused"]
     assert map_columns(["wa_id", "Farbe"], attributes=True).columns[1].target == "attribute"

@@ -70,7 +70,7 @@ def test_unknown_tags_are_created_by_a_tag_administrator_when_asked(vocabulary, 
     dimension = vocabulary["dimensions"]["Interesse"]
 
     job = run_import("phone,tags\n+4915123000001,Neu-Tag\n+4915123000002,Neu-Tag\n",
-                     actor=admin, create_missing_tags=True, missing_tags_dimension=dimension)
+                     actor=admin, unknown_tags="create", missing_tags_dimension=dimension)
 
     tag = Tag.objects.get(name="Neu-Tag")
     assert tag.dimension == dimension and tag.assignments.count() == 2
@@ -85,7 +85,7 @@ def test_create_missing_tags_is_refused_for_a_marketer(vocabulary, marketer, tmp
 
     with pytest.raises(ImportRefused, match="Only a tag administrator"):
         import_create(path=path, actor=marketer, consent_basis=ConsentBasis.UNKNOWN,
-                      create_missing_tags=True,
+                      unknown_tags="create",
                       missing_tags_dimension=vocabulary["dimensions"]["Interesse"])
     assert not Tag.objects.filter(name="Neu").exists()
 

@@ -41,6 +41,7 @@ FIELD_TESTS = [  # held as columns by the index …
     "last_interaction within 30d", 'last_interaction > "2026-06-01"', "created within 1d",
     'gender = "f"', 'gender != "m"', 'country = "DE"', 'country != "AT"',
     "age >= 30", "age < 25", "age != 40", 'consent = "opted_in"', 'blocked = "true"',
+    "joined within 30d", 'joined < "2026-01-01"',
     # … and not: these run in SQL beside the index
     "total_spent > 10",
 ]
@@ -111,6 +112,7 @@ FACTS = st.fixed_dictionaries({
     "is_blocked": st.booleans(),
     "interaction_days_ago": st.one_of(st.none(), st.integers(0, 400)),
     "birth_years_ago": st.one_of(st.none(), st.integers(18, 60)),
+    "joined_days_ago": st.integers(0, 2000),
 })
 
 
@@ -147,6 +149,7 @@ def test_index_equals_reference_on_random_data(vocabulary, make_contact):
         for i, fact in facts:  # field changes reach the index through the UPDATE trigger
             fact = dict(fact)
             days, years = fact.pop("interaction_days_ago"), fact.pop("birth_years_ago")
+            fact["joined_at"] = now - timedelta(days=fact.pop("joined_days_ago"))
             fact["last_interaction_at"] = None if days is None else now - timedelta(days=days)
             fact["birth_date"] = None if years is None else \
                 (now - timedelta(days=365 * years + 40)).date()

@@ -338,7 +338,7 @@ def test_rules_and_imports_create_no_tags_in_an_archived_dimension(make_dimensio
 
     assert "archived" in rule_validate(rule)["template_dimension"]
     with pytest.raises(ImportRefused, match="“Gekauft” is archived"):
-        import_check_options(job=ImportJob(actor=superuser, create_missing_tags=True,
+        import_check_options(job=ImportJob(actor=superuser, unknown_tags="create",
                                            missing_tags_dimension=dimension))
 
 

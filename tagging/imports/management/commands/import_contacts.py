@@ -3,7 +3,7 @@ import shutil
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tagging.imports.models import ConsentBasis, UpdateMode
+from tagging.imports.models import ConsentBasis, UnknownTags, UpdateMode
 from tagging.imports.services import (
     ImportRefused,
     import_analyse,
@@ -30,9 +30,21 @@ class Command(BaseCommand):
                             help="Overwrite facts of existing contacts (default: fill empty).")
         parser.add_argument("--attributes", action="store_true",
                             help="Keep other columns in the contacts' attributes.")
-        parser.add_argument("--create-missing-tags", action="store_true")
+        parser.add_argument("--unknown-tags", choices=UnknownTags.values,
+                            default=UnknownTags.FAIL,
+                            help="A row naming a tag that does not exist: fail the row "
+                                 "(default), import it without those tags (skip), or create "
+                                 "them (create, needs --dimension).")
+        parser.add_argument("--create-missing-tags", action="store_true",
+                            help="The same as --unknown-tags create.")
         parser.add_argument("--dimension", default="",
-                            help="Dimension for tags created by --create-missing-tags.")
+                            help="Dimension for tags created by --unknown-tags create.")
+        parser.add_argument("--consent-for-whatsapp", action="append", default=[],
+                            metavar="COLUMN",
+                            help="A consent column of another channel (e.g. “Accepts SMS "
+                                 "Marketing”) whose yes counts as a WhatsApp opt-in; "
+                                 "repeatable. A no in any consent column always keeps the "
+                                 "row from being opted in.")
         parser.add_argument("--dry-run", action="store_true",
                             help="Read the whole file and report what would happen; write nothing.")
         parser.add_argument("--errors", default="", help="Write the failed rows to this CSV.")
@@ -40,9 +52,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         dimension = None
-        if opts["create_missing_tags"]:
+        unknown_tags = UnknownTags.CREATE if opts["create_missing_tags"] else opts["unknown_tags"]
+        if unknown_tags == UnknownTags.CREATE:
             if not opts["dimension"]:
-                raise CommandError("--create-missing-tags needs --dimension NAME.")
+                raise CommandError("--unknown-tags create needs --dimension NAME.")
             dimension = Dimension.objects.filter(name_key=name_key(opts["dimension"])).first()
             if dimension is None:
                 raise CommandError(f"There is no dimension “{opts['dimension']}”.")
@@ -53,8 +66,8 @@ class Command(BaseCommand):
                 else ConsentBasis.UNKNOWN,
                 consent_source=opts["consent_source"],
                 update_mode=UpdateMode.OVERWRITE if opts["overwrite"] else UpdateMode.FILL_EMPTY,
-                create_missing_tags=opts["create_missing_tags"],
-                missing_tags_dimension=dimension,
+                unknown_tags=unknown_tags, missing_tags_dimension=dimension,
+                consent_for_whatsapp=opts["consent_for_whatsapp"],
                 extra_columns_to_attributes=opts["attributes"],
             )
         except FileNotFoundError:
@@ -86,5 +99,7 @@ class Command(BaseCommand):
             f"{report['tags_removed']} removed.")
         for reason, count in report["errors"].items():
             self.stdout.write(f"  {reason}: {count}")
+        for code, count in report.get("warnings", {}).items():
+            self.stdout.write(f"  warning {code}: {count}")
         for note in report.get("notes", []):
             self.stdout.write(note)
