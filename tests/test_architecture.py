@@ -23,6 +23,7 @@ LAYERS = [
     ("tagging.imports", "tagging.rules", "tagging.insight"),
     ("tagging.demo",),
     ("campaigns",),
+    ("campaigns.chatwoot",),  # the sidebar and label sync: campaigns never import it
     ("config",),
 ]
 

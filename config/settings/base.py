@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "tagging.demo",
     "campaigns",
     "campaigns.entrypoints",
+    "campaigns.chatwoot",
 ]
 
 MIDDLEWARE = [
@@ -338,3 +339,13 @@ if REDIS_URL:
 IMPORTS_XLSX_MAX_UNCOMPRESSED_MB = env_int("IMPORTS_XLSX_MAX_UNCOMPRESSED_MB", 1024)
 IMPORTS_XLSX_MAX_RATIO = env_int("IMPORTS_XLSX_MAX_RATIO", 100)
 IMPORTS_XLSX_MAX_SHARED_STRINGS_MB = env_int("IMPORTS_XLSX_MAX_SHARED_STRINGS_MB", 100)
+
+# --- Chatwoot: the sidebar (a Dashboard App) and label sync (docs/chatwoot.md) ---
+# The origin Chatwoot's dashboard runs on (https://chat.example.com): only it may frame the
+# sidebar (CSP frame-ancestors; everything else keeps X_FRAME_OPTIONS). Chatwoot frames
+# Tagwerk from another site, so the session and CSRF cookies must then be SameSite=None,
+# which browsers accept only with Secure (Tagwerk on https).
+CHATWOOT_ORIGIN = env("CHATWOOT_ORIGIN", "").rstrip("/")
+if CHATWOOT_ORIGIN.startswith("https://"):
+    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
