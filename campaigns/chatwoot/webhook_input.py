@@ -8,7 +8,8 @@ Chatwoot posts ``{"event": "...", ...}`` (https://www.chatwoot.com/hc/user-guide
 * ``conversation_created`` / ``conversation_updated``: the conversation, its contact in
   ``meta.sender`` and its agent in ``meta.assignee``; a label change shows in
   ``changed_attributes`` as ``{"label_list": {"previous_value": [...], "current_value":
-  [...]}}`` (a new conversation: all its ``labels`` are new).
+  [...]}}`` (or ``cached_label_list`` as ``"a, b"``); a new conversation: all its
+  ``labels`` are new.
 
 Anything else is ignored. A body of the wrong shape raises ``WebhookRejected`` (answered 400).
 """
@@ -50,9 +51,18 @@ class _Meta(_Loose):
     assignee: _Agent | None = None
 
 
+LabelText = Annotated[str, Field(max_length=100_000)]  # "vip, lead" (cached_label_list)
+
+
 class _LabelChange(_Loose):
-    previous_value: Labels | None = None
-    current_value: Labels | None = None
+    previous_value: Labels | LabelText | None = None
+    current_value: Labels | LabelText | None = None
+
+
+def _label_set(value: list[str] | str | None) -> set[str]:
+    if isinstance(value, str):
+        value = value.split(",")
+    return {label.strip() for label in value or () if label.strip()}
 
 
 class _Conversation(_Loose):
@@ -101,12 +111,14 @@ def _conversation_change(event: str, conversation: _Conversation) -> LabelChange
     before: set[str] = set()
     after: set[str] | None = None
     for changed in conversation.changed_attributes or ():
-        if "label_list" in changed:
-            try:
-                change = _LabelChange.model_validate(changed["label_list"])
-            except ValidationError:
-                raise WebhookRejected("label_list of the wrong shape") from None
-            before, after = set(change.previous_value or ()), set(change.current_value or ())
+        key = next((k for k in ("label_list", "cached_label_list") if k in changed), None)
+        if key is None or (after is not None and key == "cached_label_list"):
+            continue
+        try:
+            change = _LabelChange.model_validate(changed[key])
+        except ValidationError:
+            raise WebhookRejected(f"{key} of the wrong shape") from None
+        before, after = _label_set(change.previous_value), _label_set(change.current_value)
     if after is None and event == "conversation_created" and conversation.labels:
         after = set(conversation.labels)
     if after is None or after == before:
