@@ -197,9 +197,10 @@ def operation_push_targets(*, operation: str) -> list[tuple[int, int]]:
         dimensions = list(connection.dimensions.values_list("pk", flat=True))
         if not dimensions:
             continue
-        ids = set(rows.filter(tag__dimension__in=dimensions).values_list("contact_id",
-                                                                         flat=True))
-        linked = set(ContactLink.objects.filter(connection=connection, contact_id__in=ids)
+        changed = rows.filter(tag__dimension__in=dimensions).values("contact_id")
+        ids = set(changed.values_list("contact_id", flat=True))
+        # A subquery, not a list: a bulk change names a hundred thousand contacts.
+        linked = set(ContactLink.objects.filter(connection=connection, contact_id__in=changed)
                      .values_list("contact_id", flat=True))
         chosen = ids if len(ids - linked) <= SEARCH_LIMIT else linked
         targets += [(connection.pk, contact_id) for contact_id in sorted(chosen)]
