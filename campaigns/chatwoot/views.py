@@ -64,7 +64,7 @@ def signed_in(request: HttpRequest) -> HttpResponse:
 
 
 def _tag_ids(values: list[str]) -> list[int]:
-    return [int(v) for v in values if v.isdigit() and len(v) < 19]
+    return [int(v) for v in values if v.isdecimal() and len(v) < 19]
 
 
 @require_http_methods(["GET", "POST"])
@@ -96,8 +96,11 @@ def sidebar_panel(request: HttpRequest) -> HttpResponse:
 
 def _panel(request, raw: str, phone: str | None, contact: Contact | None,
            message: str = "", error: str = "", status: int = 200) -> HttpResponse:
+    agent = request.POST.get("agent_email") or request.GET.get("agent_email") or ""
     context = {"raw": raw, "phone": phone, "contact": contact, "message": message,
-               "error": error,
+               "error": error, "chatwoot_agent": agent[:254],
+               "other_agent": bool(agent) and agent.strip().casefold() != (
+                   request.user.email or "").casefold(),
                "may_create": request.user.has_perm("crm.add_contact")}
     if contact is not None:
         context.update(

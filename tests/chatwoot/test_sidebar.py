@@ -112,3 +112,13 @@ def test_an_unknown_number_is_offered_as_a_new_contact(signed_in, vocabulary):
 
 def test_a_number_that_is_no_number_is_said_so(signed_in, db):
     assert "is not a phone number Tagwerk can read" in panel(signed_in, "hello").content.decode()
+
+
+def test_a_different_chatwoot_agent_is_pointed_out(signed_in, customer):
+    page = signed_in.get(reverse("chatwoot:sidebar_panel"),
+                         {"phone": customer.phone, "agent_email": "bob@example.com"})
+    assert ("Chatwoot's agent is bob@example.com, but you are signed in to Tagwerk as alice"
+            in page.content.decode())
+    same = signed_in.get(reverse("chatwoot:sidebar_panel"),
+                         {"phone": customer.phone, "agent_email": "ALICE@example.com"})
+    assert "tw-other-agent" not in same.content.decode()

@@ -222,3 +222,17 @@ def test_the_webhook_answers_plainly(client, connection, chatwoot):
     payload = chatwoot.conversation_labels_changed(unknown, before=[], after=["sports"],
                                                    agent_email=None)
     assert post_webhook(client, connection, payload).json()["outcome"] == "unknown_contact"
+
+
+def test_a_contact_event_with_labels_sets_the_synced_tags_as_a_whole(
+        pair, vocabulary, chatwoot, connection, client, django_capture_on_commit_callbacks):
+    contact, remote = pair
+    connection.sync_user = UserFactory(is_superuser=True)
+    connection.save()
+    tags_change(contacts=[contact], add=[vocabulary["sports"], vocabulary["tiktok"]])
+    payload = {"event": "contact_updated", **remote.data(),
+               "labels": ["make-up", "follow-up"], "changed_attributes": []}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post_webhook(client, connection, payload).json()["outcome"] == "applied"
+    # Sports (synced, not among the labels) went; TikTok (not synced) stayed.
+    assert held(contact) == {"Make-up", "TikTok"}
