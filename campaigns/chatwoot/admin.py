@@ -17,8 +17,9 @@ class ChatwootConnectionForm(forms.ModelForm):
     class Meta:
         model = ChatwootConnection
         fields = ["name", "base_url", "account_id", "api_access_token", "dimensions",
-                  "sync_user", "webhook_token", "active"]
-        widgets = {"api_access_token": forms.PasswordInput(render_value=True)}
+                  "sync_user", "webhook_token", "webhook_secret", "active"]
+        widgets = {"api_access_token": forms.PasswordInput(render_value=True),
+                   "webhook_secret": forms.PasswordInput(render_value=True)}
 
 
 @admin.register(ChatwootConnection)

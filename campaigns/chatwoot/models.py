@@ -37,6 +37,11 @@ class ChatwootConnection(models.Model):
         _("webhook token"), max_length=64, unique=True, default=_webhook_token,
         help_text=_("The secret last part of the webhook address; change it to revoke the "
                     "old address."))
+    webhook_secret = models.CharField(
+        _("webhook secret"), max_length=200, blank=True,
+        help_text=_("Chatwoot's secret of this webhook (shown with the webhook in recent "
+                    "Chatwoot versions). When set, a webhook without a valid signature "
+                    "(X-Chatwoot-Signature) is refused."))
     dimensions = models.ManyToManyField(
         Dimension, blank=True, related_name="+", verbose_name=_("synced dimensions"),
         help_text=_("Tags of these dimensions are kept equal to the contact's labels in "

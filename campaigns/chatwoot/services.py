@@ -9,7 +9,10 @@ Tagwerk's own and is sent to Chatwoot like any other.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,6 +91,27 @@ def contact_link(*, connection: ChatwootConnection, contact: Contact, chatwoot_i
 
 
 # --- Chatwoot → Tagwerk ---------------------------------------------------------------------
+
+SIGNATURE_HEADER = "X-Chatwoot-Signature"
+TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
+SIGNATURE_MAX_AGE = 300  # seconds either way: a replayed old delivery is refused
+
+
+def signature_valid(*, connection: ChatwootConnection, body: bytes, timestamp: str | None,
+                    signature: str | None, now: float | None = None) -> bool:
+    """Whether a delivery is signed as Chatwoot signs webhooks: ``sha256=`` and the hex
+    HMAC-SHA256 of ``"<timestamp>.<body>"`` with the webhook's secret, the timestamp (Unix
+    seconds) within five minutes. Without a secret configured every delivery passes."""
+    if not connection.webhook_secret:
+        return True
+    if not timestamp or not signature or not timestamp.isascii() or not timestamp.isdigit():
+        return False
+    if abs((now if now is not None else time.time()) - int(timestamp[:12])) > SIGNATURE_MAX_AGE:
+        return False
+    digest = hmac.new(connection.webhook_secret.encode(), timestamp.encode() + b"." + body,
+                      hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"sha256={digest}".encode(), signature.strip().encode())
+
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,11 @@ from campaigns.chatwoot.framing import chatwoot_frame, chatwoot_origin
 from campaigns.chatwoot.models import ChatwootConnection
 from campaigns.chatwoot.selectors import tags_addable_grouped, tags_held_grouped
 from campaigns.chatwoot.services import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     sidebar_contact_create,
     sidebar_tags_change,
+    signature_valid,
     webhook_apply,
 )
 from campaigns.chatwoot.webhook_input import WebhookRejected
@@ -128,13 +131,20 @@ def sidebar_contact_create_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def chatwoot_webhook(request: HttpRequest, token: str) -> HttpResponse:
     """Chatwoot's webhook: 200 for every readable delivery (also an ignored one), 400 for
-    a body that is not one, 404 for an unknown address, 503 when the database is away."""
+    a body that is not one, 401 for a missing or wrong signature (when the connection has
+    a secret), 404 for an unknown address, 503 when the database is away."""
     connection = ChatwootConnection.objects.filter(active=True, webhook_token=token[:64]).first()
     if connection is None:
         return JsonResponse({"error": "no active Chatwoot connection with this address"},
                             status=404)
     if len(request.body) > WEBHOOK_MAX_BYTES:
         return JsonResponse({"error": "the body is too large"}, status=413)
+    if not signature_valid(connection=connection, body=request.body,
+                           timestamp=request.headers.get(TIMESTAMP_HEADER),
+                           signature=request.headers.get(SIGNATURE_HEADER)):
+        logger.warning("chatwoot webhook for %s with a missing or wrong signature",
+                       connection.name)
+        return JsonResponse({"error": "missing, stale or invalid signature"}, status=401)
     try:
         data = json.loads(request.body)
     except (ValueError, RecursionError):

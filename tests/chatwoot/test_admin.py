@@ -14,7 +14,7 @@ def test_the_connection_page_shows_the_addresses_and_each_tags_label(
     client.force_login(superuser)
     page = client.get(reverse("admin:chatwoot_chatwootconnection_change",
                               args=[connection.pk])).content.decode()
-    assert "/chatwoot/sidebar/" in page
+    assert "/chatwoot/sidebar/" in page and "id_webhook_secret" in page
     assert f"/webhooks/chatwoot/{connection.webhook_token}/" in page
     assert "<td>Make-up</td><td><code>make-up</code>" in page
     assert "<td>高价值 客户</td><td><code>高价值-客户</code>" in page

@@ -83,3 +83,25 @@ def test_the_webhook_never_answers_500(client, connection, vocabulary, agent):
     # Only tags of the synced dimensions the agent may change were ever touched.
     touched = set(TagAssignment.objects.values_list("tag__dimension__name", flat=True))
     assert touched <= {"Interest"}
+
+
+def test_hostile_signature_headers_are_refused_not_crashed(client, connection, vocabulary):
+    connection.webhook_secret = "cw-secret"
+    connection.save()
+    url = reverse("chatwoot:webhook", args=[connection.webhook_token])
+    header = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FFF),
+                     max_size=80) | st.sampled_from(["", "0", "9" * 40, "-1", "١٢٣", "sha256="])
+    seen: Counter = Counter()
+
+    @settings(max_examples=150, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(timestamp=header, signature=header)
+    def run(timestamp, signature):
+        response = client.post(url, data=json.dumps(BASE), content_type="application/json",
+                               HTTP_X_CHATWOOT_TIMESTAMP=timestamp,
+                               HTTP_X_CHATWOOT_SIGNATURE=signature)
+        seen[response.status_code] += 1
+        assert response.status_code == 401
+
+    run()
+    assert seen[401] == 150

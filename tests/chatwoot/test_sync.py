@@ -236,3 +236,32 @@ def test_a_contact_event_with_labels_sets_the_synced_tags_as_a_whole(
         assert post_webhook(client, connection, payload).json()["outcome"] == "applied"
     # Sports (synced, not among the labels) went; TikTok (not synced) stayed.
     assert held(contact) == {"Make-up", "TikTok"}
+
+
+def test_with_a_secret_only_signed_fresh_deliveries_are_applied(
+        pair, vocabulary, chatwoot, connection, agent, client):
+    import hashlib
+    import hmac
+    import time
+
+    contact, remote = pair
+    connection.webhook_secret = "cw-secret"
+    connection.save()
+    url = reverse("chatwoot:webhook", args=[connection.webhook_token])
+    body = json.dumps(chatwoot.conversation_labels_changed(
+        remote, before=[], after=["sports"], agent_email="alice@example.com")).encode()
+
+    def post(timestamp: int, secret: str = "cw-secret"):
+        digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body,
+                          hashlib.sha256).hexdigest()
+        return client.post(url, data=body, content_type="application/json",
+                           HTTP_X_CHATWOOT_TIMESTAMP=str(timestamp),
+                           HTTP_X_CHATWOOT_SIGNATURE=f"sha256={digest}")
+
+    now = int(time.time())
+    assert client.post(url, data=body, content_type="application/json").status_code == 401
+    assert post(now, secret="other").status_code == 401
+    assert post(now - 3600).status_code == 401   # a replay of an old delivery
+    assert held(contact) == set()
+    assert post(now).json()["outcome"] == "applied"
+    assert held(contact) == {"Sports"}
