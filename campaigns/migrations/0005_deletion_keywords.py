@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('campaigns', '0004_webhook_retries_dead_letters_handed_at'),
-        ('crm', '0006_retentionperiod_alter_contact_options_erasure'),
+        ('crm', '0006_privacy_erasure_retention'),
     ]
 
     operations = [
