@@ -2,7 +2,7 @@
 
 Sending itself (claims, guards, the error table) is ``campaigns.sending``;
 beat's periodic work is ``campaigns.tick``. Services queue the send task by
-name (``campaigns.queueing.queue_soon`` over ``crm.jobs.enqueue``), because
+name (``crm.jobs.enqueue``, which survives a broker outage), because
 ``campaigns.tasks`` imports them.
 """
 
@@ -53,7 +53,6 @@ from campaigns.models import (
     Template,
     TemplateCategory,
 )
-from campaigns.queueing import queue_soon
 from campaigns.selectors import ab_comparison, campaign_templates, counts, opt_out_words
 from campaigns.zones import audience_time_zone
 from crm.jobs import enqueue
@@ -226,7 +225,7 @@ def campaign_start(*, campaign: Campaign, now: datetime | None = None) -> Snapsh
                 status_message=_("No recipient was left after the exclusions."))
     campaign.refresh_from_db()
     if campaign.status == CampaignStatus.SENDING:
-        queue_soon(SEND_TASK, campaign.pk)
+        enqueue(SEND_TASK, campaign.pk)
     return snapshot
 
 
@@ -343,7 +342,7 @@ def campaign_resume(*, campaign: Campaign) -> bool:
             Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.SCHEDULED)
             campaign.refresh_from_db()
             return True
-        queue_soon(SEND_TASK, campaign.pk)
+        enqueue(SEND_TASK, campaign.pk)
     return bool(changed)
 
 
@@ -488,7 +487,7 @@ def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
     Send.objects.bulk_create([Send(campaign=campaign, contact=contact, phone=contact.phone,
                                    created_at=now)], ignore_conflicts=True)
     if campaign.status == CampaignStatus.SENDING:
-        queue_soon(SEND_TASK, campaign.pk)
+        enqueue(SEND_TASK, campaign.pk)
     return "queued"
 
 
@@ -520,7 +519,7 @@ def ab_decide(*, campaign: Campaign, now: datetime | None = None, force: bool = 
             return ""
         sends.filter(status=SendStatus.HELD).update(status=SendStatus.QUEUED)
     campaign.refresh_from_db()
-    queue_soon(SEND_TASK, campaign.pk)
+    enqueue(SEND_TASK, campaign.pk)
     return winner
 
 
