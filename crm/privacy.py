@@ -104,15 +104,17 @@ class Subject:
         return any(name in folded for name in self.names)
 
     def scrub(self, value: Any) -> Any:
-        """``value`` (JSON) with every string naming the subject replaced, and every list
-        item (a row) naming it replaced whole."""
-        if isinstance(value, str):
+        """``value`` (JSON) with every string naming the subject replaced, every list item
+        (a row) naming it replaced whole, and every key naming it left out."""
+        if isinstance(value, str) or (isinstance(value, int | float)
+                                      and not isinstance(value, bool)):
             return ERASED if self.matches(value) else value
         if isinstance(value, list):
             return [ERASED if self.matches(json.dumps(item, ensure_ascii=False)) else item
                     for item in value]
         if isinstance(value, dict):
-            return {key: self.scrub(item) for key, item in value.items()}
+            return {key: self.scrub(item) for key, item in value.items()
+                    if not self.matches(key)}
         return value
 
 
