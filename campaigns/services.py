@@ -103,7 +103,7 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
                     followup_after_days: int = 3, phone_number_id: str = "",
                     time_zone: str = "", quiet_start=None, quiet_end=None,
                     actor=None) -> Campaign:
-    for label, expression in (("audience", audience), ("suppression", suppression)):
+    for label, expression in ((_("audience"), audience), (_("suppression"), suppression)):
         if expression.strip():
             try:
                 parse(expression)
