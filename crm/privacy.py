@@ -216,9 +216,13 @@ def contact_erase(*, contact: Contact, via: str, actor=None, reason: str = "") -
     hash, which keeps the number from being messaged or imported again.
     """
     erasure_check(contact)
-    subject = subject_of(contact)
     removed: dict[str, int] = {}
     with transaction.atomic():
+        # Two erasures of one contact at once (the admin and the customer's confirming
+        # reply): the row lock makes the second wait, then find it erased and refuse.
+        contact = Contact.objects.select_for_update().filter(pk=contact.pk).first() or contact
+        erasure_check(contact)
+        subject = subject_of(contact)
         # Apps built on crm first: crm anonymises the contact row itself last.
         for part in reversed(list(privacy_parts)):
             removed[part.name] = part.erase(subject)
