@@ -356,7 +356,7 @@ PRIVACY_RETENTION_DAYS = {
 PRIVACY_DELETION_KEYWORDS = env_list("PRIVACY_DELETION_KEYWORDS", [])
 # Replies that confirm a deletion request, and how long the request waits for one.
 PRIVACY_DELETION_CONFIRM_WORDS = env_list(
-    "PRIVACY_DELETION_CONFIRM_WORDS", ["JA", "YES", "是", "确认", "ja, löschen", "yes, delete"])
+    "PRIVACY_DELETION_CONFIRM_WORDS", ["JA", "YES", "是", "确认"])
 PRIVACY_DELETION_CONFIRM_HOURS = env_int("PRIVACY_DELETION_CONFIRM_HOURS", 24)
 CELERY_BEAT_SCHEDULE["privacy-retention"] = {
     "task": "crm.tasks.retention_prune_task", "schedule": 86400.0,
