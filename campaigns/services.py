@@ -614,8 +614,7 @@ def deletion_confirmation_send(*, request_id: int, backend=None) -> bool:
     with translation.override(contact.language or settings.LANGUAGE_CODE):
         text = _("You asked us to delete all data we hold about you. To confirm, reply "
                  "“%(word)s” within %(hours)d hours. If you do not, nothing is deleted.") % {
-            "word": settings.PRIVACY_DELETION_CONFIRM_WORDS[0]
-            if settings.PRIVACY_DELETION_CONFIRM_WORDS else "YES",
+            "word": _confirm_word(contact.language),
             "hours": settings.PRIVACY_DELETION_CONFIRM_HOURS}
     own_backend = backend is None
     backend = backend or get_backend()
@@ -626,6 +625,16 @@ def deletion_confirmation_send(*, request_id: int, backend=None) -> bool:
             backend.close()
     DeletionRequest.objects.filter(pk=request_id).update(confirmation_sent_at=timezone.now())
     return True
+
+
+# The confirming word a request names, by the customer's language (when it is configured).
+CONFIRM_WORD_BY_LANGUAGE = {"de": "JA", "zh": "是", "en": "YES"}
+
+
+def _confirm_word(language: str) -> str:
+    words = settings.PRIVACY_DELETION_CONFIRM_WORDS or ["YES"]
+    wanted = CONFIRM_WORD_BY_LANGUAGE.get((language or "en")[:2].lower(), "YES")
+    return wanted if wanted in words else words[0]
 
 
 def _fold(text: str) -> str:

@@ -38,6 +38,14 @@ def test_keyword_asks_for_confirmation_then_a_yes_erases(db, post, word):
     assert not Contact.objects.filter(phone=PHONE).exists()
 
 
+def test_the_request_names_the_confirming_word_of_the_customers_language(db, post):
+    ContactFactory(phone=PHONE, language="zh")
+    ContactFactory(phone=OTHER, language="en")
+    post(message_payload(PHONE, "删除", message_id="wamid.k1"))
+    post(message_payload(OTHER, "delete", message_id="wamid.k2"))
+    assert "“是”" in _texts_to(PHONE)[0] and "“YES”" in _texts_to(OTHER)[0]
+
+
 def test_without_a_confirming_reply_nothing_is_erased(db, post):
     ContactFactory(phone=PHONE)
     post(message_payload(PHONE, "DELETE", message_id="wamid.k1"))
