@@ -57,6 +57,7 @@ from campaigns.services import (
     sender_stop,
 )
 from campaigns.throttle import Bucket, RateLimiterUnavailable, get_bucket
+from crm.privacy import numbers_erased
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +246,18 @@ def recipient_unreachable(loop: Loop, send: Send, token: uuid.UUID, index: int) 
     return "skipped"
 
 
+def number_erased_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
+    """A number erased on request (its salted hash is kept) is never messaged again, even
+    when it came back as a new contact (docs/privacy.md)."""
+    if send.phone and not numbers_erased([send.phone]):
+        return ""
+    Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
+        status=SendStatus.CANCELLED, claim=None, error_detail="not sent: erased on request")
+    return "skipped"
+
+
 SEND_GUARDS: tuple[Callable[[Loop, Send, uuid.UUID, int], str], ...] = (
-    campaign_stopped, recipient_unreachable)
+    campaign_stopped, recipient_unreachable, number_erased_guard)
 
 
 def send_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
