@@ -90,6 +90,22 @@ def contact_link(*, connection: ChatwootConnection, contact: Contact, chatwoot_i
         pass
 
 
+def contact_chatwoot_export(contact: Contact) -> list[dict]:
+    """What this app holds about ``contact`` (privacy export): its links and sync notes."""
+    links = [{"connection": link.connection.name, "chatwoot_contact_id": link.chatwoot_id}
+             for link in ContactLink.objects.filter(contact=contact).select_related("connection")]
+    notes = [{"connection": note.connection.name, "at": note.at.isoformat(),
+              "agent": note.agent, "message": note.message}
+             for note in SyncNote.objects.filter(contact=contact).select_related("connection")]
+    return links + notes
+
+
+def contact_chatwoot_erase(*, contact_id: int) -> int:
+    """Delete the links and sync notes of the contact (erasure); return how many rows."""
+    links = ContactLink.objects.filter(contact_id=contact_id).delete()[0]
+    return links + SyncNote.objects.filter(contact_id=contact_id).delete()[0]
+
+
 # --- Chatwoot → Tagwerk ---------------------------------------------------------------------
 
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
