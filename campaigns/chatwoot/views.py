@@ -37,6 +37,7 @@ from crm.models import Contact
 from crm.phones import try_normalize_phone
 from crm.timeline import timeline_page
 from tagging.models import Tag
+from tagging.permissions import applicable_dimension_ids
 from tagging.services import TagChangeError
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ def _panel(request, raw: str, phone: str | None, contact: Contact | None,
         context.update(
             groups=tags_held_grouped(contact, request.user),
             addable=tags_addable_grouped(contact, request.user),
+            granted=applicable_dimension_ids(request.user) != set(),
             timeline=timeline_page(contact, limit=TIMELINE_ENTRIES).entries)
     return render(request, "chatwoot/panel.html", context, status=status)
 

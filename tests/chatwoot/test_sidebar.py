@@ -122,3 +122,28 @@ def test_a_different_chatwoot_agent_is_pointed_out(signed_in, customer):
     same = signed_in.get(reverse("chatwoot:sidebar_panel"),
                          {"phone": customer.phone, "agent_email": "ALICE@example.com"})
     assert "tw-other-agent" not in same.content.decode()
+
+
+def test_the_add_box_says_why_it_is_missing(signed_in, customer, vocabulary, agent):
+    tags_change(contacts=[customer], add=[vocabulary["sports"]])
+    assert "Every tag you may add is already there." in panel(
+        signed_in, customer.phone).content.decode()
+    agent.user_permissions.remove(*agent.user_permissions.filter(codename="add_contact"))
+    from guardian.shortcuts import remove_perm
+
+    remove_perm("tagging.apply_dimension_tags", agent, vocabulary["interest"])
+    assert "ask a tag administrator to grant you a dimension" in panel(
+        signed_in, customer.phone).content.decode()
+
+
+def test_the_panel_asks_the_same_few_queries_whatever_the_number_of_tags(
+        signed_in, customer, vocabulary, django_assert_max_num_queries):
+    with django_assert_max_num_queries(40) as few:
+        panel(signed_in, customer.phone)
+    from tests.factories import TagFactory
+
+    many = [TagFactory(dimension=vocabulary["interest"]) for _ in range(30)]
+    tags_change(contacts=[customer], add=many)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert panel(signed_in, customer.phone).status_code == 200
+    print("sidebar panel queries:", len(few.captured_queries))
