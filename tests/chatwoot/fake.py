@@ -36,7 +36,7 @@ class FakeChatwoot:
     def __init__(self):
         self.contacts: dict[int, FakeContact] = {}
         self.requests: list[tuple[str, str]] = []
-        self.fail_next: list[int] = []
+        self.fail_next: list[int | str] = []  # statuses, or "timeout"
         self.label_writes = 0
 
     def transport(self) -> httpx.MockTransport:
@@ -50,7 +50,10 @@ class FakeChatwoot:
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append((request.method, request.url.path))
         if self.fail_next:
-            return httpx.Response(self.fail_next.pop(0), text="upstream trouble")
+            failure = self.fail_next.pop(0)
+            if failure == "timeout":
+                raise httpx.ReadTimeout("no answer in time", request=request)
+            return httpx.Response(failure, text="upstream trouble")
         if request.headers.get("api_access_token") != TOKEN:
             return httpx.Response(401, json={"error": "You need to sign in or sign up before "
                                                       "continuing."})

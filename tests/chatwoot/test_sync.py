@@ -165,17 +165,16 @@ def eager_retries():
     current_app.conf.task_eager_propagates = before
 
 
-def test_a_push_is_retried_when_chatwoot_answers_502(pair, vocabulary, chatwoot, connection,
-                                                     eager_retries):
+def test_a_push_is_retried_when_chatwoot_answers_502_or_times_out(
+        pair, vocabulary, chatwoot, connection, eager_retries):
     contact, remote = pair
     tags_change(contacts=[contact], add=[vocabulary["sports"]])
-    chatwoot.fail_next = [502, 502]
+    chatwoot.fail_next = [502, "timeout", 502]
 
     chatwoot_labels_push_task.delay(connection.pk, contact.pk)
 
     assert sorted(remote.labels) == ["follow-up", "sports"]
-    statuses = [path for _method, path in chatwoot.requests]
-    assert len(statuses) == 5  # two 502s, then search, read and write
+    assert len(chatwoot.requests) == 6  # 502, a timeout, 502, then search, read and write
     assert not SyncNote.objects.exists()
 
 
