@@ -129,7 +129,6 @@ def signature_valid(*, connection: ChatwootConnection, body: bytes, timestamp: s
     return hmac.compare_digest(f"sha256={digest}".encode(), signature.strip().encode())
 
 
-
 @dataclass(frozen=True)
 class Outcome:
     code: str     # ignored, unknown_contact, unchanged, applied, refused
