@@ -66,6 +66,25 @@ def checks_run() -> dict[str, dict]:
     return answers
 
 
+_answered: tuple[float, dict[str, dict]] | None = None
+
+
+def checks_answers() -> dict[str, dict]:
+    """``checks_run()``, kept for ``HEALTH_CACHE_SECONDS`` in this process.
+
+    In the process, not in Redis: a readiness answer must not depend on the cache it
+    checks, and a load balancer plus Prometheus asking every few seconds then cost a
+    handful of cheap queries per process, whatever their rate.
+    """
+    global _answered
+    seconds = settings.HEALTH_CACHE_SECONDS
+    if seconds and _answered is not None and time.monotonic() - _answered[0] < seconds:
+        return _answered[1]
+    answers = checks_run()
+    _answered = (time.monotonic(), answers) if seconds else None
+    return answers
+
+
 # --- checks of what every installation has -------------------------------------------
 
 
