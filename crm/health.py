@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -94,7 +95,9 @@ def database_check() -> CheckResult:
     return CheckResult(True, connection.vendor)
 
 
+@cache
 def _redis(url: str) -> redis.Redis:
+    """One client per URL and process: its pool keeps the connection between checks."""
     return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
@@ -114,12 +117,15 @@ def broker_check() -> CheckResult:
     url = settings.CELERY_BROKER_URL
     scheme = urlparse(url).scheme
     if scheme in ("redis", "rediss"):
-        client = _redis(url)
-        depths = {}
+        # kombu keeps priority levels as extra lists beside the queue's own; one round
+        # trip (a pipeline) asks for all of them.
+        pipe = _redis(url).pipeline(transaction=False)
         for queue in QUEUES:
-            # kombu keeps priority levels as extra lists beside the queue's own.
-            names = [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]
-            depths[f"queue_{queue}"] = float(sum(client.llen(n) for n in names))
+            for name in [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]:
+                pipe.llen(name)
+        lengths = pipe.execute()
+        depths = {f"queue_{queue}": float(sum(lengths[i * 10:(i + 1) * 10]))
+                  for i, queue in enumerate(QUEUES)}
         return CheckResult(True, "redis", depths)
     if scheme == "filesystem":
         folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
