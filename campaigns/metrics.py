@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from campaigns.errors import ERROR_ACTIONS, TITLES
+
 SENDS = Counter(
     "tagwerk_sends",
     "Claimed sends by what the send loop did: sent (accepted by WhatsApp), failed, retried, "
     "deferred (131049), ambiguous (no answer), skipped (not reachable any more); "
-    "error_code is WhatsApp's code of a refusal.",
+    "error_code is WhatsApp's code of a refusal (other: a code not in the error table).",
     ["status", "error_code"])
 SEND_STATUSES = Counter(
     "tagwerk_send_statuses",
@@ -45,5 +47,16 @@ WEBHOOK_LAG = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
 
 
+KNOWN_CODES = frozenset(ERROR_ACTIONS) | frozenset(TITLES)
+
+
 def code_label(code: int | None) -> str:
-    return "" if code is None else str(code)
+    """The ``error_code`` label: a code of the error table as it is, any other "other".
+
+    Each label value is a series of its own in Prometheus: codes WhatsApp adds, or a
+    webhook body with odd numbers, must not grow them without bound. The send keeps the
+    exact code (``Send.error_code``).
+    """
+    if code is None:
+        return ""
+    return str(code) if code in KNOWN_CODES else "other"

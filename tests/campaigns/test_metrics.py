@@ -7,9 +7,13 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from campaigns.backends import locmem
+from campaigns.errors import ERROR_ACTIONS
+from campaigns.metrics import KNOWN_CODES, code_label
 from campaigns.models import Send, Sender, SendStatus, WebhookDelivery
 from campaigns.sending import campaign_send_batch
 from campaigns.services import campaign_launch
@@ -169,3 +173,21 @@ def test_readyz_reports_sends_due_and_a_stopped_number(client, settings, contact
     assert body["checks"]["sending"]["values"] == {"sends_due": 3.0, "senders_stopped": 1.0}
     assert "sending" in body["failed"]
     assert "131031" not in response.content.decode()  # the reason stays in the admin
+
+
+@given(st.one_of(st.none(), st.integers(), st.sampled_from(sorted(ERROR_ACTIONS))))
+def test_error_code_labels_stay_a_small_set_whatever_the_code(code):
+    label = code_label(code)
+    assert label in {"", "other"} | {str(c) for c in KNOWN_CODES}
+    assert label == ("" if code is None else str(code) if code in KNOWN_CODES else "other")
+
+
+def test_an_unknown_refusal_code_counts_as_other(outbox, contacts, make_campaign):
+    odd, = contacts(1)
+    locmem.errors[odd.phone] = [987654]
+    campaign = make_campaign()
+    campaign_launch(campaign=campaign)
+    with Moves("tagwerk_sends_total", status="failed", error_code="other") as other:
+        campaign_send_batch(campaign_id=campaign.pk, max_seconds=5)
+    assert Send.objects.get(contact=odd).error_code == 987654  # the send keeps the exact code
+    assert other.by == 1
