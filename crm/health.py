@@ -8,6 +8,7 @@ matters fails, ``/metrics`` exports their numbers as gauges. A check is cheap
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,12 +60,20 @@ def checks_run() -> dict[str, dict]:
         try:
             result = check.run()
         except Exception as error:
-            result = CheckResult(False, f"{type(error).__name__}: {error}")
+            result = CheckResult(False, _unsecret(f"{type(error).__name__}: {error}"))
         answers[check.name] = {
             "ok": result.ok, "critical": check.critical, "detail": result.detail,
             "values": result.values, "ms": round((time.monotonic() - started) * 1000, 1),
         }
     return answers
+
+
+_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]*@")
+
+
+def _unsecret(text: str) -> str:
+    """An error message without the credentials of a URL it may quote."""
+    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 _answered: tuple[float, dict[str, dict]] | None = None

@@ -139,3 +139,21 @@ def test_readyz_answers_from_its_memo_within_health_cache_seconds(client, settin
     with django_assert_num_queries(0):
         status, _body = _ready(client)
     assert status == 200
+
+
+def test_a_failing_check_never_quotes_credentials(client):
+    from crm.health import CheckResult, _checks, register_check
+
+    def leaky() -> CheckResult:
+        raise ConnectionError("cannot reach redis://:hunter2@cache.internal:6379/0 or "
+                              "amqp://tagwerk:hunter2@mq:5672//")
+
+    saved = dict(_checks)
+    register_check("leaky", leaky, critical=False)
+    try:
+        body = client.get("/readyz").content.decode()
+    finally:
+        _checks.clear()
+        _checks.update(saved)
+    assert "hunter2" not in body
+    assert "redis://***@cache.internal:6379/0" in body
