@@ -9,7 +9,7 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         from campaigns import tasks  # noqa: F401  (registers the app's tasks)
-        from campaigns.health import webhooks_check
+        from campaigns.health import sending_check, webhooks_check
         from campaigns.insight import campaigns_naming, recent_campaigns_panel
         from crm.health import register_check
         from tagging.insight import usage
@@ -21,6 +21,7 @@ class CampaignsConfig(AppConfig):
         # Campaign audiences and suppressions that name a tag: on its delete confirmation.
         register_tag_reference(_("campaigns whose audience names it"), campaigns_naming)
         register_check("webhooks", webhooks_check, critical=False)  # alert on it; keep serving
+        register_check("sending", sending_check, critical=False)
         role_permissions_add(MARKETERS, [
             "campaigns.add_campaign", "campaigns.change_campaign", "campaigns.view_campaign",
             "campaigns.add_template", "campaigns.change_template", "campaigns.view_template"])

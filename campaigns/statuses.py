@@ -15,10 +15,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from campaigns.backends import WhatsAppError
 from campaigns.errors import POLICIES, SendFate
+from campaigns.metrics import SEND_STATUSES, code_label
 from campaigns.models import Send, SendStatus, StatusEvent
 from campaigns.sending import error_consequences_apply, send_defer
 from campaigns.webhook_input import StatusIn
@@ -86,12 +87,25 @@ def statuses_apply(*, statuses: Sequence[StatusIn], sends: dict[str, Send] | Non
     first = list({(s.wamid, s.status): s for s in reversed(statuses)}.values())
     sends = sends_lock(statuses=first) if sends is None else sends
     new = _status_events_record(first, sends)
+    _statuses_count([s for s in new if s.wamid in sends])
     changed, events, after = _sends_advance(new, sends)
     if events:
         events_record(events=events, source="campaign")
     for action in after:
         changed += bool(action())
     return changed
+
+
+def _statuses_count(statuses: list[StatusIn]) -> None:
+    """Count statuses of our sends once the batch commits (a rolled-back batch is retried)."""
+    labels = [(s.status, code_label(s.error.code if s.error else None)) for s in statuses]
+
+    def count() -> None:
+        for status, code in labels:
+            SEND_STATUSES.labels(status=status, error_code=code).inc()
+
+    if labels:
+        transaction.on_commit(count)
 
 
 def _status_events_record(statuses: list[StatusIn], sends: dict[str, Send]

@@ -41,6 +41,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.intake import DRAIN_FLAG, DRAIN_TASK
+from campaigns.metrics import WEBHOOK_LAG, WEBHOOKS_PROCESSED
 from campaigns.models import (
     Alert,
     InboundMessage,
@@ -170,8 +171,17 @@ def _apply_batch(size: int, *, pk: int | None = None) -> int | None:
             return None
         parsed = {d.pk: _read(d) for d in deliveries}
         failed = _apply_isolated(parsed)
-        _stamp(parsed, failed)
+        clean = _stamp(parsed, failed)
+    _processed_count(deliveries, clean)  # committed: a batch rolled back is not counted
     return len(deliveries)
+
+
+def _processed_count(deliveries: list[WebhookDelivery], clean: set[int]) -> None:
+    now = timezone.now()
+    for delivery in deliveries:
+        WEBHOOK_LAG.observe(max(0.0, (now - delivery.received_at).total_seconds()))
+        WEBHOOKS_PROCESSED.labels(outcome="applied" if delivery.pk in clean
+                                  else "set_aside").inc()
 
 
 def _read(delivery: WebhookDelivery) -> Parsed:
@@ -217,7 +227,8 @@ def _apply_isolated(parsed: dict[int, Parsed]) -> dict[int, str]:
     return failed
 
 
-def _stamp(parsed: dict[int, Parsed], failed: dict[int, str]) -> None:
+def _stamp(parsed: dict[int, Parsed], failed: dict[int, str]) -> set[int]:
+    """Stamp the deliveries processed; return those applied cleanly (the rest set aside)."""
     now = timezone.now()
     clean = [pk for pk, one in parsed.items() if not one.problems and pk not in failed]
     WebhookDelivery.objects.filter(pk__in=clean).update(processed_at=now, error="",
@@ -229,6 +240,7 @@ def _stamp(parsed: dict[int, Parsed], failed: dict[int, str]) -> None:
         logger.warning("webhook %s set aside: %s", pk, error)
         WebhookDelivery.objects.filter(pk=pk).update(processed_at=now, error=error,
                                                      retry_at=None)
+    return set(clean)
 
 
 def _postpone(pk: int, error: DatabaseError | None) -> None:

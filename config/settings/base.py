@@ -315,7 +315,7 @@ INSTALLED_APPS += ["django_prometheus"]
 MIDDLEWARE = ["django_prometheus.middleware.PrometheusBeforeMiddleware", *MIDDLEWARE,
               "django_prometheus.middleware.PrometheusAfterMiddleware"]
 METRICS_TOKEN = env("METRICS_TOKEN", "")  # when set, /metrics wants "Authorization: Bearer …"
-HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 2)
+HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 2)  # per process: /readyz, /metrics reuse it
 HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 600)
 HEALTH_WEBHOOK_LAG_SECONDS = env_int("HEALTH_WEBHOOK_LAG_SECONDS", 60)
 

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from crm.metrics import job_timed
 from crm.models import ConsentStatus, Contact
 from crm.privacy import Subject, numbers_erased
 from crm.selectors import phone_in
@@ -155,8 +156,9 @@ def import_analyse(*, job: ImportJob) -> Outcome:
     ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.ANALYSING)
     _discard_preview_file(job)  # a re-delivered analysis writes a new one
     try:
-        engine = _Engine(job, dry_run=True)
-        outcome = engine.execute()
+        with job_timed("import_analyse", refused=(ImportRefused, UnreadableFile)):
+            engine = _Engine(job, dry_run=True)
+            outcome = engine.execute()
     except (ImportRefused, UnreadableFile) as exc:
         _refuse(job, str(exc))
         raise ImportRefused(str(exc)) from None
@@ -208,7 +210,8 @@ def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None =
         _discard_preview_file(job)
     engine = _Engine(job, dry_run=False, progress=progress)
     try:
-        outcome = engine.execute()
+        with job_timed("import_run", refused=(ImportRefused, UnreadableFile)):
+            outcome = engine.execute()
     except (ImportRefused, UnreadableFile) as exc:
         _refuse(job, str(exc))
         raise ImportRefused(str(exc)) from None
