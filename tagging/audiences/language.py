@@ -25,10 +25,10 @@ team writes expressions in its own language.
 Hostile input ends in a ``SegmentError``, never in a crash further down: the text is
 limited in length (``MAX_LENGTH``), in nesting (``MAX_DEPTH`` brackets inside each
 other) and in conditions (``MAX_TERMS``: SQLite refuses an expression tree deeper
-than 1,000); numbers, dates and durations are range-checked here, where the position is
-known, instead of overflowing in ``timedelta``, ``date.replace`` or the database. AND/OR
-chains are n-ary nodes built by a loop, and runs of NOT collapse, so a long chain costs
-no recursion.
+than 1,000, and PostgreSQL takes 0.8 s to plan 200 ``EXISTS``); numbers, dates and
+durations are range-checked here, where the position is known, instead of overflowing in
+``timedelta``, ``date.replace`` or the database. AND/OR chains are n-ary nodes built by a
+loop, without repeats, and runs of NOT collapse, so a long chain costs no recursion.
 """
 
 from __future__ import annotations
@@ -98,10 +98,10 @@ FIELDS: dict[str, FieldSpec] = {
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 # Limits (see the module docstring). 10,000 characters is also the API's limit for
-# ``where``; 32 levels is far beyond what a person writes.
+# ``where``; 32 levels and 100 conditions are far beyond what a person writes.
 MAX_LENGTH = 10_000
 MAX_DEPTH = 32
-MAX_TERMS = 500
+MAX_TERMS = 100
 # Ranges a value must fall in: beyond them it is a typo, and it would overflow Python's
 # dates or the database's numbers.
 MAX_NUMBER = Decimal(10) ** 12
@@ -242,14 +242,14 @@ class _Parser:
         while self.token.keyword == "or":
             self.take()
             items.append(self.term())
-        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+        return _bool("or", items)
 
     def term(self) -> Node:
         items = [self.factor()]
         while self.token.keyword == "and":
             self.take()
             items.append(self.factor())
-        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+        return _bool("and", items)
 
     def factor(self) -> Node:
         # A run of NOTs is read by a loop and collapses: NOT NOT x is x.
@@ -372,6 +372,29 @@ def _value(spec: FieldSpec, name: str, op: Token, token: Token) -> object:
             token.pos,
         )
     return value
+
+
+def _bool(op: str, items: list[Node]) -> Node:
+    """An n-ary node without repeats (``"VIP" OR "VIP"`` is ``"VIP"``): each repeat would
+    cost the database one more subquery to plan."""
+    seen: dict[tuple, Node] = {}
+    for item in items:
+        seen.setdefault(_key(item), item)
+    unique = list(seen.values())
+    return unique[0] if len(unique) == 1 else BoolOp(op, tuple(unique))
+
+
+def _key(node: Node) -> tuple:
+    """What a node means, without where it was written."""
+    if isinstance(node, TagRef):
+        return ("tag", node.tag_ids, node.dimension_id)
+    if isinstance(node, Not):
+        return ("not", _key(node.item))
+    if isinstance(node, BoolOp):
+        return (node.op, tuple(_key(i) for i in node.items))
+    if isinstance(node, Within):
+        return ("within", node.field, node.delta)
+    return ("condition", node.field, node.op, str(node.value))
 
 
 def _number(spec: FieldSpec, name: str, token: Token) -> Decimal | int:

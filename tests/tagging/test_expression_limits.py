@@ -59,7 +59,7 @@ HOSTILE = [
     ('city = "a\x00b"', "control character"),
     ('"VIP\x1b[31m"', "control character"),
     (" OR ".join(['"VIP"'] * 14_000), "too long"),  # the issue's 126 KB chain
-    (" AND ".join(["purchases>1"] * 600), "too many"),
+    (" AND ".join(f"purchases>{i}" for i in range(101)), "too many"),
 ]
 
 
@@ -139,9 +139,9 @@ def test_values_at_the_edges_of_their_ranges_still_count(vocabulary):
 
 
 def test_a_long_or_chain_is_one_subquery_and_fast(vocabulary):
-    """The issue's 126 KB chain took 14.5 s; within the limits an OR of 500 tags is one
-    EXISTS (and its index answer a union), well under a second."""
-    chain = " OR ".join(['"VIP"', '"SVIP"'] * 250)
+    """The issue's 126 KB chain took 14.5 s; within the limits an OR of 100 tags is one
+    EXISTS (and its index answer a union), well under a second; repeats are dropped."""
+    chain = " OR ".join(['"VIP"', '"SVIP"', '"Stufe/VIP"', '"Stufe/*"'] * 25)
     started = time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
         assert count_matching(chain, fast=False) == 3
@@ -150,7 +150,7 @@ def test_a_long_or_chain_is_one_subquery_and_fast(vocabulary):
     assert len(counted) == 1 and counted[0].count("EXISTS") == 1
     assert ids_matching(chain) == sorted(c.pk for c in vocabulary["contacts"][:3])
     # NOT a AND NOT b … is one NOT EXISTS too.
-    none_of = " AND ".join(['NOT "VIP"', 'NOT "SVIP"'] * 200)
+    none_of = " AND ".join(['NOT "VIP"', 'NOT "SVIP"'] * 50)
     with CaptureQueriesContext(connection) as queries:
         assert count_matching(none_of, fast=False) == 2
     assert [q["sql"].count("EXISTS") for q in queries if "COUNT" in q["sql"]] == [1]
