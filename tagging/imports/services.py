@@ -11,7 +11,6 @@ counters, so the counters always equal what the database holds, even after a cra
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from crm.csvsafe import SafeWriter
 from crm.models import ConsentStatus, Contact
 from crm.selectors import phone_in
 from crm.services import (
@@ -42,7 +42,6 @@ from crm.services import (
     contacts_join_earlier,
     contacts_update,
 )
-from tagging.imports.exports import escape_cell
 from tagging.imports.models import (
     ImportedChange,
     ImportedContact,
@@ -372,14 +371,13 @@ class _FailedRows:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.fh = path.open("w", newline="", encoding="utf-8-sig")
-        self.writer = csv.writer(self.fh)
+        self.writer = SafeWriter(self.fh)
         self.width = len(headers)
-        self.writer.writerow([escape_cell(h) for h in [*headers, "row_number", "error"]])
+        self.writer.writerow([*headers, "row_number", "error"])
 
     def write(self, failure: RowFailure) -> None:
         cells = (failure.cells + [""] * self.width)[: self.width]
-        self.writer.writerow([escape_cell(c) for c in cells] +
-                             [failure.number, f"{failure.reason}: {failure.message}"])
+        self.writer.writerow([*cells, failure.number, f"{failure.reason}: {failure.message}"])
 
     def close(self) -> None:
         self.fh.close()
