@@ -33,7 +33,7 @@ def _run(tag_name: str, barrier, errors) -> None:
         barrier.wait(timeout=60)
         call_command("tag_contacts", "--where", "purchases >= 0", "--add", tag_name,
                      stdout=StringIO(), stderr=StringIO())
-    except BaseException as error:  # noqa: BLE001 (reported to the parent, which fails)
+    except BaseException as error:  # reported to the parent, which fails
         errors.put(f"{tag_name}: {error!r}")
     finally:
         connections.close_all()
