@@ -66,7 +66,7 @@ from tagging.imports.rules import (
     map_columns,
 )
 from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
-from tagging.permissions import can_define
+from tagging.permissions import can_define, ensure_can_undo, undo_refusal
 from tagging.services import operation_undo, tags_change_pairs
 
 BATCH_SIZE = 10_000
@@ -232,8 +232,10 @@ def import_undo(*, job: ImportJob, actor=None) -> dict:
     the contacts it created unless something else touched them since, and put back the
     fields it overwrote on existing contacts unless they changed since (``_restore_changes``).
 
+    Only the person who ran the import, or a tag administrator, may undo it (``can_undo``).
     Idempotent: a second undo changes nothing and returns the first undo's report.
     """
+    ensure_can_undo(actor, job.actor_id, undo_refusal("import"))
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
         if job.undone_at:
