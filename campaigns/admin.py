@@ -29,6 +29,8 @@ from campaigns.models import (
     Alert,
     Campaign,
     CampaignStatus,
+    DeletionKeyword,
+    DeletionRequest,
     Exclusion,
     InboundMessage,
     KeywordRule,
@@ -49,6 +51,7 @@ from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_stat
 from campaigns.webhooks import webhooks_replay
 from campaigns.zones import time_zone_choices
 from crm.csvsafe import SafeWriter
+from crm.jobs import enqueue
 from crm.models import Contact
 from crm.timeline import Entry, timeline_sources
 from tagging.audiences.language import SegmentError, parse
@@ -411,7 +414,7 @@ class CampaignAdmin(admin.ModelAdmin):
             return False
         campaign.refresh_from_db()
         # The dashboard's campaign panel and counts follow in the background.
-        dashboard_refresh_task.delay_on_commit()
+        enqueue(dashboard_refresh_task.name)
         return campaign.status != CampaignStatus.DRAFT
 
     def _do(self, request, campaign: Campaign, step: str) -> bool:
@@ -664,6 +667,16 @@ class WebhookDeadLetterAdmin(ReadOnlyAdmin):
 
 
 admin.site.register(OptOutKeyword, list_display=["word", "active"], list_editable=["active"])
+admin.site.register(DeletionKeyword, list_display=["word", "active"], list_editable=["active"])
+
+
+@admin.register(DeletionRequest)
+class DeletionRequestAdmin(ReadOnlyAdmin):
+    """Customers who asked by message to be erased: waiting for their confirmation, or
+    confirmed (then erased on a worker). The erasure itself is the contact's action."""
+
+    list_display = ["contact", "requested_at", "confirmation_sent_at", "confirmed_at"]
+    raw_id_fields = ["contact"]
 admin.site.register(KeywordRule, list_display=["name", "keywords", "tag", "active"])
 admin.site.register(SensitiveWord, list_display=["word", "blocks"])
 

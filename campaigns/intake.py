@@ -17,8 +17,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
+from campaigns.metrics import WEBHOOKS_RECEIVED
 from campaigns.models import WebhookDelivery
-from campaigns.queueing import queue_soon
+from crm.jobs import enqueue
 
 DRAIN_TASK = "campaigns.tasks.webhooks_drain_task"
 DRAIN_FLAG, DRAIN_FLAG_SECONDS = "campaigns:webhooks:drain-queued", 10
@@ -53,7 +54,9 @@ def webhook_store(*, body: bytes) -> WebhookDelivery | None:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(body=body, sha256=digest)
     except IntegrityError:
+        WEBHOOKS_RECEIVED.labels(outcome="duplicate").inc()
         return None
+    WEBHOOKS_RECEIVED.labels(outcome="stored").inc()
     _drain_soon()
     return delivery
 
@@ -68,4 +71,4 @@ def _drain_soon() -> None:
     the drain once they are back.
     """
     if cache.add(DRAIN_FLAG, 1, timeout=DRAIN_FLAG_SECONDS):
-        queue_soon(DRAIN_TASK)
+        enqueue(DRAIN_TASK)
