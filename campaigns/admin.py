@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from decimal import Decimal
 
 from django import forms
@@ -51,6 +50,7 @@ from campaigns.schedule import send_time_suggest
 from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_state, recipients
 from campaigns.webhooks import webhooks_replay
 from campaigns.zones import time_zone_choices
+from crm.csvsafe import SafeWriter
 from crm.jobs import enqueue
 from crm.models import Contact
 from crm.timeline import Entry, timeline_sources
@@ -386,7 +386,7 @@ class CampaignAdmin(admin.ModelAdmin):
             return HttpResponse(status=403)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="campaign-{pk}.csv"'
-        writer = csv.writer(response)
+        writer = SafeWriter(response)
         writer.writerow(["phone", "name", "variant", "status", "error_code", "sent_at",
                          "delivered_at", "read_at", "replied_at", "converted"])
         for send in recipients(campaign).iterator(chunk_size=2000):

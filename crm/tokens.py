@@ -19,6 +19,7 @@ without it, in Django's cache (per process with the embedded default).
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -28,9 +29,12 @@ from functools import cache
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.utils import timezone
 
 from crm.models import TAG_CHANGING_SCOPES, ApiScope, ApiToken
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "tw_"
 # last_used_at is for people ("is this token still in use?"); writing it on
@@ -191,21 +195,49 @@ def api_token_throttle(token: ApiToken) -> float:
     """Take one request from ``token``'s bucket: 0 when it may go, else seconds to wait."""
     rate = api_token_rate(token)
     key = f"tagwerk:api-rate:{token.token_hash[:24]}"
-    if settings.REDIS_URL:
-        script = _redis_script(settings.REDIS_URL)
-        wait = int(script(keys=[key], args=[int(rate.interval * 1e6), int(rate.tolerance * 1e6)]))
-        return wait / 1e6
-    return _cache_throttle(key, rate)
+    if settings.REDIS_URL and time.monotonic() >= _redis_down_until:
+        try:
+            return _redis_throttle(key, rate)
+        except _redis_unreachable() as error:
+            _redis_down(error)
+    # The embedded default, and a Redis outage: this process's own bucket (the limit then
+    # holds per web process) rather than a 500 for every API request.
+    return _cache_throttle(key, rate, django_cache if not settings.REDIS_URL else _local)
 
 
-def _cache_throttle(key: str, rate: Rate) -> float:
-    """The same algorithm in Django's cache: not atomic across processes (a race lets a
-    request or two through), which only the embedded default uses."""
+def _redis_throttle(key: str, rate: Rate) -> float:
+    script = _redis_script(settings.REDIS_URL)
+    wait = int(script(keys=[key], args=[int(rate.interval * 1e6), int(rate.tolerance * 1e6)]))
+    return wait / 1e6
+
+
+# While Redis is unreachable, ask it again only after this many seconds (as config.cache).
+REDIS_QUIET_SECONDS = 5.0
+_redis_down_until = 0.0
+_local = LocMemCache("tagwerk-api-rate", {"MAX_ENTRIES": 10_000})
+
+
+def _redis_unreachable() -> tuple[type[Exception], ...]:
+    import redis
+
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def _redis_down(error: Exception) -> None:
+    global _redis_down_until
+    _redis_down_until = time.monotonic() + REDIS_QUIET_SECONDS
+    logger.warning("Redis unreachable, API rate limits per process for %ss: %s",
+                   REDIS_QUIET_SECONDS, error)
+
+
+def _cache_throttle(key: str, rate: Rate, store=django_cache) -> float:
+    """The same algorithm in a Django cache: not atomic across processes (a race lets a
+    request or two through), which only the embedded default and a Redis outage use."""
     now = time.time()
-    tat = max(django_cache.get(key, 0.0), now)
+    tat = max(store.get(key, 0.0), now)
     if tat - now > rate.tolerance:
         return tat - now - rate.tolerance
-    django_cache.set(key, tat + rate.interval, timeout=int(tat + rate.interval - now) + 1)
+    store.set(key, tat + rate.interval, timeout=int(tat + rate.interval - now) + 1)
     return 0.0
 
 

@@ -125,3 +125,35 @@ def ensure_can_archive_dimensions(user, dimensions: Iterable[Dimension]) -> None
             _("Only a tag administrator may archive or restore these dimensions: "
               "%(dimensions)s.") % {"dimensions": ", ".join(refused)}
         )
+
+
+# --- Undo: the owner of an operation, or a tag administrator ------------------------------
+
+
+def can_undo(user, owner_id: int | None) -> bool:
+    """Undo an import or bulk operation run by ``owner_id``: its owner, a tag administrator
+    (the model-wide define right) or a superuser; the system (``None``) always.
+
+    An undo deletes the contacts an import created and takes back tags on thousands of
+    contacts: one marketer must not undo another's work.
+    """
+    if user is None or user.is_superuser:
+        return True
+    if not user.is_active:
+        return False
+    own = owner_id is not None and owner_id == user.pk
+    return own or user.has_perm(f"tagging.{DEFINE}")
+
+
+def ensure_can_undo(user, owner_id: int | None, message: str) -> None:
+    """Raise ``TagPermissionDenied`` with ``message`` unless ``user`` may undo (``can_undo``)."""
+    if not can_undo(user, owner_id):
+        raise TagPermissionDenied(message)
+
+
+def undo_refusal(kind: str) -> str:
+    """The sentence for someone who may not undo an ``"import"`` or a ``"bulk"`` operation."""
+    if kind == "import":
+        return _("Only the person who ran this import, or a tag administrator, may undo it.")
+    return _("Only the person who started this bulk operation, or a tag administrator, "
+             "may undo it.")

@@ -115,6 +115,7 @@ def _change(writer: _Writer, ids: list[int], add: list[Tag], remove: list[Tag], 
     for start in range(0, len(ids), BATCH_SIZE):
         chunk = ids[start : start + BATCH_SIZE]
         with transaction.atomic():
+            single_choice_lock(add)
             if remove:
                 removed += writer.remove(chunk, [t.pk for t in remove])
             for tag in add:
@@ -159,6 +160,7 @@ def tags_change_pairs(
     expiry = {t.pk: now + timedelta(days=t.lifetime_days) if t.lifetime_days else None
               for t in add}
     with transaction.atomic():
+        single_choice_lock(add)
         removed, replaced, added = writer.change_pairs(add, remove, expiry, meanwhile)
     contacts = len({i for ids in (*add.values(), *remove.values()) for i in ids})
     return _announce(TagChangeResult(writer.operation, contacts, added, removed, replaced),
@@ -173,6 +175,30 @@ def _announce(result: TagChangeResult, writer: _Writer) -> TagChangeResult:
             lambda: tags_changed.send(sender=Tag, result=result, actor=actor, source=source)
         )
     return result
+
+
+# The first key of the advisory locks on single-choice dimensions (the second is the
+# dimension's id): "tw" in ASCII, so that no other lock of the project collides with it.
+SINGLE_CHOICE_LOCK = 0x7477
+
+
+def single_choice_lock(add: Iterable[Tag]) -> None:
+    """Serialise writers of the same single-choice dimension until the transaction ends.
+
+    Replacing is "delete the rivals, insert the tag": two transactions doing it at once
+    for the same contacts each miss the other's uncommitted tag, and both commit — two
+    tags of one single-choice dimension. With this lock (one per dimension, taken in id
+    order so two writers cannot deadlock on them) the second waits for the first to
+    commit, and its delete then sees the first one's tag. Writers of other dimensions
+    never wait. SQLite needs nothing: it serialises all writers.
+    """
+    if connection.vendor != "postgresql":
+        return
+    dimensions = sorted({t.dimension_id for t in add if t.dimension.single_choice})
+    with connection.cursor() as cursor:
+        for dimension_id in dimensions:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           [SINGLE_CHOICE_LOCK, dimension_id])
 
 
 def _rivals(tag: Tag) -> list[int]:

@@ -21,6 +21,7 @@ Vocabulary rules:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -74,6 +75,36 @@ class NearTwinWarning(VocabularyError):
     def __init__(self, message: str, twins: list[Tag | Dimension]):
         super().__init__(message, field="name")
         self.twins = twins
+
+
+# --- values that reach HTML and CSS ---------------------------------------------
+
+# Colours go into inline styles (``style="--tw-colour:…"``) and SVG ``fill``: HTML escaping
+# does not stop ``red;background:url(…)`` there, so only hex colours are stored.
+COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+# NUL and other control characters, and lone surrogates: PostgreSQL refuses NUL, and the
+# others only hide text or break a page's markup.
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _check_display(obj: Tag | Dimension, *, blank_colour: bool) -> None:
+    """Refuse a colour that is not ``#rgb``/``#rrggbb`` and control characters in the
+    texts shown on every page (name, symbol, description), whoever calls the service."""
+    colour = obj.colour or ""
+    if not (blank_colour and colour == "") and not COLOUR.fullmatch(colour):
+        raise VocabularyError(
+            _("“%(c)s” is not a colour; write it as #rgb or #rrggbb, for example #4c6ef5.")
+            % {"c": colour[:20]}, field="colour")
+    for field in ("name", "symbol", "description"):
+        if _INVISIBLE.search(getattr(obj, field, "") or ""):
+            raise VocabularyError(
+                _("The %(field)s contains an invisible control character; remove it.")
+                % {"field": obj._meta.get_field(field).verbose_name}, field=field)
+    symbol_length = Tag._meta.get_field("symbol").max_length
+    if isinstance(obj, Tag) and len(obj.symbol or "") > symbol_length:
+        raise VocabularyError(
+            _("A symbol is at most %(n)d characters, such as ★ or 0 to 3.")
+            % {"n": symbol_length}, field="symbol")
 
 
 # --- names ---------------------------------------------------------------------
@@ -218,6 +249,7 @@ def tag_save(*, tag: Tag, actor=None, reason: str = "", near_twins_confirmed: bo
     if old and old.is_archived != tag.is_archived:
         raise VocabularyError(_("Archive or restore a tag with its own action, with a reason."))
     changes = _diff(old, tag, TAG_FIELDS) if old else {}
+    _check_display(tag, blank_colour=True)
     if old is None or "name" in changes:
         _check_name(Tag, tag, near_twins_confirmed=near_twins_confirmed, reason=reason)
     if "name" in changes:
@@ -462,6 +494,7 @@ def dimension_save(*, dimension: Dimension, actor=None, reason: str = "",
         raise VocabularyError(
             _("Archive or restore a dimension with its own action, with a reason."))
     changes = _diff(old, dimension, DIMENSION_FIELDS) if old else {}
+    _check_display(dimension, blank_colour=False)
     if old is None or "name" in changes:
         _check_name(Dimension, dimension, near_twins_confirmed=near_twins_confirmed,
                     reason=reason)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
@@ -20,6 +18,7 @@ from campaigns.entrypoints import services
 from campaigns.entrypoints.models import AdSource, Arrival, EntryPoint
 from campaigns.entrypoints.selectors import entry_point_history, entry_points_overview
 from crm.admin import ContactAdminPart
+from crm.csvsafe import SafeWriter
 from tagging.insight.charts import Series, line_chart
 
 
@@ -232,7 +231,7 @@ class EntryPointAdmin(admin.ModelAdmin):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         name = slugify(entry_point.name) or entry_point.code.lower()
         response["Content-Disposition"] = f'attachment; filename="entry-point-{name}.csv"'
-        writer = csv.writer(response)
+        writer = SafeWriter(response)
         writer.writerow(["period_start", "chats_started", "new_contacts", "consented",
                          "purchases", "revenue"])
         for p in periods:

@@ -38,7 +38,7 @@ from tagging.audiences.services import (
 )
 from tagging.audiences.sql import to_q
 from tagging.models import Dimension, Tag
-from tagging.permissions import APPLY, applicable_dimension_ids
+from tagging.permissions import APPLY, applicable_dimension_ids, can_undo, undo_refusal
 from tagging.services import TagChangeError
 
 EXPR = "expr"
@@ -376,6 +376,12 @@ class BulkOperationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        # The undo button for its owner and tag administrators; the others read why not.
+        if obj is not None and not can_undo(request.user, obj.actor_id):
+            context["undo_refused"] = undo_refusal("bulk")
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def has_view_permission(self, request, obj=None):
         # Whoever started an operation may watch its progress and undo it.

@@ -24,7 +24,7 @@ from tagging.audiences.models import BulkOperation, BulkStatus, Segment
 from tagging.audiences.selectors import count_matching
 from tagging.audiences.sql import to_q
 from tagging.models import Tag
-from tagging.permissions import ensure_can_apply
+from tagging.permissions import can_define, ensure_can_apply, ensure_can_undo, undo_refusal
 from tagging.services import (
     TagChangeResult,
     contact_ids,
@@ -163,13 +163,16 @@ def _finish(bulk: BulkOperation, **fields) -> None:
 def bulk_operation_undo(*, bulk: BulkOperation, actor=None) -> TagChangeResult | None:
     """Take back exactly what ``bulk`` changed; ``None`` when it was already undone.
 
-    The actor needs rights on every tag involved; refused, nothing changes.
+    The actor must be the one who started it or a tag administrator (``can_undo``), and
+    needs the right to apply (or to define) every tag involved; refused, nothing changes.
     """
     if bulk.status == BulkStatus.UNDONE:
         return None
+    ensure_can_undo(actor, bulk.actor_id, undo_refusal("bulk"))
     tags = Tag.objects.select_related("dimension").filter(
         pk__in=[*bulk.add_tag_ids, *bulk.remove_tag_ids])
-    ensure_can_apply(actor, tags)
+    if not all(can_define(actor, t.dimension) for t in tags):  # a tag administrator's own
+        ensure_can_apply(actor, tags)
     with transaction.atomic():
         claimed = BulkOperation.objects.filter(pk=bulk.pk).exclude(
             status=BulkStatus.UNDONE).update(

@@ -40,24 +40,46 @@ def to_q(node: Node, now: datetime | None = None) -> Q:
 
 def _compile(node: Node, now: datetime) -> Q:
     if isinstance(node, BoolOp):
-        combined = Q()
-        for item in node.items:
-            q = _compile(item, now)
-            combined = (combined & q) if node.op == "and" else (combined | q)
-        return combined
+        return _bool_q(node, now)
     if isinstance(node, Not):
         return ~_compile(node.item, now)
     if isinstance(node, TagRef):
-        held = TagAssignment.objects.filter(contact_id=OuterRef("pk"))
-        if node.dimension_id is not None:
-            held = held.filter(tag__dimension_id=node.dimension_id)
-        else:
-            held = held.filter(tag_id__in=node.tag_ids)
-        return Q(Exists(held))
+        return _held_q([node])
     if isinstance(node, Within):
         return Q(**{f"{FIELDS[node.field].column}__gte": now - node.delta})
     return _condition_q(node, now)
 
+def _bool_q(node: BoolOp, now: datetime) -> Q:
+    """One flat ``Q`` for an n-ary AND/OR. The tags of an OR share one ``EXISTS`` (a OR b is
+    "holds one of a, b"), and so do the negated tags of an AND (NOT a AND NOT b is NOT (a OR
+    b)): a chain of 1,000 tags is one subquery, not 1,000."""
+    merge = [i for i in node.items if _mergeable(i, node.op)]
+    rest = [_compile(i, now) for i in node.items if not _mergeable(i, node.op)]
+    if len(merge) == 1:
+        rest.append(_compile(merge[0], now))
+    elif merge:
+        refs = [i if node.op == "or" else i.item for i in merge]
+        rest.append(_held_q(refs) if node.op == "or" else ~_held_q(refs))
+    connector = Q.AND if node.op == "and" else Q.OR
+    return Q(*rest, _connector=connector)  # built at once: combining one by one is O(n²)
+
+
+def _mergeable(node: Node, op: str) -> bool:
+    return isinstance(node, TagRef) if op == "or" else (
+        isinstance(node, Not) and isinstance(node.item, TagRef))
+
+
+def _held_q(refs: list[TagRef]) -> Q:
+    """``EXISTS`` an assignment of one of the tags (or dimensions) of ``refs``."""
+    tag_ids = sorted({pk for ref in refs if ref.dimension_id is None for pk in ref.tag_ids})
+    dimension_ids = sorted({ref.dimension_id for ref in refs if ref.dimension_id is not None})
+    which = Q()
+    if tag_ids:
+        which |= Q(tag_id__in=tag_ids)
+    if dimension_ids:
+        which |= Q(tag__dimension_id__in=dimension_ids)
+    held = TagAssignment.objects.filter(which, contact_id=OuterRef("pk"))
+    return Q(Exists(held))
 
 
 def _condition_q(node: Condition, now: datetime) -> Q:
@@ -70,9 +92,11 @@ def _condition_q(node: Condition, now: datetime) -> Q:
     value = node.value
     if node.field == "blocked":
         value = value == "true"
-    elif (spec.kind == DATE and spec.column.endswith("_at") and isinstance(value, date)
-          and not isinstance(value, datetime)):
-        value = timezone.make_aware(datetime.combine(value, datetime.min.time()))
+    elif spec.kind == DATE and spec.column.endswith("_at") and isinstance(value, date):
+        if not isinstance(value, datetime):
+            value = datetime.combine(value, datetime.min.time())
+        if timezone.is_naive(value):  # as the index reads it (``evaluation._micros``)
+            value = timezone.make_aware(value)
     q = Q(**{f"{spec.column}__{OPS[node.op]}": value})
     return ~q if node.op == "!=" else q
 

@@ -37,6 +37,7 @@ from tagging.imports.services import (
     import_check_options,
 )
 from tagging.imports.tasks import import_analyse_task, import_run_task, import_undo_task
+from tagging.permissions import can_undo, undo_refusal
 
 
 def outcome_text(outcome: str) -> str:
@@ -256,7 +257,10 @@ class ImportJobAdmin(admin.ModelAdmin):
                        for row in (job.preview or {}).get("rows", [])],
             "can_confirm": job.status == ImportStatus.READY and self.has_add_permission(request),
             "can_undo": job.status in (ImportStatus.DONE, ImportStatus.FAILED)
-            and self.has_add_permission(request),
+            and self.has_add_permission(request) and can_undo(request.user, job.actor_id),
+            "undo_refused": undo_refusal("import")
+            if job.status in (ImportStatus.DONE, ImportStatus.FAILED)
+            and not can_undo(request.user, job.actor_id) else "",
         }
         return TemplateResponse(request, self.job_template, context)
 
@@ -309,7 +313,9 @@ class ImportJobAdmin(admin.ModelAdmin):
         if request.method != "POST" or not self.has_add_permission(request):
             raise PermissionDenied
         job = self._job(request, pk)
-        if job.undone_at:
+        if not can_undo(request.user, job.actor_id):
+            messages.error(request, undo_refusal("import"))
+        elif job.undone_at:
             messages.info(request, _("This import was already undone; nothing changed."))
         else:
             enqueue(import_undo_task.name, job.pk, request.user.pk)

@@ -2,19 +2,19 @@
 
 Streams in chunks of contacts (constant memory, whatever the selection), one
 column per dimension listing its tags, and reads back through the import
-unchanged: ``tagging.imports.rules`` undoes the formula escaping.
+unchanged: ``tagging.imports.rules`` undoes the formula escaping (``crm.csvsafe``, the
+writer of every export).
 """
 
 from __future__ import annotations
 
-import csv
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import IO
 
 from django.db.models import QuerySet
 
+from crm.csvsafe import SafeWriter, csv_lines, escape_cell, xlsx_write
 from crm.models import Contact
 from tagging.models import Dimension, Tag, TagAssignment
 
@@ -22,19 +22,6 @@ CHUNK = 2_000
 FACTS = ["phone", "first_name", "last_name", "salutation", "gender", "birth_date", "language",
          "city", "occupation", "external_label", "notes", "country", "consent_status",
          "consent_source", "is_blocked", "joined_at"]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-E164 = re.compile(r"^\+[1-9]\d{5,14}$")
-
-
-def escape_cell(value) -> str:
-    """A cell as text; one a spreadsheet would run as a formula gets a leading apostrophe.
-
-    An E.164 number (``+4915…``) stays as it is: it is a phone number, not a formula.
-    """
-    text = "" if value is None else str(value)
-    if text.startswith(FORMULA_START) and not E164.match(text):
-        return "'" + text
-    return text
 
 
 def export_header(dimensions: list[Dimension]) -> list[str]:
@@ -78,36 +65,18 @@ def _fact(value) -> str:
     return str(value)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def export_csv_lines(queryset: QuerySet[Contact]) -> Iterator[str]:
     """CSV text line by line (UTF-8 with BOM so Excel reads the accents), for streaming."""
-    writer = csv.writer(_Echo())
-    yield "\ufeff"
-    for row in export_rows(queryset):
-        yield writer.writerow(row)
+    return csv_lines(export_rows(queryset))
 
 
 def contacts_export(*, queryset: QuerySet[Contact], out: IO, fmt: str = "csv") -> int:
     """Write ``queryset`` to ``out`` (text for csv, binary for xlsx); return the row count."""
-    count = -1
     if fmt == "csv":
-        writer = csv.writer(out)
-        out.write("\ufeff")
+        writer, count = SafeWriter(out, bom=True), -1
         for count, row in enumerate(export_rows(queryset)):  # noqa: B007
             writer.writerow(row)
         return count
     if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        # write_only keeps rows on disk, not in memory.
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("Contacts")
-        for count, row in enumerate(export_rows(queryset)):  # noqa: B007
-            sheet.append(row)
-        book.save(out)
-        return count
+        return xlsx_write(export_rows(queryset), out, title="Contacts") - 1
     raise ValueError(f"Unknown export format {fmt!r}; use csv or xlsx.")

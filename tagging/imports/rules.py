@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from crm.csvsafe import FORMULA_START
 from crm.models import Contact, Gender
 from crm.phones import InvalidPhoneNumber
 from tagging.imports.phones import normalize_with_country
@@ -125,7 +126,6 @@ _CONSENT_INDEX = {header_key(a): channel for channel, names in CONSENT_COLUMNS.i
                   for a in names}
 _READ_ONLY_INDEX = {header_key(a) for a in READ_ONLY}
 TAG_SPLIT = re.compile(r"[,;|，；]")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 GENDERS = {
     "f": Gender.FEMALE, "female": Gender.FEMALE, "w": Gender.FEMALE, "weiblich": Gender.FEMALE,
     "frau": Gender.FEMALE, "女": Gender.FEMALE, "m": Gender.MALE, "male": Gender.MALE,

@@ -11,7 +11,6 @@ counters, so the counters always equal what the database holds, even after a cra
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from crm.csvsafe import SafeWriter
 from crm.metrics import job_timed
 from crm.models import ConsentStatus, Contact
 from crm.privacy import Subject, numbers_erased
@@ -44,7 +44,6 @@ from crm.services import (
     contacts_join_earlier,
     contacts_update,
 )
-from tagging.imports.exports import escape_cell
 from tagging.imports.models import (
     ImportedChange,
     ImportedContact,
@@ -69,7 +68,7 @@ from tagging.imports.rules import (
     map_columns,
 )
 from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
-from tagging.permissions import can_define
+from tagging.permissions import can_define, ensure_can_undo, undo_refusal
 from tagging.services import operation_undo, tags_change_pairs
 
 BATCH_SIZE = 10_000
@@ -237,8 +236,10 @@ def import_undo(*, job: ImportJob, actor=None) -> dict:
     the contacts it created unless something else touched them since, and put back the
     fields it overwrote on existing contacts unless they changed since (``_restore_changes``).
 
+    Only the person who ran the import, or a tag administrator, may undo it (``can_undo``).
     Idempotent: a second undo changes nothing and returns the first undo's report.
     """
+    ensure_can_undo(actor, job.actor_id, undo_refusal("import"))
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
         if job.undone_at:
@@ -376,14 +377,13 @@ class _FailedRows:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.fh = path.open("w", newline="", encoding="utf-8-sig")
-        self.writer = csv.writer(self.fh)
+        self.writer = SafeWriter(self.fh)
         self.width = len(headers)
-        self.writer.writerow([escape_cell(h) for h in [*headers, "row_number", "error"]])
+        self.writer.writerow([*headers, "row_number", "error"])
 
     def write(self, failure: RowFailure) -> None:
         cells = (failure.cells + [""] * self.width)[: self.width]
-        self.writer.writerow([escape_cell(c) for c in cells] +
-                             [failure.number, f"{failure.reason}: {failure.message}"])
+        self.writer.writerow([*cells, failure.number, f"{failure.reason}: {failure.message}"])
 
     def close(self) -> None:
         self.fh.close()

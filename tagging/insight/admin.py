@@ -6,7 +6,6 @@ every finding can link to exactly the contacts it is about.
 
 from __future__ import annotations
 
-import csv
 from datetime import timedelta
 
 from django.contrib import admin, messages
@@ -24,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from crm.admin import ContactAdminPart
+from crm.csvsafe import SafeWriter
 from crm.jobs import enqueue
 from tagging.insight import charts
 from tagging.insight.conf import insight_setting
@@ -338,8 +338,7 @@ class HealthReportAdmin(admin.ModelAdmin):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         filename = f"tag-analytics-{now:%Y%m%d}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        response.write("\ufeff")  # Excel opens UTF-8 (umlauts) correctly with a BOM
-        writer = csv.writer(response)
+        writer = SafeWriter(response, bom=True)  # the BOM: Excel then reads UTF-8 (umlauts)
         writer.writerow([_("section"), _("subject"), _("measure"), _("holders"), _("others")])
         for metric in data["metrics"]:
             writer.writerow(["comparison", subject.label, metric.label, metric.holders,

@@ -102,3 +102,17 @@ def test_recipient_drill_down_shows_status_history(admin_client_, make_campaign,
                                          timestamp=1700000000))
     page = admin_client_.get(reverse("admin:campaigns_send_change", args=[send.pk]))
     assert page.status_code == 200 and "delivered" in page.content.decode()
+
+
+def test_csv_export_escapes_a_formula_name_and_keeps_the_phone(admin_client_, make_campaign,
+                                                               contacts, outbox):
+    contacts(1, first_name="=HYPERLINK(\"http://evil\",\"x\")", last_name="")
+    campaign = make_campaign()
+    campaign_launch(campaign=campaign)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
+    response = admin_client_.get(reverse("admin:campaigns_campaign_export", args=[campaign.pk]))
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[1][1].startswith("'=HYPERLINK(")
+    assert rows[1][0].startswith("+49") and not rows[1][0].startswith("'")

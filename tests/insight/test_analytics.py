@@ -151,3 +151,12 @@ def test_analytics_are_computed_once_for_page_and_export(client, superuser, shop
         response = client.get(
             f"/admin/insight/healthreport/analytics/export.csv?tags={makeup.pk}")
     assert b"Revenue in all" in response.content
+
+
+def test_analytics_csv_escapes_a_formula_tag_name(client, superuser, tag, contacts):
+    hostile = tag("=cmd|' /C calc'!A0", holders=contacts(2))
+    client.force_login(superuser)
+    response = client.get(f"/admin/insight/healthreport/analytics/export.csv?tags={hostile.pk}")
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    names = {r[1] for r in rows if r and r[0] in ("comparison", "per_tag")}
+    assert names == {"'=cmd|' /C calc'!A0"}

@@ -339,3 +339,13 @@ def test_a_marketer_follows_and_undoes_the_operation_they_started(client, base,
                                  add=[base["tags"]["potential"]])
     forbidden = client.get(reverse("admin:audiences_bulkoperation_progress", args=[other.pk]))
     assert forbidden.status_code == 403
+
+
+def test_audience_csv_escapes_formula_cells(base, tmp_path, make_contact):
+    make_contact(first_name="@SUM(1+1)", last_name="=1+1", purchase_count=99)
+    path = tmp_path / "a.csv"
+    call_command("audience", "purchases >= 99", "--csv", str(path), stdout=StringIO())
+    import csv
+    rows = list(csv.reader(path.open()))
+    assert rows[1][2:4] == ["'@SUM(1+1)", "'=1+1"]
+    assert rows[1][1].startswith("+") and not rows[1][1].startswith("'")

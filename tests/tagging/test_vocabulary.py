@@ -1,7 +1,7 @@
 import pytest
 from django.test import override_settings
 
-from tagging.models import AssignmentHistory, Tag, TagAssignment, TagVersion
+from tagging.models import AssignmentHistory, Dimension, Tag, TagAssignment, TagVersion
 from tagging.permissions import TagPermissionDenied
 from tagging.services import TagChangeError, tags_change
 from tagging.vocabulary import (
@@ -364,3 +364,47 @@ def test_expressions_naming_a_tag_are_listed_before_it_is_deleted(make_tag, make
     assert refs["rules whose condition names it"] == 1
     assert refs["campaigns whose audience names it"] == 1
     assert {r.label: r.count for r in tag_references(other)} == {"saved segments naming it": 1}
+
+
+# --- values that reach HTML and CSS (#14) --------------------------------------------------
+
+
+@pytest.mark.parametrize("colour", ["red;background:url(https://evil/x)", "#12345", "#1234567",
+                                    "#ggg", "rgb(0,0,0)", "#fff;", " #fff", "#4c6ef5\x00",
+                                    "</style><script>alert(1)</script>"])
+def test_the_services_refuse_a_colour_that_is_not_hex(colour):
+    from tagging.vocabulary import VocabularyError, dimension_save, tag_create
+    from tests.factories import DimensionFactory
+
+    with pytest.raises(VocabularyError, match="is not a colour") as refused:
+        dimension_save(dimension=Dimension(name="Quelle", colour=colour))
+    assert refused.value.field == "colour"
+    with pytest.raises(VocabularyError, match="is not a colour"):
+        tag_create(dimension=DimensionFactory(name="Stufe"), name="Gold", colour=colour)
+    assert not Tag.objects.filter(name="Gold").exists()
+    assert not Dimension.objects.filter(name="Quelle").exists()
+
+
+def test_hex_colours_and_an_empty_tag_colour_are_kept():
+    from tagging.vocabulary import dimension_save, tag_create, tag_save
+
+    dimension = dimension_save(dimension=Dimension(name="Quelle", colour="#1C7ED6"))
+    tag = tag_create(dimension=dimension, name="TikTok", colour="#abc", symbol="★")
+    assert tag.colour == "#abc"
+    tag.colour = ""
+    tag_save(tag=tag)
+    assert Tag.objects.get(pk=tag.pk).display_colour == "#1C7ED6"
+
+
+def test_a_control_character_in_a_name_or_symbol_is_refused():
+    from tagging.vocabulary import VocabularyError, tag_create
+    from tests.factories import DimensionFactory
+
+    dimension = DimensionFactory(name="Stufe")
+    with pytest.raises(VocabularyError, match="invisible control character") as refused:
+        tag_create(dimension=dimension, name="Gold\x00", colour="")
+    assert refused.value.field == "name"
+    with pytest.raises(VocabularyError, match="invisible control character"):
+        tag_create(dimension=dimension, name="Gold", symbol="\x1b[31m")
+    with pytest.raises(VocabularyError, match="at most 8 characters"):
+        tag_create(dimension=dimension, name="Gold", symbol="★" * 9)

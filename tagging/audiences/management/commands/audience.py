@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-
 from django.core.management.base import BaseCommand, CommandError
 
+from crm.csvsafe import SafeWriter
 from tagging.audiences.language import SegmentError
 from tagging.audiences.selectors import contacts_matching
 
@@ -49,7 +48,7 @@ def _write_csv(path: str, contacts) -> int:
     except OSError as error:
         raise CommandError(f"Cannot write {path}: {error.strerror}") from None
     with handle:
-        writer = csv.writer(handle)
+        writer = SafeWriter(handle)
         writer.writerow(COLUMNS)
         for row in contacts.values_list(*COLUMNS).iterator(chunk_size=5000):
             writer.writerow(row)
