@@ -179,7 +179,8 @@ def _legacy_error(status: int, code: str, message: str, errors: list | None = No
     body = {"error": code, "message": message}
     if errors is not None:
         body["errors"] = errors
-    response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    # ASCII escapes: a message may quote a hostile value (a lone surrogate cannot be UTF-8).
+    response = JsonResponse(body, status=status)
     for key, value in (headers or {}).items():
         response[key] = value
     return response
