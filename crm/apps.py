@@ -8,6 +8,7 @@ class CrmConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from crm import tasks  # noqa: F401  (registers the job sweeper)
         from crm.health import checks_register_defaults
 
         checks_register_defaults()
