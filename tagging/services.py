@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -243,6 +243,18 @@ def operation_undo(*, operation: uuid.UUID, actor=None, source_ref: str = "") ->
         AssignmentHistory.objects.filter(operation=undo_op).values("contact_id").distinct().count()
     )
     return TagChangeResult(undo_op, contacts, added, removed, 0)
+
+
+def operation_counts(*, operation: uuid.UUID) -> dict[str, int]:
+    """What ``operation`` did so far, from its history: ``added``, ``removed`` and
+    ``replaced`` (removed to make room for a single-choice tag). Exact across a job's
+    resumes, where each run only knows its own part."""
+    counts = {"added": 0, "removed": 0, "replaced": 0}
+    for action, replaced, n in (AssignmentHistory.objects.filter(operation=operation)
+                                .values_list("action", "replaced").annotate(n=Count("pk"))
+                                .order_by()):
+        counts["added" if action == "added" else "replaced" if replaced else "removed"] += n
+    return counts
 
 
 def expired_assignments_remove(*, now: datetime | None = None) -> int:

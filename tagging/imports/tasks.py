@@ -7,7 +7,6 @@ from contextlib import suppress
 from celery import shared_task
 
 from crm.jobs import job_running
-
 from tagging.imports.models import ImportJob
 from tagging.imports.services import (
     IMPORT_JOB,

@@ -183,7 +183,7 @@ def test_large_change_runs_on_a_worker_with_progress(client, superuser, base, se
     import tagging.services
 
     settings.TAGWERK_BULK_ASYNC_THRESHOLD = 3
-    monkeypatch.setattr(tagging.services, "BATCH_SIZE", 2)
+    monkeypatch.setattr(tagging.audiences.services, "SLICE_SIZE", 2)
     seen: list[int] = []
     original = BulkOperation.objects.filter
 
