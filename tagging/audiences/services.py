@@ -193,15 +193,23 @@ def bulk_operation_undo(*, bulk: BulkOperation, actor=None) -> TagChangeResult |
     tags = Tag.objects.select_related("dimension").filter(
         pk__in=[*bulk.add_tag_ids, *bulk.remove_tag_ids])
     ensure_can_apply(actor, tags)
-    with transaction.atomic():
-        claimed = BulkOperation.objects.filter(pk=bulk.pk).exclude(
-            status=BulkStatus.UNDONE).update(
-            status=BulkStatus.UNDONE, undone_at=timezone.now(),
-            undone_by=actor if getattr(actor, "pk", None) else None)
-        if not claimed:
-            return None
+    # Claimed first: a second click finds it undone. Not one transaction with the undo:
+    # on SQLite the undo goes in short slices (``operation_undo``); one that fails gives
+    # the claim back, and the next click continues it (its slices are idempotent).
+    status = bulk.status
+    claimed = BulkOperation.objects.filter(pk=bulk.pk).exclude(
+        status=BulkStatus.UNDONE).update(
+        status=BulkStatus.UNDONE, undone_at=timezone.now(),
+        undone_by=actor if getattr(actor, "pk", None) else None)
+    if not claimed:
+        return None
+    try:
         result = operation_undo(operation=bulk.operation, actor=actor,
-                                source_ref=f"bulk:{bulk.pk}")
+                                source_ref=f"bulk:{bulk.pk}", resume=True)
+    except BaseException:
+        BulkOperation.objects.filter(pk=bulk.pk).update(status=status, undone_at=None,
+                                                        undone_by=None)
+        raise
     bulk.refresh_from_db()
     return result
 

@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection
 from django.urls import reverse
 
 from tagging.audiences.models import BulkOperation, BulkStatus, Segment
@@ -339,3 +340,34 @@ def test_a_marketer_follows_and_undoes_the_operation_they_started(client, base,
                                  add=[base["tags"]["potential"]])
     forbidden = client.get(reverse("admin:audiences_bulkoperation_progress", args=[other.pk]))
     assert forbidden.status_code == 403
+
+
+def test_a_failed_undo_gives_its_claim_back_and_the_next_click_finishes_it(
+        base, superuser, monkeypatch):
+    import tagging.services
+
+    tags, recent = base["tags"], base["recent"]
+    before = set(TagAssignment.objects.values_list("contact_id", "tag_id"))
+    bulk = bulk_operation_start(contacts=[c.pk for c in recent], add=[tags["browsing"]],
+                                remove=[tags["inactive"]], actor=superuser)
+    monkeypatch.setattr(tagging.services, "UNDO_SLICE", 1)  # SQLite: a slice per change
+    # SQLite fails after its first slice committed; PostgreSQL's one transaction at once.
+    fail_at = 2 if connection.vendor == "sqlite" else 1
+    calls = []
+    for writer in (tagging.services._PortableWriter, tagging.services._PostgresWriter):
+        def failing_second(self, *args, _original=writer.remove_where, **kwargs):
+            calls.append(1)
+            if len(calls) == fail_at:
+                raise DatabaseError("database is locked")
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(writer, "remove_where", failing_second)
+
+    with pytest.raises(DatabaseError):
+        bulk_operation_undo(bulk=bulk, actor=superuser)
+    bulk.refresh_from_db()
+    assert bulk.status == BulkStatus.DONE and bulk.undone_at is None
+
+    assert bulk_operation_undo(bulk=bulk, actor=superuser) is not None
+    assert set(TagAssignment.objects.values_list("contact_id", "tag_id")) == before
+    bulk.refresh_from_db()
+    assert bulk.status == BulkStatus.UNDONE
