@@ -26,7 +26,7 @@ from functools import partial
 from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
@@ -146,7 +146,9 @@ def job_claim(kind: str, ref: int) -> Claim | None:
         ~Q(status=JobStatus.RUNNING) | Q(heartbeat_at__lt=_stale_cutoff(now),
                                          attempts__lt=settings.TAGWERK_JOB_MAX_ATTEMPTS),
     ).update(status=JobStatus.RUNNING, holder=token, heartbeat_at=now, finished_at=None,
-             attempts=F("attempts") + 1, message="")
+             message="", attempts=Case(  # a finished job run again (a rule) starts afresh
+                 When(status__in=[JobStatus.DONE, JobStatus.FAILED], then=Value(1)),
+                 default=F("attempts") + 1))
     if not taken:
         _give_up_stale(Job.objects.filter(kind=kind, ref=ref), now)
         return None

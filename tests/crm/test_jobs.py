@@ -140,3 +140,11 @@ def test_queueing_again_resets_the_attempts(bulk):
     job_queue(BULK_JOB, bulk.pk)
     job = Job.objects.get(kind=BULK_JOB, ref=bulk.pk)
     assert (job.status, job.attempts) == (JobStatus.QUEUED, 0)
+
+
+def test_a_job_run_again_after_it_finished_starts_its_attempts_afresh(bulk, settings):
+    settings.TAGWERK_JOB_MAX_ATTEMPTS = 2
+    for _run in range(3):  # a rule's job row serves every scheduled run
+        claim = job_claim(BULK_JOB, bulk.pk)
+        assert claim is not None and claim.attempt == 1
+        claim._finish(JobStatus.DONE)
