@@ -1,5 +1,6 @@
 """Production settings refuse to start insecurely."""
 
+import json
 import os
 import subprocess
 import sys
@@ -71,8 +72,6 @@ def _celery_conf(env: dict[str, str]) -> dict:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    import json
-
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
