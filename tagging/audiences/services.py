@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from pyroaring import BitMap
 
 from crm.jobs import Claim, JobLost, job_queue
+from crm.metrics import job_timed
 from crm.models import Contact
 from tagging.audiences import index
 from tagging.audiences.language import SegmentError, TagRef
@@ -145,15 +146,16 @@ def bulk_operation_run(*, bulk_id: int, ids: list[int] | None = None,
     add = list(Tag.objects.select_related("dimension").filter(pk__in=bulk.add_tag_ids))
     remove = list(Tag.objects.select_related("dimension").filter(pk__in=bulk.remove_tag_ids))
     try:
-        for start in range(bulk.processed, len(ids), SLICE_SIZE):
-            end = min(start + SLICE_SIZE, len(ids))
-            with transaction.atomic():
-                tags_change(contacts=ids[start:end], add=add, remove=remove, actor=bulk.actor,
-                            source="bulk", source_ref=f"bulk:{bulk.pk}",
-                            operation=bulk.operation)
-                BulkOperation.objects.filter(pk=bulk.pk).update(processed=end)
-                if claim:
-                    claim.beat()  # a worker that lost the job rolls its slice back
+        with job_timed("bulk_operation"):
+            for start in range(bulk.processed, len(ids), SLICE_SIZE):
+                end = min(start + SLICE_SIZE, len(ids))
+                with transaction.atomic():
+                    tags_change(contacts=ids[start:end], add=add, remove=remove,
+                                actor=bulk.actor, source="bulk", source_ref=f"bulk:{bulk.pk}",
+                                operation=bulk.operation)
+                    BulkOperation.objects.filter(pk=bulk.pk).update(processed=end)
+                    if claim:
+                        claim.beat()  # a worker that lost the job rolls its slice back
     except JobLost:
         raise  # another worker continues it
     except Exception as error:  # recorded for the progress page, then re-raised

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0005_contact_joined'),
+        ('crm', '0006_privacy_erasure_retention'),
     ]
 
     operations = [
