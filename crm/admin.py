@@ -28,7 +28,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from crm.models import ApiScope, ApiToken, Contact, Erasure, Event, RetentionPeriod
+from crm.models import ApiScope, ApiToken, Contact, Erasure, Event, Job, RetentionPeriod
 from crm.privacy import (
     ErasureError,
     contact_erase,
@@ -405,6 +405,27 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # append-only
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Read-only: who holds which long job and when it last showed life (crm.jobs writes
+    it). Each job's own page (the import, the bulk operation, the rule's runs) shows its
+    progress and report."""
+
+    list_display = ["kind", "ref", "status", "attempts", "heartbeat_at", "holder", "finished_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["=ref"]
+    ordering = ["-heartbeat_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ApiTokenForm(forms.ModelForm):

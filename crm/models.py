@@ -291,3 +291,43 @@ class RetentionPeriod(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("waiting for a worker")
+    RUNNING = "running", _("running")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+
+
+class Job(models.Model):
+    """Who holds a long job (an import, a bulk operation, a rule run) and when it last
+    showed life. Written only by ``crm.jobs``; the job's own record (``ImportJob`` …)
+    keeps its progress, cursor and report.
+    """
+
+    kind = models.CharField(_("kind"), max_length=40)
+    ref = models.BigIntegerField(_("record"), help_text=_("The id of the job's own record."))
+    status = models.CharField(_("status"), max_length=10, choices=JobStatus.choices,
+                              default=JobStatus.QUEUED)
+    holder = models.CharField(_("held by"), max_length=200, blank=True,
+                              help_text=_("The worker process running it (host, process, claim)."))
+    heartbeat_at = models.DateTimeField(
+        _("last sign of life"), default=timezone.now,
+        help_text=_("Renewed after every slice of work; a running job silent for longer than "
+                    "TAGWERK_JOB_STALE_SECONDS is taken over by another worker."))
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    args = models.JSONField(_("arguments"), default=list, blank=True,
+                            help_text=_("Passed to the task after the record's id."))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    message = models.TextField(_("message"), blank=True)
+
+    class Meta:
+        verbose_name = _("background job")
+        verbose_name_plural = _("background jobs")
+        constraints = [models.UniqueConstraint(fields=["kind", "ref"], name="crm_job_kind_ref")]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="crm_job_status_beat")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.ref}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from crm.jobs import jobs_sweep
 from crm.models import Contact
 from crm.privacy import contact_erase, is_erased, retention_prune
 
@@ -24,3 +25,9 @@ def contact_erase_task(contact_id: int, via: str, reason: str = "") -> None:
     contact = Contact.objects.filter(pk=contact_id).first()
     if contact is not None and not is_erased(contact):
         contact_erase(contact=contact, via=via, reason=reason)
+
+
+@shared_task
+def jobs_sweep_task() -> dict[str, int]:
+    """Beat, every TAGWERK_JOB_SWEEP_SECONDS: resume or fail long jobs whose worker died."""
+    return jobs_sweep()

@@ -16,12 +16,13 @@ PostgreSQL and a portable (SQLite) dialect.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -31,6 +32,7 @@ from tagging.permissions import ensure_can_apply
 from tagging.signals import tags_changed
 
 BATCH_SIZE = 10_000
+UNDO_SLICE = 2_000  # history rows per transaction of an undo on SQLite
 
 Progress = Callable[[int, int], None]
 Statement = tuple[str, list]  # SQL and its parameters
@@ -251,24 +253,41 @@ def _single_choice_check(add: Mapping[Tag, Sequence[int]]) -> None:
                       "pick one.") % {"a": other.name, "b": tag.name, "d": tag.dimension.name})
 
 
-def operation_undo(*, operation: uuid.UUID, actor=None, source_ref: str = "") -> TagChangeResult:
+def operation_undo(*, operation: uuid.UUID, actor=None, source_ref: str = "",
+                   resume: bool = False) -> TagChangeResult:
     """Take back exactly what ``operation`` changed: remove what it added, restore what it removed.
 
-    Idempotent: undoing an operation a second time changes nothing.
+    Idempotent: undoing an operation a second time changes nothing. On PostgreSQL the undo
+    is one transaction; on SQLite it goes in slices of ``UNDO_SLICE`` history rows, one
+    short transaction each, so the other writers (worker, beat, web) wait for a slice
+    instead of the whole undo. A slice run twice changes nothing more; a caller that may
+    resume a cut-short undo guards it with its own record and passes ``resume=True``
+    (``bulk_operation_undo``); otherwise a started undo counts as done.
     """
     marker = f"undo:{operation}"
     # The undo's own id follows from the operation's, so "already undone?" is one probe
     # of the operation index (source_ref has none: it would be paid on every history row).
     undo_op = uuid.uuid5(operation, "undo")
-    if AssignmentHistory.objects.filter(operation=undo_op).exists():
+    if not resume and AssignmentHistory.objects.filter(operation=undo_op).exists():
         return TagChangeResult(operation, 0, 0, 0, 0)
     writer = _writer(operation=undo_op, actor=actor, source=Source.UNDO, source_ref=marker)
-    with transaction.atomic():
-        removed, added = writer.undo(operation)
+    removed, added = writer.undo(operation)
     contacts = (
         AssignmentHistory.objects.filter(operation=undo_op).values("contact_id").distinct().count()
     )
     return TagChangeResult(undo_op, contacts, added, removed, 0)
+
+
+def operation_counts(*, operation: uuid.UUID) -> dict[str, int]:
+    """What ``operation`` did so far, from its history: ``added``, ``removed`` and
+    ``replaced`` (removed to make room for a single-choice tag). Exact across a job's
+    resumes, where each run only knows its own part."""
+    counts = {"added": 0, "removed": 0, "replaced": 0}
+    for action, replaced, n in (AssignmentHistory.objects.filter(operation=operation)
+                                .values_list("action", "replaced").annotate(n=Count("pk"))
+                                .order_by()):
+        counts["added" if action == "added" else "replaced" if replaced else "removed"] += n
+    return counts
 
 
 def expired_assignments_remove(*, now: datetime | None = None) -> int:
@@ -437,8 +456,9 @@ class _Writer:
         raise NotImplementedError
 
     def undo(self, operation: uuid.UUID) -> tuple[int, int]:
-        """Take back ``operation``; returns (removed, added)."""
-        return self.undo_added(operation), self.undo_removed(operation)
+        """Take back ``operation`` in one transaction; returns (removed, added)."""
+        with transaction.atomic():
+            return self.undo_added(operation), self.undo_removed(operation)
 
     def undo_added(self, operation: uuid.UUID) -> int:
         op = _db(AssignmentHistory, "operation", operation)
@@ -510,6 +530,29 @@ class _PortableWriter(_Writer):
         )
         return count
 
+    def undo(self, operation: uuid.UUID) -> tuple[int, int]:
+        """Slice by slice of the operation's history (its index gives them in id order),
+        pair lists per tag through the unique index: the single statements of ``_Writer``
+        would hold SQLite's one write lock while they check every assignment (a
+        4,542-contact undo held it for minutes, and other writers failed with
+        "database is locked")."""
+        removed = added = last = 0
+        history = AssignmentHistory.objects.filter(operation=operation).order_by("pk")
+        while True:
+            rows = list(history.filter(pk__gt=last).values_list(
+                "pk", "contact_id", "tag_id", "action")[:UNDO_SLICE])
+            if not rows:
+                return removed, added
+            taken, given = defaultdict(list), defaultdict(list)
+            for _pk, contact_id, tag_id, action in rows:
+                (taken if action == "added" else given)[tag_id].append(contact_id)
+            with transaction.atomic():
+                for tag_id, ids in taken.items():
+                    removed += self.remove(ids, [tag_id])
+                for tag_id, ids in given.items():
+                    added += self.add(ids, tag_id, expires_at=None)
+            last = rows[-1][0]
+
     def change_pairs(self, add, remove, expiry, meanwhile) -> tuple[int, int, int]:
         """Tag by tag through ``remove`` and ``add``; ``meanwhile`` runs after."""
         removed = replaced = added = 0
@@ -562,11 +605,12 @@ class _PostgresWriter(_Writer):
         )
 
     def undo(self, operation: uuid.UUID) -> tuple[int, int]:
-        # The operation's pairs are found through the unique index one by one; at the
-        # default random_page_cost (spinning disks) the planner would rather read all
-        # ten million assignments. The indexes are in memory: cost them so.
-        self._execute("SET LOCAL random_page_cost = 1.1", [])
-        return super().undo(operation)
+        with transaction.atomic():
+            # The operation's pairs are found through the unique index one by one; at the
+            # default random_page_cost (spinning disks) the planner would rather read all
+            # ten million assignments. The indexes are in memory: cost them so.
+            self._execute("SET LOCAL random_page_cost = 1.1", [])
+            return super().undo(operation)
 
     def change_pairs(self, add, remove, expiry, meanwhile) -> tuple[int, int, int]:
         """Three statements whatever the number of tags, in one pipeline."""

@@ -1,5 +1,6 @@
 """Production settings refuse to start insecurely."""
 
+import json
 import os
 import subprocess
 import sys
@@ -59,3 +60,24 @@ def test_the_embedded_broker_keeps_every_file_under_var(tmp_path):
     folders = result.stdout.split()
     assert len(folders) == 3
     assert all(Path(f).is_relative_to(tmp_path / "var") for f in folders)
+
+
+def _celery_conf(env: dict[str, str]) -> dict:
+    """The broker options a worker started with ``env`` would use."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("DJANGO_", "CELERY_", "TAGWERK_JOB"))}
+    clean.update({"DJANGO_SETTINGS_MODULE": "config.settings.base", **env})
+    code = ("import json, django; django.setup(); from config.celery import app; "
+            "print(json.dumps(app.conf.broker_transport_options or {}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_killed_workers_task_comes_back_from_redis_within_a_minute():
+    options = _celery_conf({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"})
+    assert options["visibility_timeout"] == 45  # kombu's default: an hour
+    assert options["unacked_restore_interval"] * options["unacked_restore_throttle"] <= 10
+    assert _celery_conf({"CELERY_BROKER_URL": "redis://x:6379/0",
+                         "CELERY_VISIBILITY_TIMEOUT": "30"})["visibility_timeout"] == 30

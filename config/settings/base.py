@@ -183,6 +183,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+else:
+    # Redis keeps a delivered, unacknowledged message for this long before handing it to
+    # another worker: a worker killed with SIGKILL has its task redelivered within about
+    # this many seconds (kombu's default is an hour). A task still running by then is
+    # delivered a second time; long jobs find themselves claimed (crm.jobs) and the
+    # duplicate returns at once. Checked every 5 s rather than kombu's 100 s.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 45),
+        "unacked_restore_interval": 5, "unacked_restore_throttle": 1,
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -215,6 +225,12 @@ def beat_expires(seconds: int) -> dict:
 
 
 # --- Tagwerk ----------------------------------------------------------------
+# Long jobs (imports, bulk tag operations and their undo, rule runs; crm.jobs): a running
+# job with no heartbeat for this long is taken over by another worker; after this many
+# claims it is failed; beat's sweeper looks this often (docs/reliability-jobs.md).
+TAGWERK_JOB_STALE_SECONDS = env_int("TAGWERK_JOB_STALE_SECONDS", 30)
+TAGWERK_JOB_MAX_ATTEMPTS = env_int("TAGWERK_JOB_MAX_ATTEMPTS", 3)
+TAGWERK_JOB_SWEEP_SECONDS = env_int("TAGWERK_JOB_SWEEP_SECONDS", 15)
 TAGWERK_DEFAULT_REGION = env("TAGWERK_DEFAULT_REGION", "DE").upper() or None
 # Bulk tag changes on more contacts than this run on a worker with progress.
 TAGWERK_BULK_ASYNC_THRESHOLD = env_int("TAGWERK_BULK_ASYNC_THRESHOLD", 5000)
@@ -245,6 +261,10 @@ CAMPAIGNS_CONVERSION_DAYS = env_int("CAMPAIGNS_CONVERSION_DAYS", 7)
 CELERY_BEAT_SCHEDULE = {
     "campaigns-tick": {"task": "campaigns.tasks.campaigns_tick_task", "schedule": 2.0,
                        "options": beat_expires(5)},
+}
+CELERY_BEAT_SCHEDULE["jobs-sweep"] = {
+    "task": "crm.tasks.jobs_sweep_task", "schedule": float(TAGWERK_JOB_SWEEP_SECONDS),
+    "options": beat_expires(TAGWERK_JOB_SWEEP_SECONDS),
 }
 # 131049 (per-user marketing limit): first retry after this many hours (then doubling), N times.
 CAMPAIGNS_LIMITED_RETRY_HOURS = env_int("CAMPAIGNS_LIMITED_RETRY_HOURS", 24)

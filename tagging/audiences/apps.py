@@ -13,7 +13,8 @@ class AudiencesConfig(AppConfig):
     def ready(self) -> None:
         from crm.admin import contact_admin_parts
         from crm.health import register_check
-        from tagging.audiences import tasks  # noqa: F401  (registers the app's tasks)
+        from crm.jobs import register_job_kind
+        from tagging.audiences import services, tasks
         from tagging.audiences.admin import AudienceContactPart
         from tagging.audiences.health import index_check
         from tagging.audiences.language import expressions_naming
@@ -22,6 +23,9 @@ class AudiencesConfig(AppConfig):
         from tagging.vocabulary import register_tag_reference
 
         contact_admin_parts.register(AudienceContactPart())
+        # A worker that dies mid-operation: the sweeper resumes it (crm.jobs).
+        register_job_kind(services.BULK_JOB, task=tasks.bulk_operation_run_task.name,
+                          give_up=services.bulk_operation_give_up)
         register_check("audience_index", index_check, critical=False)
         # Saved segments that name a tag are listed on its delete confirmation.
         register_tag_reference(_("saved segments naming it"), lambda tag: expressions_naming(

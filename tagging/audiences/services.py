@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from pyroaring import BitMap
 
-from crm.jobs import enqueue
+from crm.jobs import Claim, JobLost, job_queue
 from crm.metrics import job_timed
 from crm.models import Contact
 from tagging.audiences import index
@@ -28,12 +30,14 @@ from tagging.permissions import can_define, ensure_can_apply, ensure_can_undo, u
 from tagging.services import (
     TagChangeResult,
     contact_ids,
+    operation_counts,
     operation_undo,
     tags_change,
     tags_change_validate,
 )
 
-RUN_TASK = "tagging.audiences.tasks.bulk_operation_run_task"
+BULK_JOB = "bulk"  # its kind of long job (crm.jobs), registered in AudiencesConfig.ready()
+SLICE_SIZE = 5_000  # contacts per committed slice: the resume cursor moves by this much
 
 
 @dataclass
@@ -118,42 +122,63 @@ def bulk_operation_start(*, contacts: QuerySet[Contact] | list[int], add: list[T
     if background is None:
         background = len(ids) > settings.TAGWERK_BULK_ASYNC_THRESHOLD
     if background:
-        enqueue(RUN_TASK, bulk.pk)
+        job_queue(BULK_JOB, bulk.pk)
         return bulk
     return bulk_operation_run(bulk_id=bulk.pk, ids=ids)
 
 
-def bulk_operation_run(*, bulk_id: int, ids: list[int] | None = None) -> BulkOperation:
-    """Apply a recorded bulk change, reporting progress on the record.
+def bulk_operation_run(*, bulk_id: int, ids: list[int] | None = None,
+                       claim: Claim | None = None) -> BulkOperation:
+    """Apply a recorded bulk change slice by slice, reporting progress on the record.
 
-    Safe to repeat: a finished operation is returned as is; a run cut short
-    (worker lost) continues under the same operation id, so history and undo
-    still cover all of it.
+    Each slice of ``SLICE_SIZE`` contacts (in id order) commits with ``processed``, the
+    cursor, and renews ``claim`` (``crm.jobs``). Safe to repeat: a finished operation is
+    returned as is; a run cut short (worker lost) continues after the last committed
+    slice under the same operation id, and the counts are read from the operation's
+    history, so the report covers all of it.
     """
     bulk = BulkOperation.objects.select_related("actor").get(pk=bulk_id)
     if bulk.status not in (BulkStatus.PENDING, BulkStatus.RUNNING):
         return bulk
-    BulkOperation.objects.filter(pk=bulk.pk).update(status=BulkStatus.RUNNING,
-                                                    started_at=timezone.now())
-    ids = bulk.contact_ids() if ids is None else ids
+    BulkOperation.objects.filter(pk=bulk.pk).update(
+        status=BulkStatus.RUNNING, started_at=Coalesce("started_at", Value(timezone.now())))
+    ids = bulk.contact_ids() if ids is None else sorted(ids)  # the cursor needs one order
     add = list(Tag.objects.select_related("dimension").filter(pk__in=bulk.add_tag_ids))
     remove = list(Tag.objects.select_related("dimension").filter(pk__in=bulk.remove_tag_ids))
-
-    def progress(done: int, total: int) -> None:
-        BulkOperation.objects.filter(pk=bulk.pk).update(processed=done)
-
     try:
         with job_timed("bulk_operation"):
-            result = tags_change(contacts=ids, add=add, remove=remove, actor=bulk.actor,
-                                 source="bulk", source_ref=f"bulk:{bulk.pk}",
-                                 progress=progress, operation=bulk.operation)
+            for start in range(bulk.processed, len(ids), SLICE_SIZE):
+                end = min(start + SLICE_SIZE, len(ids))
+                with transaction.atomic():
+                    tags_change(contacts=ids[start:end], add=add, remove=remove,
+                                actor=bulk.actor, source="bulk", source_ref=f"bulk:{bulk.pk}",
+                                operation=bulk.operation)
+                    BulkOperation.objects.filter(pk=bulk.pk).update(processed=end)
+                    if claim:
+                        claim.beat()  # a worker that lost the job rolls its slice back
+    except JobLost:
+        raise  # another worker continues it
     except Exception as error:  # recorded for the progress page, then re-raised
         _finish(bulk, status=BulkStatus.FAILED, error=str(error) or error.__class__.__name__)
         raise
-    _finish(bulk, status=BulkStatus.DONE, processed=len(ids), added=result.added,
-            removed=result.removed, replaced=result.replaced)
+    _finish(bulk, status=BulkStatus.DONE, processed=len(ids), **operation_counts(
+        operation=bulk.operation))
     bulk.refresh_from_db()
     return bulk
+
+
+def bulk_operation_give_up(bulk_id: int, attempts: int) -> None:
+    """The operation's worker died ``attempts`` times (``crm.jobs``): fail it, saying what
+    is done (the history holds it, and undo takes it back)."""
+    bulk = BulkOperation.objects.filter(pk=bulk_id, status__in=[BulkStatus.PENDING,
+                                                                BulkStatus.RUNNING]).first()
+    if bulk is None:
+        return
+    _finish(bulk, status=BulkStatus.FAILED, **operation_counts(operation=bulk.operation),
+            error=_("The worker running this operation stopped %(attempts)d times, after "
+                    "%(done)d of %(total)d contacts; it was not tried again. The changes "
+                    "counted here were made: undo them, or select the contacts again.") % {
+                        "attempts": attempts, "done": bulk.processed, "total": bulk.total})
 
 
 def _finish(bulk: BulkOperation, **fields) -> None:
@@ -173,15 +198,23 @@ def bulk_operation_undo(*, bulk: BulkOperation, actor=None) -> TagChangeResult |
         pk__in=[*bulk.add_tag_ids, *bulk.remove_tag_ids])
     if not all(can_define(actor, t.dimension) for t in tags):  # a tag administrator's own
         ensure_can_apply(actor, tags)
-    with transaction.atomic():
-        claimed = BulkOperation.objects.filter(pk=bulk.pk).exclude(
-            status=BulkStatus.UNDONE).update(
-            status=BulkStatus.UNDONE, undone_at=timezone.now(),
-            undone_by=actor if getattr(actor, "pk", None) else None)
-        if not claimed:
-            return None
+    # Claimed first: a second click finds it undone. Not one transaction with the undo:
+    # on SQLite the undo goes in short slices (``operation_undo``); one that fails gives
+    # the claim back, and the next click continues it (its slices are idempotent).
+    status = bulk.status
+    claimed = BulkOperation.objects.filter(pk=bulk.pk).exclude(
+        status=BulkStatus.UNDONE).update(
+        status=BulkStatus.UNDONE, undone_at=timezone.now(),
+        undone_by=actor if getattr(actor, "pk", None) else None)
+    if not claimed:
+        return None
+    try:
         result = operation_undo(operation=bulk.operation, actor=actor,
-                                source_ref=f"bulk:{bulk.pk}")
+                                source_ref=f"bulk:{bulk.pk}", resume=True)
+    except BaseException:
+        BulkOperation.objects.filter(pk=bulk.pk).update(status=status, undone_at=None,
+                                                        undone_by=None)
+        raise
     bulk.refresh_from_db()
     return result
 

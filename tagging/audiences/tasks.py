@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from crm.jobs import job_running
 from tagging.audiences.index import changes_prune
-from tagging.audiences.services import bulk_operation_run, segment_counts_refresh
+from tagging.audiences.services import BULK_JOB, bulk_operation_run, segment_counts_refresh
 
 
 @shared_task(acks_late=True)
 def bulk_operation_run_task(bulk_id: int) -> None:
-    bulk_operation_run(bulk_id=bulk_id)
+    """Start or resume (after a worker died: ``crm.jobs``) a bulk operation; a duplicate
+    returns."""
+    with job_running(BULK_JOB, bulk_id) as claim:
+        if claim is not None:
+            bulk_operation_run(bulk_id=bulk_id, claim=claim)
 
 
 @shared_task(acks_late=True)

@@ -25,18 +25,20 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from crm.admin import ContactAdminPart
-from crm.jobs import enqueue
+from crm.jobs import enqueue, job_queue
 from crm.models import Contact
 from tagging.imports.exports import contacts_export, export_csv_lines
 from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus, UnknownTags
 from tagging.imports.reader import NAMES
 from tagging.imports.rules import LABELS
 from tagging.imports.services import (
+    IMPORT_JOB,
+    IMPORT_UNDO_JOB,
     ImportRefused,
     file_sha256,
     import_check_options,
 )
-from tagging.imports.tasks import import_analyse_task, import_run_task, import_undo_task
+from tagging.imports.tasks import import_analyse_task
 from tagging.permissions import can_undo, undo_refusal
 
 
@@ -281,7 +283,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             updated = ImportJob.objects.filter(pk=pk, status=ImportStatus.READY).update(
                 status=ImportStatus.QUEUED, progress=0)
             if updated:
-                enqueue(import_run_task.name, pk)
+                job_queue(IMPORT_JOB, pk)
         if not updated:
             messages.warning(request, _("This import is not waiting for confirmation."))
         return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
@@ -318,7 +320,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         elif job.undone_at:
             messages.info(request, _("This import was already undone; nothing changed."))
         else:
-            enqueue(import_undo_task.name, job.pk, request.user.pk)
+            job_queue(IMPORT_UNDO_JOB, job.pk, request.user.pk)
             messages.success(request, _("The import is being undone."))
         return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
 

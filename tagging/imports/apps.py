@@ -11,11 +11,17 @@ class ImportsConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.admin import contact_admin_parts
-        from tagging.imports import tasks  # noqa: F401  (registers the app's tasks)
+        from crm.jobs import register_job_kind
+        from tagging.imports import services, tasks
         from tagging.imports.admin import ExportContactPart
         from tagging.roles import MARKETERS, TAG_ADMINISTRATORS, role_permissions_add
 
         contact_admin_parts.register(ExportContactPart())
+        # A worker that dies mid-import or mid-undo: the sweeper resumes it (crm.jobs).
+        register_job_kind(services.IMPORT_JOB, task=tasks.import_run_task.name,
+                          give_up=services.import_give_up)
+        register_job_kind(services.IMPORT_UNDO_JOB, task=tasks.import_undo_task.name,
+                          give_up=services.import_undo_give_up)
         for role in (TAG_ADMINISTRATORS, MARKETERS):
             role_permissions_add(role, ["imports.add_importjob", "imports.view_importjob"])
         _register_privacy()

@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from crm.csvsafe import SafeWriter
+from crm.jobs import Claim, JobLost
 from crm.metrics import job_timed
 from crm.models import ConsentStatus, Contact
 from crm.privacy import Subject, numbers_erased
@@ -71,7 +72,9 @@ from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
 from tagging.permissions import can_define, ensure_can_undo, undo_refusal
 from tagging.services import operation_undo, tags_change_pairs
 
-BATCH_SIZE = 10_000
+BATCH_SIZE = 10_000  # rows per committed batch: the resume cursor moves by this much
+# Kinds of long job (crm.jobs), registered in ImportsConfig.ready().
+IMPORT_JOB, IMPORT_UNDO_JOB = "import", "import_undo"
 PREVIEW_ROWS = 10
 FAILURE_WARNING_SHARE = 0.10
 WARNING_ROWS = 100  # rows with a warning listed by number in the report
@@ -182,38 +185,37 @@ def import_analyse(*, job: ImportJob) -> Outcome:
     return outcome
 
 
-def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None = None) -> Outcome:
+def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None = None,
+               claim: Claim | None = None) -> Outcome:
     """Import the file for real and write the report.
 
-    A job that is already done (a re-delivered task) is returned as it is. Re-running
-    the same file as a new job changes nothing and the report says so.
+    A job that is already done (a re-delivered task) is returned as it is. A job left
+    running by a worker that died continues after the last committed batch (the
+    ``rows`` counter is the cursor), and the report counts the whole file. ``claim``
+    (``crm.jobs``) is renewed with every batch. Re-running the same file as a new job
+    changes nothing and the report says so.
     """
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
         if job.status in (ImportStatus.DONE, ImportStatus.UNDONE, ImportStatus.REFUSED,
                           ImportStatus.FAILED):
             return _outcome_of(job)
-        if job.status == ImportStatus.RUNNING:
-            # A worker died in the middle: what it committed is counted; the rest is not
-            # imported. Say so instead of pretending, and let the person re-run the file.
-            job.status, job.finished_at = ImportStatus.FAILED, timezone.now()
-            job.message = _("The import was interrupted after %(n)d rows. Everything counted "
-                            "below is in the database; upload the file again to import the "
-                            "rest (rows already imported will show as unchanged).") % {
-                                "n": job.rows}
-            job.save()
-            return _outcome_of(job)
-        job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
-        job.save(update_fields=["status", "started_at"])
-        # The run writes its own failed rows; the preview's are not shown any more.
-        _discard_preview_file(job)
-    engine = _Engine(job, dry_run=False, progress=progress)
+        resume_after = job.rows if job.status == ImportStatus.RUNNING else 0
+        if not resume_after:
+            job.status, job.started_at = ImportStatus.RUNNING, timezone.now()
+            job.save(update_fields=["status", "started_at"])
+            # The run writes its own failed rows; the preview's are not shown any more.
+            _discard_preview_file(job)
+    engine = _Engine(job, dry_run=False, progress=progress, claim=claim,
+                     resume_after=resume_after)
     try:
         with job_timed("import_run", refused=(ImportRefused, UnreadableFile)):
             outcome = engine.execute()
     except (ImportRefused, UnreadableFile) as exc:
         _refuse(job, str(exc))
         raise ImportRefused(str(exc)) from None
+    except JobLost:
+        raise  # another worker continues it
     except BaseException:
         # Never leave a job "running" forever: say what is in the database, then fail loudly.
         rows = ImportJob.objects.filter(pk=job.pk).values_list("rows", flat=True).first()
@@ -229,6 +231,30 @@ def import_run(*, job: ImportJob, progress: Callable[[ImportJob], None] | None =
     job.message = " ".join(job.report["notes"])
     job.save()
     return outcome
+
+
+def import_give_up(job_id: int, attempts: int) -> None:
+    """The job's worker died ``attempts`` times (``crm.jobs``): fail it with a sentence."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+            return
+        job.status, job.finished_at = ImportStatus.FAILED, timezone.now()
+        job.message = _("The worker importing this file stopped %(attempts)d times, after "
+                        "%(n)d rows; the import was not tried again. Everything counted below "
+                        "is in the database: undo it, or upload the file again to import the "
+                        "rest (rows already imported will show as unchanged).") % {
+                            "attempts": attempts, "n": job.rows}
+        job.save(update_fields=["status", "finished_at", "message"])
+
+
+def import_undo_give_up(job_id: int, attempts: int) -> None:
+    """The undo's worker died ``attempts`` times: say so (the undo is one transaction, so
+    nothing of it was applied)."""
+    ImportJob.objects.filter(pk=job_id, undone_at__isnull=True).update(message=_(
+        "Undoing this import stopped %(attempts)d times because its worker died; nothing was "
+        "undone. Try again, or ask your administrator to look at the workers.") % {
+            "attempts": attempts})
 
 
 def import_undo(*, job: ImportJob, actor=None) -> dict:
@@ -391,8 +417,10 @@ class _FailedRows:
 
 class _Engine:
     def __init__(self, job: ImportJob, *, dry_run: bool,
-                 progress: Callable[[ImportJob], None] | None = None):
+                 progress: Callable[[ImportJob], None] | None = None,
+                 claim: Claim | None = None, resume_after: int = 0):
         self.job, self.dry_run, self.progress = job, dry_run, progress
+        self.claim, self.resume_after = claim, resume_after
         self.outcome = Outcome()
         self.sample: list[dict] = []
         self.seen: dict[int, int] = {}  # phone digits -> first row number
@@ -433,8 +461,12 @@ class _Engine:
                 while True:
                     rows = self.batches.take()
                     last = len(rows) < BATCH_SIZE
-                    self._flush(*self._collect(rows),
-                                1.0 if last else self._fraction(table, size))
+                    batch, failures = self._collect(rows)
+                    if self.outcome.rows <= self.resume_after:
+                        self._replay(failures)
+                    else:
+                        self._flush(batch, failures,
+                                    1.0 if last else self._fraction(table, size))
                     if last:
                         break
             finally:
@@ -513,6 +545,23 @@ class _Engine:
         return {"row_number": number, "cells": cells[:30], "outcome": outcome,
                 "ok": not isinstance(result, RowFailure)}
 
+    def _replay(self, failures: list[RowFailure]) -> None:
+        """A batch a worker that died had committed (resuming): read again only to rebuild
+        what is not in the database — the duplicate check, the failed rows file, the
+        warnings — then take the counters as committed. Batches have a fixed size, so
+        the cursor always falls between two of them."""
+        for failure in failures:
+            self.failures.write(failure)
+        if self.outcome.rows == self.resume_after:
+            job = ImportJob.objects.get(pk=self.job.pk)
+            o = self.outcome
+            (o.rows, o.created, o.updated, o.unchanged, o.failed, o.tags_added,
+             o.tags_removed) = (job.rows, job.created, job.updated, job.unchanged, job.failed,
+                                job.tags_added, job.tags_removed)
+            o.errors = Counter(job.errors)
+        if self.claim:
+            self.claim.beat()
+
     def _flush(self, batch: list[ParsedRow], failures: list[RowFailure],
                fraction: float) -> None:
         for failure in failures:
@@ -529,6 +578,8 @@ class _Engine:
                     before = (self.outcome.created, self.outcome.updated, self.outcome.unchanged,
                               self.outcome.tags_added, self.outcome.tags_removed)
                     self._apply(batch)
+                    if self.claim:
+                        self.claim.beat()  # a worker that lost the job rolls its batch back
                     o = self.outcome
                     ImportJob.objects.filter(pk=self.job.pk).update(
                         rows=o.rows, created=o.created, updated=o.updated,

@@ -6,8 +6,11 @@ from contextlib import suppress
 
 from celery import shared_task
 
+from crm.jobs import job_running
 from tagging.imports.models import ImportJob
 from tagging.imports.services import (
+    IMPORT_JOB,
+    IMPORT_UNDO_JOB,
     ImportRefused,
     import_analyse,
     import_previews_cleanup,
@@ -25,8 +28,10 @@ def import_analyse_task(job_id: int) -> None:
 
 @shared_task(acks_late=True)
 def import_run_task(job_id: int) -> None:
-    with suppress(ImportRefused):
-        import_run(job=ImportJob.objects.get(pk=job_id))
+    """Start or resume (after a worker died: ``crm.jobs``) an import; a duplicate returns."""
+    with job_running(IMPORT_JOB, job_id) as claim, suppress(ImportRefused):
+        if claim is not None:
+            import_run(job=ImportJob.objects.get(pk=job_id), claim=claim)
 
 
 @shared_task(acks_late=True)
@@ -34,7 +39,9 @@ def import_undo_task(job_id: int, actor_id: int | None = None) -> None:
     from django.contrib.auth import get_user_model
 
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    import_undo(job=ImportJob.objects.get(pk=job_id), actor=actor)
+    with job_running(IMPORT_UNDO_JOB, job_id) as claim:
+        if claim is not None:
+            import_undo(job=ImportJob.objects.get(pk=job_id), actor=actor)
 
 
 @shared_task(acks_late=True)

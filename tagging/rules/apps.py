@@ -11,15 +11,19 @@ class RulesConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.events import events_recorded
+        from crm.jobs import register_job_kind
         from tagging.audiences.language import expressions_naming
         from tagging.roles import MARKETERS, TAG_ADMINISTRATORS, role_permissions_add
-        from tagging.rules import tasks  # noqa: F401  (registers the app's tasks)
+        from tagging.rules import services, tasks
         from tagging.rules.models import Rule
         from tagging.rules.receivers import on_events_recorded
         from tagging.vocabulary import register_tag_reference
 
         # Event rules react to recorded events (the receiver only enqueues).
         events_recorded.connect(on_events_recorded, dispatch_uid="tagging.rules.events")
+        # A worker that dies mid-run: the sweeper runs the rule again (crm.jobs).
+        register_job_kind(services.RULE_JOB, task=tasks.rule_run_task.name,
+                          give_up=services.rule_run_give_up)
         register_tag_reference(_("rules whose condition names it"), lambda tag: expressions_naming(
             tag, Rule.objects.exclude(segment="").values_list("segment", flat=True)))
         role_permissions_add(TAG_ADMINISTRATORS, [

@@ -54,6 +54,7 @@ from tagging.services import TagChangeError, tags_change
 log = logging.getLogger(__name__)
 
 TASK_NAME = "tagging.rules.tasks.rule_run_task"
+RULE_JOB = "rule"  # a scheduled run as a long job (crm.jobs), registered in RulesConfig.ready()
 SAMPLE_SIZE = 10
 EVENT_PLACEHOLDERS = {"date", "product", "category", "name", "amount", "currency"}
 SCHEDULE_PLACEHOLDERS = {"date"}
@@ -429,6 +430,17 @@ def rule_run(*, rule: Rule, trigger: str = RunTrigger.MANUAL, now: datetime | No
         )
         outcome.run_id = run.pk
     return outcome
+
+
+def rule_run_give_up(rule_id: int, attempts: int) -> None:
+    """The worker of a scheduled run died ``attempts`` times (``crm.jobs``): log a failed
+    run, so the rule's page says so (the run is one transaction: nothing was applied)."""
+    rule = Rule.objects.filter(pk=rule_id).first()
+    if rule is not None:
+        RuleRun.objects.create(rule=rule, trigger=RunTrigger.SCHEDULE, errors=_(
+            "The worker running this rule stopped %(attempts)d times; nothing was changed and "
+            "the run was not tried again. The rule runs again at its next scheduled time.")
+            % {"attempts": attempts})
 
 
 def _apply(rule: Rule, outcome: RuleOutcome, now: datetime, actor) -> None:

@@ -285,16 +285,50 @@ def test_a_redelivered_task_changes_nothing(vocabulary, run_import):
     assert Contact.objects.count() == 1 and TagAssignment.objects.count() == 1
 
 
-def test_a_job_left_running_by_a_dead_worker_is_reported_as_interrupted(vocabulary, tmp_path):
-    from tagging.imports.services import import_run
+class _Died(Exception):
+    """Stands for SIGKILL: the test resets the job as a killed worker leaves it."""
 
+
+def test_a_job_left_running_by_a_dead_worker_resumes_after_its_last_batch(
+        vocabulary, tmp_path, monkeypatch):
+    from tagging.imports import services
+
+    monkeypatch.setattr(services, "BATCH_SIZE", 2)
     path = tmp_path / "f.csv"
-    path.write_text("phone\n+4915123000001\n")
+    # The duplicate (row 5 repeats row 1) comes after the cursor: the resumed run must
+    # still know the first occurrence.
+    path.write_text("phone,tags\n+4915123000001,VIP\n+4915123000002,VIP\n"
+                    "not a number,VIP\n+4915123000003,VIP\n+4915123000001,VIP\n"
+                    "+4915123000004,VIP\n+4915123000005,VIP\n")
     job = import_create(path=path, consent_basis=ConsentBasis.UNKNOWN)
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, rows=0)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.QUEUED)
+    flush, calls = services._Engine._flush, []
 
-    import_run(job=job)
+    def dies_at_the_third_batch(engine, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Died
+        return flush(engine, *args)
+
+    monkeypatch.setattr(services._Engine, "_flush", dies_at_the_third_batch)
+    with pytest.raises(_Died):
+        import_run(job=job)
+    # SIGKILL runs no except clause: the job stays "running" with two batches committed.
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, message="",
+                                                finished_at=None)
+    assert ImportJob.objects.get(pk=job.pk).rows == 4 and Contact.objects.count() == 3
+
+    monkeypatch.setattr(services._Engine, "_flush", flush)
+    outcome = import_run(job=job)
 
     job.refresh_from_db()
-    assert job.status == ImportStatus.FAILED and "interrupted after 0 rows" in job.message
-    assert Contact.objects.count() == 0
+    assert job.status == ImportStatus.DONE
+    # The whole file is counted once, as an uninterrupted run counts it.
+    assert (job.rows, job.created, job.failed, job.tags_added) == (7, 5, 2, 5)
+    assert (outcome.rows, outcome.created, outcome.failed) == (7, 5, 2)
+    assert Contact.objects.count() == 5 and TagAssignment.objects.count() == 5
+    assert set(job.errors) == {"invalid_phone", "duplicate_in_file"}
+    failed_rows = job.failed_rows.open("rb").read().decode("utf-8-sig").splitlines()
+    assert len(failed_rows) == 3  # the header and both failures, written once each
+
+

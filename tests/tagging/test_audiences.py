@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection
 from django.urls import reverse
 
 from tagging.audiences.models import BulkOperation, BulkStatus, Segment
@@ -183,7 +184,7 @@ def test_large_change_runs_on_a_worker_with_progress(client, superuser, base, se
     import tagging.services
 
     settings.TAGWERK_BULK_ASYNC_THRESHOLD = 3
-    monkeypatch.setattr(tagging.services, "BATCH_SIZE", 2)
+    monkeypatch.setattr(tagging.audiences.services, "SLICE_SIZE", 2)
     seen: list[int] = []
     original = BulkOperation.objects.filter
 
@@ -349,3 +350,34 @@ def test_audience_csv_escapes_formula_cells(base, tmp_path, make_contact):
     rows = list(csv.reader(path.open()))
     assert rows[1][2:4] == ["'@SUM(1+1)", "'=1+1"]
     assert rows[1][1].startswith("+") and not rows[1][1].startswith("'")
+
+
+def test_a_failed_undo_gives_its_claim_back_and_the_next_click_finishes_it(
+        base, superuser, monkeypatch):
+    import tagging.services
+
+    tags, recent = base["tags"], base["recent"]
+    before = set(TagAssignment.objects.values_list("contact_id", "tag_id"))
+    bulk = bulk_operation_start(contacts=[c.pk for c in recent], add=[tags["browsing"]],
+                                remove=[tags["inactive"]], actor=superuser)
+    monkeypatch.setattr(tagging.services, "UNDO_SLICE", 1)  # SQLite: a slice per change
+    # SQLite fails after its first slice committed; PostgreSQL's one transaction at once.
+    fail_at = 2 if connection.vendor == "sqlite" else 1
+    calls = []
+    for writer in (tagging.services._PortableWriter, tagging.services._PostgresWriter):
+        def failing_second(self, *args, _original=writer.remove_where, **kwargs):
+            calls.append(1)
+            if len(calls) == fail_at:
+                raise DatabaseError("database is locked")
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(writer, "remove_where", failing_second)
+
+    with pytest.raises(DatabaseError):
+        bulk_operation_undo(bulk=bulk, actor=superuser)
+    bulk.refresh_from_db()
+    assert bulk.status == BulkStatus.DONE and bulk.undone_at is None
+
+    assert bulk_operation_undo(bulk=bulk, actor=superuser) is not None
+    assert set(TagAssignment.objects.values_list("contact_id", "tag_id")) == before
+    bulk.refresh_from_db()
+    assert bulk.status == BulkStatus.UNDONE

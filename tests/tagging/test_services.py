@@ -191,3 +191,25 @@ def test_pairs_refuse_before_anything_changes(make_contact, make_dimension, make
     # Different contacts may take different tags of one single-choice dimension.
     result = tags_change_pairs(add={cart: [contact.pk], ordered: [other.pk]})
     assert result.added == 2
+
+
+def test_undo_in_slices_restores_exactly_what_one_statement_would(make_contact, make_tag,
+                                                                 monkeypatch):
+    import tagging.services
+
+    monkeypatch.setattr(tagging.services, "UNDO_SLICE", 2)  # SQLite's slices, tiny
+    contacts = make_contact.create_batch(5)
+    new, old = make_tag(), make_tag()
+    tags_change(contacts=contacts[:3], add=[old])
+    tags_change(contacts=contacts[4:], add=[new])
+
+    change = tags_change(contacts=contacts, add=[new], remove=[old])
+    undo = operation_undo(operation=change.operation)
+
+    assert (undo.added, undo.removed, undo.contacts) == (3, 4, 4)
+    assert holders(old) == {c.pk for c in contacts[:3]}
+    assert holders(new) == {contacts[4].pk}
+    assert operation_undo(operation=change.operation).changed is False
+    # Resumed after a cut-short run, the slices already done change nothing more.
+    again = operation_undo(operation=change.operation, resume=True)
+    assert (again.added, again.removed) == (0, 0)
