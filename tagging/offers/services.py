@@ -27,13 +27,16 @@ def moment_parse(text: str, *, end: bool = False) -> datetime | None:
     text = (text or "").strip()
     if not text:
         return None
-    moment = parse_datetime(text)
-    if moment is None:
+    try:
         day = parse_date(text) if len(text) == 10 else None
-        if day is None:
-            raise OfferError(_("“%(text)s” is not a date: write 2026-12-24 or "
-                               "2026-12-24T18:00.") % {"text": text})
+        moment = None if day else parse_datetime(text)
+    except ValueError:
+        day = moment = None
+    if day is not None:
         moment = datetime.combine(day + timedelta(days=1) if end else day, time())
+    if moment is None:
+        raise OfferError(_("“%(text)s” is not a date: write 2026-12-24 or "
+                           "2026-12-24T18:00.") % {"text": text})
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment
