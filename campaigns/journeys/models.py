@@ -101,9 +101,6 @@ class JourneyStep(models.Model):
                                       verbose_name=_("add tags"))
     remove_tags = models.ManyToManyField(Tag, blank=True, related_name="+",
                                          verbose_name=_("remove tags"))
-    campaign = models.ForeignKey(Campaign, on_delete=models.SET_NULL, null=True, blank=True,
-                                 related_name="+", editable=False,
-                                 help_text=_("The triggered campaign this step sends through."))
 
     class Meta:
         verbose_name = _("step")
@@ -114,6 +111,23 @@ class JourneyStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.position}. {self.get_kind_display()}"
+
+
+class StepCampaign(models.Model):
+    """The triggered campaign a send step sends through (one per year for birthdays)."""
+
+    step = models.ForeignKey(JourneyStep, on_delete=models.CASCADE, related_name="campaigns")
+    occurrence = models.CharField(max_length=10, blank=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        verbose_name = _("step campaign")
+        verbose_name_plural = _("step campaigns")
+        constraints = [models.UniqueConstraint(fields=["step", "occurrence"],
+                                               name="journeys_step_campaign_once")]
+
+    def __str__(self) -> str:
+        return str(self.campaign)
 
 
 class EnrollmentStatus(models.TextChoices):

@@ -34,6 +34,7 @@ from campaigns.journeys.models import (
     JourneyStep,
     JourneyTrigger,
     Outcome,
+    StepCampaign,
     StepKind,
 )
 from campaigns.models import Campaign, ExclusionReason
@@ -319,15 +320,16 @@ def _check(enrollment, step, contact, now):
 
 def step_campaign(step: JourneyStep, occurrence: str = "") -> Campaign:
     """The triggered campaign a send step uses (one per step; per year for birthdays)."""
-    if not occurrence and step.campaign_id and step.campaign.template_id == step.template_id:
-        return step.campaign
+    link = StepCampaign.objects.filter(step=step, occurrence=occurrence).select_related(
+        "campaign").first()
+    if link is not None and link.campaign.template_id == step.template_id:
+        return link.campaign
     name = _("Journey “%(journey)s” · step %(n)d") % {"journey": step.journey.name,
                                                        "n": step.position}
     campaign = campaign_triggered_ensure(name=f"{name} · {occurrence}" if occurrence else name,
                                          template=step.template, audience=step.journey.audience)
-    if not occurrence:
-        JourneyStep.objects.filter(pk=step.pk).update(campaign=campaign)
-        step.campaign = campaign
+    StepCampaign.objects.update_or_create(step=step, occurrence=occurrence,
+                                          defaults={"campaign": campaign})
     return campaign
 
 
