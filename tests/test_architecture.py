@@ -20,9 +20,10 @@ LAYERS = [
     ("crm",),
     ("tagging",),  # the vocabulary core (tagging.* minus the nested apps below)
     ("tagging.audiences",),
-    ("tagging.imports", "tagging.rules", "tagging.insight"),
+    ("tagging.imports", "tagging.rules", "tagging.insight", "tagging.offers"),
     ("tagging.demo",),
     ("campaigns",),
+    ("campaigns.entrypoints", "campaigns.journeys"),  # built on campaigns, never under it
     ("config",),
 ]
 
