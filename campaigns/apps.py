@@ -23,4 +23,5 @@ class CampaignsConfig(AppConfig):
         register_check("webhooks", webhooks_check, critical=False)  # alert on it; keep serving
         role_permissions_add(MARKETERS, [
             "campaigns.add_campaign", "campaigns.change_campaign", "campaigns.view_campaign",
-            "campaigns.add_template", "campaigns.change_template", "campaigns.view_template"])
+            "campaigns.add_template", "campaigns.change_template", "campaigns.view_template",
+            "campaigns.change_sendingpolicy", "campaigns.view_sendingpolicy"])
