@@ -27,16 +27,14 @@ class Policy:
 
 def sending_policy() -> Policy:
     """The caps and default quiet hours now in force."""
-    found = cache.get(CACHE_KEY)
-    if found is None:
-        row = SendingPolicy.objects.filter(pk=1).first()
-        found = Policy(
-            cap_per_day=_or(row and row.cap_per_day, settings.CAMPAIGNS_CAP_PER_DAY),
-            cap_per_week=_or(row and row.cap_per_week, settings.CAMPAIGNS_CAP_PER_WEEK),
-            quiet_start=row.quiet_start if row else None,
-            quiet_end=row.quiet_end if row else None)
-        cache.set(CACHE_KEY, found, CACHE_SECONDS)
-    return found
+    row = cache.get(CACHE_KEY)
+    if row is None:  # only the row is cached: the environment is read every time
+        row = SendingPolicy.objects.filter(pk=1).values(
+            "cap_per_day", "cap_per_week", "quiet_start", "quiet_end").first() or {}
+        cache.set(CACHE_KEY, row, CACHE_SECONDS)
+    return Policy(cap_per_day=_or(row.get("cap_per_day"), settings.CAMPAIGNS_CAP_PER_DAY),
+                  cap_per_week=_or(row.get("cap_per_week"), settings.CAMPAIGNS_CAP_PER_WEEK),
+                  quiet_start=row.get("quiet_start"), quiet_end=row.get("quiet_end"))
 
 
 def _or(value, default: int) -> int:

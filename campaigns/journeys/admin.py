@@ -86,7 +86,6 @@ class StepInline(admin.TabularInline):
     model = JourneyStep
     form = StepForm
     extra = 1
-    autocomplete_fields = ["template"]
     filter_horizontal = ()
     ordering = ["position"]
 
@@ -98,7 +97,6 @@ class JourneyAdmin(admin.ModelAdmin):
     list_display = ["name", "trigger", "trigger_tag", "active", "entered"]
     list_filter = ["active", "trigger"]
     search_fields = ["name"]
-    autocomplete_fields = ["trigger_tag"]
     readonly_fields = ["preview", "report"]
     actions = ["activate", "deactivate"]
     fieldsets = [
