@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -444,10 +444,17 @@ def campaign_triggered_ensure(*, name: str, template: Template, audience: str = 
         unique = next(n for n in (name[:200], *(f"{name[:190]} ({i})" for i in range(2, 1000)))
                       if n not in taken)
         now = timezone.now()
-        found = Campaign.objects.create(
-            name=unique, template=template, audience=audience, status=CampaignStatus.SENDING,
-            triggered=True, launched_at=now,
-            status_message=_("Triggered: one message per contact, sent when it happens."))
+        try:
+            with transaction.atomic():
+                found = Campaign.objects.create(
+                    name=unique, template=template, audience=audience,
+                    status=CampaignStatus.SENDING, triggered=True, launched_at=now,
+                    status_message=_("Triggered: one message per contact, sent when it "
+                                     "happens."))
+        except IntegrityError:  # a concurrent first use created it a moment ago
+            found = Campaign.objects.filter(name=unique, triggered=True).first()
+            if found is None:
+                raise
     elif found.template_id != template.pk:
         Campaign.objects.filter(pk=found.pk).update(template=template)
         found.template = template

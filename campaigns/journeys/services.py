@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -328,8 +329,12 @@ def step_campaign(step: JourneyStep, occurrence: str = "") -> Campaign:
                                                        "n": step.position}
     campaign = campaign_triggered_ensure(name=f"{name} · {occurrence}" if occurrence else name,
                                          template=step.template, audience=step.journey.audience)
-    StepCampaign.objects.update_or_create(step=step, occurrence=occurrence,
-                                          defaults={"campaign": campaign})
+    try:
+        with transaction.atomic():
+            StepCampaign.objects.update_or_create(step=step, occurrence=occurrence,
+                                                  defaults={"campaign": campaign})
+    except IntegrityError:  # a concurrent worker linked the same campaign
+        pass
     return campaign
 
 
