@@ -225,11 +225,13 @@ def enrollment_run(*, enrollment: Enrollment, now: datetime | None = None) -> in
             _finish(enrollment, EnrollmentStatus.EXITED, ExitReason.CHECK_FAILED, now)
             return done
         nxt = step.position + 1
+        # Until it waits, it stays leased: a stale claim by another worker cannot match.
+        waits = bool(due and due > now)
         Enrollment.objects.filter(pk=enrollment.pk, position=step.position,
                                   status=EnrollmentStatus.ACTIVE).update(
-            position=nxt, due_at=due or now)
+            position=nxt, due_at=due if waits else now + LEASE)
         enrollment.position = nxt
-        if due and due > now:
+        if waits:
             return done
     _finish(enrollment, EnrollmentStatus.COMPLETED, "", now)
     return done
