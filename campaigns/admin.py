@@ -51,6 +51,7 @@ from campaigns.schedule import send_time_suggest
 from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_state, recipients
 from campaigns.webhooks import webhooks_replay
 from campaigns.zones import time_zone_choices
+from crm.jobs import enqueue
 from crm.models import Contact
 from crm.timeline import Entry, timeline_sources
 from tagging.audiences.language import SegmentError, parse
@@ -413,7 +414,7 @@ class CampaignAdmin(admin.ModelAdmin):
             return False
         campaign.refresh_from_db()
         # The dashboard's campaign panel and counts follow in the background.
-        dashboard_refresh_task.delay_on_commit()
+        enqueue(dashboard_refresh_task.name)
         return campaign.status != CampaignStatus.DRAFT
 
     def _do(self, request, campaign: Campaign, step: str) -> bool:

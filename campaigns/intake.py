@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from campaigns.models import WebhookDelivery
-from campaigns.queueing import queue_soon
+from crm.jobs import enqueue
 
 DRAIN_TASK = "campaigns.tasks.webhooks_drain_task"
 DRAIN_FLAG, DRAIN_FLAG_SECONDS = "campaigns:webhooks:drain-queued", 10
@@ -68,4 +68,4 @@ def _drain_soon() -> None:
     the drain once they are back.
     """
     if cache.add(DRAIN_FLAG, 1, timeout=DRAIN_FLAG_SECONDS):
-        queue_soon(DRAIN_TASK)
+        enqueue(DRAIN_TASK)

@@ -20,6 +20,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from campaigns.models import (
     Campaign,
@@ -228,6 +229,10 @@ def quiet_hours_state(campaign: Campaign, now: datetime | None = None) -> dict |
     }
 
 
+# The metric's name inside the A/B note ("… beats … on the read rate").
+_METRIC_WORDS = {"read": gettext_lazy("read"), "reply": gettext_lazy("reply")}
+
+
 def ab_comparison(campaign: Campaign, per_variant: dict[str, dict]) -> dict:
     metric = (campaign.ab_config or {}).get("metric", "read")
     numerator = "read" if metric == "read" else "replied"
@@ -246,7 +251,8 @@ def ab_comparison(campaign: Campaign, per_variant: dict[str, dict]) -> dict:
                  if significant else
                  _("The difference between %(a)s and %(b)s is not statistically significant "
                    "(p = %(p).3f); %(a)s goes out because it is ahead, but treat it as a tie."))
-        % {"a": best, "b": second, "metric": metric, "p": test.p_value if test else 1.0},
+        % {"a": best, "b": second, "metric": _METRIC_WORDS.get(metric, metric),
+           "p": test.p_value if test else 1.0},
     }
 
 

@@ -2,7 +2,7 @@
 
 Sending itself (claims, guards, the error table) is ``campaigns.sending``;
 beat's periodic work is ``campaigns.tick``. Services queue the send task by
-name (``campaigns.queueing.queue_soon`` over ``crm.jobs.enqueue``), because
+name (``crm.jobs.enqueue``, which survives a broker outage), because
 ``campaigns.tasks`` imports them.
 """
 
@@ -48,9 +48,9 @@ from campaigns.models import (
     TemplateCategory,
 )
 from campaigns.policy import sending_policy
-from campaigns.queueing import queue_soon
 from campaigns.selectors import ab_comparison, campaign_templates, counts, opt_out_words
 from campaigns.zones import audience_time_zone
+from crm.jobs import enqueue
 from crm.models import ConsentStatus, Contact
 from crm.phones import InvalidPhoneNumber, normalize_phone
 from crm.services import contact_set_consent
@@ -97,7 +97,7 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
                     followup_after_days: int = 3, phone_number_id: str = "",
                     time_zone: str = "", quiet_start=None, quiet_end=None,
                     actor=None) -> Campaign:
-    for label, expression in (("audience", audience), ("suppression", suppression)):
+    for label, expression in ((_("audience"), audience), (_("suppression"), suppression)):
         if expression.strip():
             try:
                 parse(expression)
@@ -238,7 +238,7 @@ def campaign_start(*, campaign: Campaign, now: datetime | None = None) -> Snapsh
                 status_message=_("No recipient was left after the exclusions."))
     campaign.refresh_from_db()
     if campaign.status == CampaignStatus.SENDING:
-        queue_soon(SEND_TASK, campaign.pk)
+        enqueue(SEND_TASK, campaign.pk)
     return snapshot
 
 
@@ -356,7 +356,7 @@ def campaign_resume(*, campaign: Campaign) -> bool:
             Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.SCHEDULED)
             campaign.refresh_from_db()
             return True
-        queue_soon(SEND_TASK, campaign.pk)
+        enqueue(SEND_TASK, campaign.pk)
     return bool(changed)
 
 
@@ -508,7 +508,7 @@ def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
     Send.objects.bulk_create([Send(campaign=campaign, contact=contact, phone=contact.phone,
                                    created_at=now)], ignore_conflicts=True)
     if campaign.status == CampaignStatus.SENDING:
-        queue_soon(SEND_TASK, campaign.pk)
+        enqueue(SEND_TASK, campaign.pk)
     return "queued"
 
 
@@ -540,7 +540,7 @@ def ab_decide(*, campaign: Campaign, now: datetime | None = None, force: bool = 
             return ""
         sends.filter(status=SendStatus.HELD).update(status=SendStatus.QUEUED)
     campaign.refresh_from_db()
-    queue_soon(SEND_TASK, campaign.pk)
+    enqueue(SEND_TASK, campaign.pk)
     return winner
 
 

@@ -50,7 +50,6 @@ from campaigns.models import (
     Send,
     WebhookDelivery,
 )
-from campaigns.queueing import queue_soon
 from campaigns.selectors import webhooks_waiting
 from campaigns.services import contact_opt_out
 from campaigns.statuses import sends_lock, statuses_apply
@@ -63,6 +62,7 @@ from campaigns.webhook_input import (
     parse_payload,
 )
 from crm.events import EventIn, events_record
+from crm.jobs import enqueue
 from crm.models import ConsentStatus, Contact, EventKind
 from crm.phones import try_normalize_phone
 from crm.selectors import contact_ids_by_phone
@@ -103,7 +103,7 @@ def webhooks_drain(*, batch: int = BATCH, max_seconds: float = DRAIN_SECONDS) ->
         if count is None:
             return done
         done += count
-    queue_soon(DRAIN_TASK)  # more is waiting: a fresh task goes on
+    enqueue(DRAIN_TASK)  # more is waiting: a fresh task goes on
     return done
 
 
@@ -116,7 +116,7 @@ def webhooks_replay(*, ids: Collection[int]) -> int:
     count = WebhookDelivery.objects.filter(pk__in=ids, processed_at__isnull=False).exclude(
         error="").update(processed_at=None, error="", retry_at=None, attempts=0)
     if count:
-        queue_soon(DRAIN_TASK)
+        enqueue(DRAIN_TASK)
     return count
 
 

@@ -7,16 +7,17 @@ import re
 import phonenumbers
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 _SEPARATORS = re.compile(r"[\s\-./()\u00a0]")
 
 _R = phonenumbers.ValidationResult
 _LENGTH_PROBLEMS = {
-    _R.TOO_SHORT: "too short",
-    _R.IS_POSSIBLE_LOCAL_ONLY: "too short (a local number without area code)",
-    _R.TOO_LONG: "too long",
-    _R.INVALID_LENGTH: "of the wrong length",
-    _R.INVALID_COUNTRY_CODE: "not using a known country code",
+    _R.TOO_SHORT: gettext_lazy("too short"),
+    _R.IS_POSSIBLE_LOCAL_ONLY: gettext_lazy("too short (a local number without area code)"),
+    _R.TOO_LONG: gettext_lazy("too long"),
+    _R.INVALID_LENGTH: gettext_lazy("of the wrong length"),
+    _R.INVALID_COUNTRY_CODE: gettext_lazy("not using a known country code"),
 }
 
 

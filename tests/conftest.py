@@ -55,3 +55,11 @@ def superuser(db):
 @pytest.fixture
 def staff_user(db):
     return UserFactory(is_staff=True)
+
+
+def needs_postgresql(why: str = "needs a database shared between processes") -> None:
+    """Skip on the SQLite pass: the test runs in the PostgreSQL pass (``.ci/run`` runs both)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip(f"{why}: runs in the PostgreSQL pass")

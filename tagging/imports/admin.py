@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from crm.admin import ContactAdminPart
+from crm.jobs import enqueue
 from crm.models import Contact
 from tagging.imports.exports import contacts_export, export_csv_lines
 from tagging.imports.models import ConsentBasis, ImportJob, ImportStatus, UnknownTags
@@ -209,7 +210,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         obj.file_sha256 = file_sha256(obj.file.path)
         obj.save(update_fields=["file_sha256"])
-        import_analyse_task.delay_on_commit(obj.pk)
+        enqueue(import_analyse_task.name, obj.pk)
 
     def response_add(self, request, obj, post_url_continue=None):
         return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[obj.pk]))
@@ -276,7 +277,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             updated = ImportJob.objects.filter(pk=pk, status=ImportStatus.READY).update(
                 status=ImportStatus.QUEUED, progress=0)
             if updated:
-                import_run_task.delay_on_commit(pk)
+                enqueue(import_run_task.name, pk)
         if not updated:
             messages.warning(request, _("This import is not waiting for confirmation."))
         return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
@@ -300,7 +301,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             job.status = ImportStatus.UPLOADED
             job.save(update_fields=["unknown_tags", "missing_tags_dimension",
                                     "consent_for_whatsapp", "status"])
-            import_analyse_task.delay_on_commit(job.pk)
+            enqueue(import_analyse_task.name, job.pk)
         messages.success(request, _("The preview is running again with your choices."))
         return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
 
@@ -311,7 +312,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         if job.undone_at:
             messages.info(request, _("This import was already undone; nothing changed."))
         else:
-            import_undo_task.delay_on_commit(job.pk, request.user.pk)
+            enqueue(import_undo_task.name, job.pk, request.user.pk)
             messages.success(request, _("The import is being undone."))
         return HttpResponseRedirect(reverse("admin:imports_importjob_job", args=[pk]))
 

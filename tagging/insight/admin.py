@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from crm.admin import ContactAdminPart
+from crm.jobs import enqueue
 from tagging.insight import charts
 from tagging.insight.conf import insight_setting
 from tagging.insight.models import HealthReport, ReportTrigger
@@ -274,7 +275,7 @@ class HealthReportAdmin(admin.ModelAdmin):
     def dashboard_refresh_view(self, request):
         self._require(request, "crm.view_contact")
         if request.method == "POST":
-            dashboard_refresh_task.delay_on_commit()
+            enqueue(dashboard_refresh_task.name)
             self.message_user(request, _("The dashboard is being recomputed; reload in a moment."),
                               messages.INFO)
         return HttpResponseRedirect(reverse("admin:index"))

@@ -17,6 +17,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
+from crm.jobs import enqueue
 from crm.models import Contact
 from tagging.insight import charts
 from tagging.insight.conf import insight_setting
@@ -44,7 +45,7 @@ def _snapshot():
     limit = insight_setting("SYNC_DASHBOARD_MAX_CONTACTS")
     if Contact.objects.order_by()[: limit + 1].count() <= limit:
         return dashboard_snapshot_refresh()
-    dashboard_refresh_task.delay_on_commit()
+    enqueue(dashboard_refresh_task.name)
     return None
 
 
@@ -96,7 +97,7 @@ def refresh_if_stale(snapshot) -> bool:
     if snapshot is None or not changed_since(snapshot.created_at):
         return False
     if cache.add(REFRESH_QUEUED_KEY, 1, 60):
-        dashboard_refresh_task.delay_on_commit()
+        enqueue(dashboard_refresh_task.name)
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crm.jobs import enqueue
 from tagging.rules.models import Rule, RuleTrigger
 from tagging.rules.tasks import rules_on_events_task
 
@@ -12,4 +13,4 @@ def on_events_recorded(sender, events, **kwargs) -> None:
     if not Rule.objects.filter(enabled=True, trigger=RuleTrigger.EVENT,
                                event_kind__in=kinds).exists():
         return
-    rules_on_events_task.delay_on_commit([event.pk for event in events])
+    enqueue(rules_on_events_task.name, [event.pk for event in events])

@@ -12,7 +12,7 @@ from django.test import Client
 
 from crm.events_import import events_import
 from crm.models import Event
-from tests.conftest import require_service
+from tests.conftest import needs_postgresql
 
 
 def test_a_csv_row_with_a_nul_fails_that_row_only(db):
@@ -28,8 +28,7 @@ def test_a_csv_row_with_a_nul_fails_that_row_only(db):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_requests_racing_with_the_same_source_id_store_it_once(make_token):
-    require_service(connection.vendor == "postgresql",
-                    "the race needs PostgreSQL's concurrent writers")
+    needs_postgresql("the race needs PostgreSQL's concurrent writers")
     token = make_token(["events:write"])
     for round_ in range(8):
         batch = json.dumps([{"type": "purchase", "phone": "+491701234567", "amount": "5",

@@ -17,6 +17,7 @@ from campaigns.models import InboundMessage, Send, SendStatus, StatusEvent, Webh
 from campaigns.selectors import counts
 from campaigns.webhooks import webhooks_drain
 from tests.campaigns.fake_cloud_api import message_payload, status_payload
+from tests.conftest import needs_postgresql
 
 
 def store(payload: dict | bytes) -> WebhookDelivery:
@@ -167,10 +168,6 @@ def test_the_same_statuses_in_one_batch_or_many_end_the_same(sent):
 
 # --- Transient database errors: retried, never recorded as processed ----------------------
 
-def needs_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("injects PostgreSQL error codes: runs in the PostgreSQL pass")
-
 
 def inject_deadlocks(*, times: int = 1_000_000, send_id: int | None = None) -> None:
     """Make UPDATEs of campaign sends fail with a real ``deadlock_detected`` (40P01).
@@ -197,7 +194,7 @@ def stop_deadlocks() -> None:
 
 
 def test_a_deadlock_is_retried_and_the_status_applied(sent):
-    needs_postgresql()
+    needs_postgresql("injects PostgreSQL error codes")
     inject_deadlocks(times=2)
     delivery = store(status_payload(sent.wamid, "delivered", sent.phone))
 
@@ -210,7 +207,7 @@ def test_a_deadlock_is_retried_and_the_status_applied(sent):
 
 def test_a_lasting_deadlock_on_one_send_holds_back_only_its_own_webhook(
         outbox, contacts, make_campaign):
-    needs_postgresql()
+    needs_postgresql("injects PostgreSQL error codes")
     from campaigns.sending import campaign_send_batch
     from campaigns.services import campaign_launch
 

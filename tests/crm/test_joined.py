@@ -46,13 +46,14 @@ def test_an_older_event_moves_joined_back_and_a_newer_one_does_not(make_contact)
 
 
 def test_an_inbound_message_older_than_the_contact_moves_joined_back(make_contact):
+    from campaigns.webhook_input import MessageIn
     from campaigns.webhooks import messages_apply
 
     contact = make_contact(phone="+4915123000009", created_at=days(1))
-    sent = int(days(3).timestamp())
 
-    messages_apply(messages=[{"from": "4915123000009", "id": "wamid.1", "type": "text",
-                              "timestamp": str(sent), "text": {"body": "Hallo"}}])
+    messages_apply(messages=[MessageIn(
+        message_id="wamid.1", wa_id="4915123000009", occurred_at=days(3), kind="text",
+        text="Hallo", context_id="", payload={})])
 
     assert joined(contact) == days(3)
 

@@ -1,6 +1,7 @@
 """Real browser: upload → preview → confirm → report → download failed rows."""
 
 import pytest
+from playwright.sync_api import expect
 
 from crm.models import Contact
 from tests.imports.conftest import CORPUS, vocabulary  # noqa: F401 (fixture)
@@ -20,7 +21,8 @@ def test_import_from_upload_to_failed_rows_download(login, live_server, settings
     page.click("input[name=_save]")
 
     counts = page.locator("#tw-preview-counts")
-    assert counts.locator("[data-reason=invalid_phone]").count() == 1
+    # The preview is read by a task; the page reloads itself once it is ready.
+    expect(counts.locator("[data-reason=invalid_phone]")).to_have_count(1, timeout=20_000)
     assert "invalid_phone" not in counts.inner_text()  # words, not the code
     assert "invalid phone number" in counts.inner_text()
     assert page.locator("#tw-preview-rows tbody tr").count() == 10

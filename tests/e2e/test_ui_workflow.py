@@ -41,7 +41,7 @@ LANGUAGES = {
     "de-DE": ("de", "VIP", {"dashboard": "Diese Woche auf einen Blick",
                             "selected": "Kontakte ausgewählt", "timeline": "Verlauf",
                             "prelaunch": "Vor dem Start", "refusal": "Nur Tag-Administratoren",
-                            "reason": "Die Telefonnummer ist ungültig"}),
+                            "reason": "ungültige Telefonnummer"}),
     "zh-CN": ("zh-hans", "VIP", {"dashboard": "本周概览", "selected": "位联系人",
                                  "timeline": "时间线", "prelaunch": "启动前",
                                  "refusal": "只有标签管理员", "reason": "电话号码无效"}),

@@ -19,16 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from django.db import connection
+
+from tests.conftest import needs_postgresql  # noqa: F401 (the fault tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = "tests.faults.webhooks_drain_child"
-
-
-def needs_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("needs a database shared between processes: runs in the PostgreSQL pass")
 
 
 def database_url() -> str:

@@ -25,13 +25,10 @@ from tagging.audiences.language import parse
 from tagging.audiences.selectors import contacts_matching, count_matching, ids_matching
 from tagging.models import TagAssignment
 from tagging.services import tags_change
+from tests.conftest import needs_postgresql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-def needs_postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
 
 TAGS = ["A", "B", "C", "D", "E"]  # D and E form a single-choice dimension "Stufe"
 
@@ -173,7 +170,7 @@ def test_index_equals_reference_on_random_data(vocabulary, make_contact):
 
 def test_bitmaps_follow_every_kind_of_write(vocabulary, make_contact):
     """Adds, replacements, a moved assignment, new and deleted contacts, a TRUNCATE."""
-    needs_postgresql()
+    needs_postgresql("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
     first, second = make_contact(), make_contact()
     assert count_matching('NOT "A"') == 2
     tags_change(contacts=[first, second], add=[vocabulary["A"], vocabulary["D"]])
@@ -199,7 +196,7 @@ def test_bitmaps_follow_every_kind_of_write(vocabulary, make_contact):
 
 def test_uncommitted_writes_are_counted_in_sql_and_never_enter_the_bitmaps(vocabulary,
                                                                              make_contact):
-    needs_postgresql()
+    needs_postgresql("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
     contact = make_contact()
     assert count_matching('"A"') == 0
     with pytest.raises(RuntimeError), transaction.atomic():
@@ -214,7 +211,7 @@ def test_uncommitted_writes_are_counted_in_sql_and_never_enter_the_bitmaps(vocab
 
 def test_changes_committed_in_any_order_are_all_seen(vocabulary, make_contact):
     """Another connection commits after the bitmaps caught up: the next count sees it."""
-    needs_postgresql()
+    needs_postgresql("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
     import threading
 
     contact = make_contact()
@@ -236,7 +233,7 @@ def test_changes_committed_in_any_order_are_all_seen(vocabulary, make_contact):
 
 def test_prune_keeps_an_hour_of_changes(vocabulary, make_contact):
     """Rows go only below the horizon recorded an hour earlier; counts stay right."""
-    needs_postgresql()
+    needs_postgresql("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
     tags_change(contacts=[make_contact()], add=[vocabulary["A"]])
 
     def rows(where: str = "true") -> int:
@@ -263,7 +260,7 @@ def test_prune_keeps_an_hour_of_changes(vocabulary, make_contact):
 
 def test_deleting_a_contact_outside_django_takes_its_tags(vocabulary, make_contact):
     """No foreign key on assignment → contact: a trigger cascades raw deletes."""
-    needs_postgresql()
+    needs_postgresql("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
     kept, gone = make_contact(), make_contact()
     tags_change(contacts=[kept, gone], add=[vocabulary["A"], vocabulary["B"]])
     with connection.cursor() as cursor:
@@ -274,7 +271,7 @@ def test_deleting_a_contact_outside_django_takes_its_tags(vocabulary, make_conta
 
 def test_prune_sweeps_tags_added_while_their_contact_was_deleted(vocabulary, make_contact):
     """The race a foreign key would have refused: the hourly prune removes the leftover."""
-    needs_postgresql()
+    needs_postgresql("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
     contact = make_contact()
     tags_change(contacts=[contact], add=[vocabulary["A"]])
     with connection.cursor() as cursor:  # the writer's row lands after the delete cascaded
@@ -296,7 +293,7 @@ def test_prune_sweeps_tags_added_while_their_contact_was_deleted(vocabulary, mak
 
 
 def test_deleting_a_tag_outside_django_takes_its_assignments(vocabulary, make_contact):
-    needs_postgresql()
+    needs_postgresql("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
     contact = make_contact()
     tags_change(contacts=[contact], add=[vocabulary["A"], vocabulary["B"]])
     with connection.cursor() as cursor:
@@ -307,7 +304,7 @@ def test_deleting_a_tag_outside_django_takes_its_assignments(vocabulary, make_co
 def test_contacts_list_pages_through_the_index(vocabulary, make_contact, admin_client,
                                                monkeypatch):
     """With only the expression box, the list counts and pages from the index, newest first."""
-    needs_postgresql()
+    needs_postgresql("the tag bitmaps exist only on PostgreSQL; SQLite uses the EXISTS reference")
     from crm.admin import ContactAdmin
 
     monkeypatch.setattr(ContactAdmin, "list_per_page", 2)

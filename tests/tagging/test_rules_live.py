@@ -22,7 +22,7 @@ from django.db import connection, connections
 from tagging.models import AssignmentHistory, TagAssignment
 from tagging.rules.models import Rule, RuleRun, RuleTrigger
 from tagging.rules.services import rule_run, rule_save
-from tests.conftest import require_service
+from tests.conftest import needs_postgresql, require_service
 from tests.factories import ContactFactory, TagFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +32,6 @@ _CONFIGURED = os.environ.get("CELERY_BROKER_URL", "")
 BROKER = os.environ.get("TAGWERK_TEST_BROKER_URL") or (
     _CONFIGURED if _CONFIGURED.startswith("redis://") else "redis://127.0.0.1:6379/5")
 
-
-def needs_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("needs a database shared between connections: runs in the PostgreSQL pass")
 
 
 def redis_available() -> bool:
@@ -49,7 +45,7 @@ def redis_available() -> bool:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_at_once_change_nothing_twice():
-    needs_postgresql()
+    needs_postgresql("needs a database shared between connections")
     tag = TagFactory(name="Hochwertig")
     ContactFactory.create_batch(300, purchase_count=5)
     rule = rule_save(rule=Rule(name="Buyers", segment="purchases > 3"), add_tags=[tag])
@@ -83,7 +79,7 @@ def _reset_connections(app) -> None:
 @pytest.fixture
 def worker(settings):
     """A real Celery worker in a subprocess, on its own queue, seeing the test database."""
-    needs_postgresql()
+    needs_postgresql("needs a database shared between connections")
     require_service(redis_available(), f"Redis is not reachable at {BROKER}")
     from config.celery import app
 
