@@ -56,7 +56,7 @@ def contact_matches(expression: str, contact_id: int, now: datetime | None = Non
     now = now or timezone.now()
     if index.usable() and evaluation.held(node):
         with index.reading(evaluation.columns(node)) as loaded:
-            return contact_id in evaluation.bitmap(node, loaded, {}, now)
+            return evaluation.contains(node, loaded, {}, now, contact_id)
     return Contact.objects.filter(to_q(node, now), pk=contact_id).exists()
 
 
