@@ -182,3 +182,20 @@ def test_admin_shows_the_eligible_count(client, superuser, offer, member):
     assert "VIP-Vorverkauf" in page and ">1<" in page
     change = client.get(f"/admin/offers/offer/{offer.pk}/change/").content.decode()
     assert "eligible contacts now" in change.lower() or "Eligible contacts now" in change
+
+
+# --- offers in templates -----------------------------------------------------------------------
+
+def test_a_template_names_an_offers_code_and_link(offer, member):
+    from campaigns.content import render_preview, template_checks
+    from campaigns.services import template_create
+
+    Offer.objects.filter(pk=offer.pk).update(link="https://shop.example/vip")
+    template = template_create(name="vip", language="de", body="Code {{1}}, hier: {{2}}",
+                               variables=["offer:vip-vorverkauf", "offer:vip-vorverkauf.link"])
+    assert render_preview(template, member) == "Code HERBST20, hier: https://shop.example/vip"
+    assert not [c for c in template_checks(template) if c.code == "unknown_variable"]
+    broken = template_create(name="kaputt", language="de", body="Code {{1}}",
+                             variables=["offer:gibt-es-nicht"])
+    [check] = [c for c in template_checks(broken) if c.code == "unknown_variable"]
+    assert "offer:<slug of an offer>" in check.message
