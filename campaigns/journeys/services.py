@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 ADVANCE_TASK = "campaigns.journeys.tasks.journeys_advance_task"
 LEASE = timedelta(minutes=5)  # a claimed enrollment is free again after this
 BATCH = 500
+CHUNK = 5000  # contacts per entry query: well inside SQLite's variable limit
 
 
 class JourneyError(ValueError):
@@ -64,27 +65,36 @@ class JourneyError(ValueError):
 def journey_enroll(*, journey: Journey, contact_ids: Iterable[int], occurrence: str = "",
                    now: datetime | None = None) -> int:
     """Let ``contact_ids`` into ``journey`` (those matching its “only for”); return how many
-    entered. A contact already in (or through) the journey for ``occurrence`` is left alone."""
+    entered. A contact already in (or through) the journey for ``occurrence`` is left alone.
+    Set-based, in chunks (a bulk tag change may name many contacts)."""
     now = now or timezone.now()
-    ids = set(contact_ids)
+    ids = sorted(set(contact_ids))
     if not ids or not journey.active:
         return 0
+    entered = 0
+    for start in range(0, len(ids), CHUNK):
+        entered += _enroll_chunk(journey, ids[start:start + CHUNK], occurrence, now)
+    if entered:
+        enqueue(ADVANCE_TASK)
+    return entered
+
+
+def _enroll_chunk(journey: Journey, ids: list[int], occurrence: str, now: datetime) -> int:
+    chosen = set(ids)
     if journey.audience.strip():
         try:
-            ids = set(contacts_matching(journey.audience, Contact.objects.filter(pk__in=ids),
-                                        now).values_list("pk", flat=True))
+            chosen = set(contacts_matching(journey.audience, Contact.objects.filter(
+                pk__in=ids), now).values_list("pk", flat=True))
         except SegmentError:
             logger.warning("journey %s: invalid audience, nobody enters", journey.pk)
             return 0
-    ids -= set(Enrollment.objects.filter(journey=journey, occurrence=occurrence,
-                                         contact_id__in=ids).values_list("contact_id",
-                                                                         flat=True))
+    chosen -= set(Enrollment.objects.filter(journey=journey, occurrence=occurrence,
+                                            contact_id__in=ids).values_list("contact_id",
+                                                                            flat=True))
     Enrollment.objects.bulk_create(
         [Enrollment(journey=journey, contact_id=pk, occurrence=occurrence, entered_at=now,
-                    due_at=now) for pk in sorted(ids)], batch_size=1000, ignore_conflicts=True)
-    if ids:
-        enqueue(ADVANCE_TASK)
-    return len(ids)
+                    due_at=now) for pk in sorted(chosen)], batch_size=1000, ignore_conflicts=True)
+    return len(chosen)
 
 
 def journeys_enroll_tag_changes(*, operation, changes: list[tuple[int, int, str]],

@@ -358,3 +358,20 @@ def test_a_claimed_enrollment_is_not_run_by_a_second_worker(make_journey, make_c
     first = journeys_advance(now=now)
     second = journeys_advance(now=now)
     assert (first.runs, second.runs) == (1, 0)
+
+
+def test_a_bulk_change_of_many_contacts_enters_them_all(make_journey, template, neukunde,
+                                                        django_capture_on_commit_callbacks,
+                                                        monkeypatch):
+    from campaigns.journeys import services
+    from crm.services import contacts_insert
+
+    queued = []
+    monkeypatch.setattr(services, "enqueue", lambda *args: queued.append(args))
+    make_journey(JourneyTrigger.TAG_ADDED, [(SEND, {"template": template})],
+                 trigger_tag=neukunde)
+    contacts_insert(rows=[{"phone": f"+4915124{i:06d}"} for i in range(6_000)])
+    ids = list(Contact.objects.values_list("pk", flat=True))  # more than one chunk
+    change_tags(django_capture_on_commit_callbacks, contacts=ids, add=[neukunde])
+    assert Enrollment.objects.count() == 6_000
+    assert queued == [(services.ADVANCE_TASK,)]  # one advance for the whole change
