@@ -201,25 +201,34 @@ def journeys_advance(*, now: datetime | None = None, limit: int = BATCH) -> Adva
         status=EnrollmentStatus.ACTIVE, due_at__lte=now, journey__active=True,
     ).order_by("due_at", "pk").values_list("pk", "due_at")[:limit + 1])
     result.more = len(due) > limit
+    steps: dict[int, list[JourneyStep]] = {}  # each journey's steps, read once a batch
     for pk, due_at in due[:limit]:
         if not Enrollment.objects.filter(pk=pk, due_at=due_at,
                                          status=EnrollmentStatus.ACTIVE).update(
                 due_at=now + LEASE):
             continue  # another worker has it
         enrollment = Enrollment.objects.select_related("journey", "contact").get(pk=pk)
+        if enrollment.journey_id not in steps:
+            steps[enrollment.journey_id] = journey_steps(enrollment.journey)
         result.runs += 1
-        result.steps += enrollment_run(enrollment=enrollment, now=now)
+        result.steps += enrollment_run(enrollment=enrollment, now=now,
+                                       steps=steps[enrollment.journey_id])
     return result
 
 
-def enrollment_run(*, enrollment: Enrollment, now: datetime | None = None) -> int:
+def journey_steps(journey: Journey) -> list[JourneyStep]:
+    """The journey's steps in order, with what running them reads."""
+    return list(JourneyStep.objects.filter(journey=journey).select_related(
+        "template", "journey").prefetch_related("add_tags", "remove_tags").order_by("position"))
+
+
+def enrollment_run(*, enrollment: Enrollment, now: datetime | None = None,
+                   steps: list[JourneyStep] | None = None) -> int:
     """Run ``enrollment``'s steps until one waits or the journey ends; return steps run."""
     now = now or timezone.now()
     journey, contact = enrollment.journey, enrollment.contact
-    steps = {s.position: s for s in JourneyStep.objects.filter(journey=journey)
-             .select_related("template").prefetch_related("add_tags", "remove_tags")}
     done = 0
-    for step in sorted(steps.values(), key=lambda s: s.position):
+    for step in steps if steps is not None else journey_steps(journey):
         if step.position < enrollment.position:
             continue
         reason = exit_reason(journey, enrollment, contact, now)
