@@ -118,3 +118,28 @@ def test_enrollment_admin_shows_the_outcome_log(client, superuser, make_journey,
     page = client.get(f"/admin/journeys/enrollment/{enrollment.pk}/change/").content.decode()
     assert "message queued" in page
     assert JourneyStep.objects.count() == 1
+
+
+@pytest.mark.parametrize("field", ["audience"])
+def test_hostile_expressions_are_refused_in_words_never_crash(field, make_tag):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from campaigns.journeys.admin import JourneyForm, StepForm
+
+    tag = make_tag()
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(text=st.text(max_size=60))
+    def check(text):
+        form = JourneyForm(data={"name": "X", "trigger": "tag_added", "trigger_tag": tag.pk,
+                                 "audience": text})
+        form.is_valid()  # valid or an error sentence; never an exception
+        for message in form.errors.get("audience", []):
+            assert message.startswith(("The expression is invalid", "Null characters"))
+        step = StepForm(data={"position": 1, "kind": "check", "expression": text,
+                              "wait_days": 0, "wait_hours": 0})
+        step.is_valid()
+
+    check()
