@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
+from campaigns.metrics import WEBHOOKS_RECEIVED
 from campaigns.models import WebhookDelivery
 from crm.jobs import enqueue
 
@@ -53,7 +54,9 @@ def webhook_store(*, body: bytes) -> WebhookDelivery | None:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(body=body, sha256=digest)
     except IntegrityError:
+        WEBHOOKS_RECEIVED.labels(outcome="duplicate").inc()
         return None
+    WEBHOOKS_RECEIVED.labels(outcome="stored").inc()
     _drain_soon()
     return delivery
 

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -35,6 +35,7 @@ from campaigns.audience import unreachable_reason
 from campaigns.backends import AmbiguousSendError, BaseBackend, WhatsAppError, get_backend
 from campaigns.content import message_for
 from campaigns.errors import POLICIES, Consequence, Policy, SendFate
+from campaigns.metrics import SEND_RATE, SEND_RATE_CONFIGURED, SENDS, code_label
 from campaigns.models import (
     Alert,
     Campaign,
@@ -57,6 +58,7 @@ from campaigns.services import (
     sender_stop,
 )
 from campaigns.throttle import Bucket, RateLimiterUnavailable, get_bucket
+from crm.privacy import numbers_erased
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class Loop:
     bucket: Bucket
     batch: int
     limit: int = 0  # how many to claim next: the batch, within the daily budget
+    started: float = field(default_factory=time.monotonic)
+    sent: int = 0
 
     @property
     def marketing(self) -> bool:
@@ -109,6 +113,7 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
                 backend=backend or get_backend(phone_number_id=campaign.phone_number_id or None),
                 batch=max(1, min(50, int(bucket.rate // 4) or 1)))
     _relaxed_commits(True)
+    SEND_RATE_CONFIGURED.labels(sender=campaign.sender_id).set(bucket.rate)
     try:
         while time.monotonic() < deadline and not result.stopped:
             result.stopped = batch_guard(loop)
@@ -120,6 +125,8 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
             _send_claimed(loop, token, claimed, result)
     finally:
         _relaxed_commits(False)
+        SEND_RATE.labels(sender=campaign.sender_id).set(0)
+        SEND_RATE_CONFIGURED.labels(sender=campaign.sender_id).set(0)
         if backend is None:
             loop.backend.close()
         if result.sent:  # the rate limiter answers (again)
@@ -169,15 +176,25 @@ def _send_one(loop: Loop, send: Send, token: uuid.UUID) -> str:
     except AmbiguousSendError as exc:
         # Leave it in flight: a webhook adopts it, or the reconciler requeues it.
         Send.objects.filter(pk=send.pk).update(error_detail=str(exc)[:500])
+        SENDS.labels(status="ambiguous", error_code="").inc()
         return "retried"
     except WhatsAppError as error:
         return _refused(loop, send, token, error)
+    _sent_count(loop)
     now = timezone.now()
     if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
             status=SendStatus.SENT, wamid=sent.wamid, sent_at=now, claim=None):
         # A webhook got here first (it found us by callback data): keep its status.
         Send.objects.filter(pk=send.pk, wamid="").update(wamid=sent.wamid, sent_at=now)
     return "sent"
+
+
+def _sent_count(loop: Loop) -> None:
+    """Count one accepted message; the loop's achieved rate since it started."""
+    SENDS.labels(status="sent", error_code="").inc()
+    loop.sent += 1
+    elapsed = max(time.monotonic() - loop.started, 1.0)  # no spike from the first message
+    SEND_RATE.labels(sender=loop.campaign.sender_id).set(loop.sent / elapsed)
 
 
 # --- Guards --------------------------------------------------------------------------------
@@ -242,11 +259,22 @@ def recipient_unreachable(loop: Loop, send: Send, token: uuid.UUID, index: int) 
         return ""
     Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
         status=SendStatus.CANCELLED, claim=None, error_detail=f"not sent: {reason}")
+    SENDS.labels(status="skipped", error_code="").inc()
+    return "skipped"
+
+
+def number_erased_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
+    """A number erased on request (its salted hash is kept) is never messaged again, even
+    when it came back as a new contact (docs/privacy.md)."""
+    if send.phone and not numbers_erased([send.phone]):
+        return ""
+    Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
+        status=SendStatus.CANCELLED, claim=None, error_detail="not sent: erased on request")
     return "skipped"
 
 
 SEND_GUARDS: tuple[Callable[[Loop, Send, uuid.UUID, int], str], ...] = (
-    campaign_stopped, recipient_unreachable)
+    campaign_stopped, recipient_unreachable, number_erased_guard)
 
 
 def send_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
@@ -280,6 +308,7 @@ def _refused(loop: Loop, send: Send, token: uuid.UUID, error: WhatsAppError) -> 
     """Apply ``campaigns.errors.POLICIES`` to one refused send; return the loop's outcome."""
     policy = POLICIES[error.action]
     outcome = FATES[policy.fate](loop, send, token, error, policy)
+    SENDS.labels(status=outcome, error_code=code_label(error.code)).inc()
     error_consequences_apply(campaign=loop.campaign, send=send, error=error)
     return "stopped" if policy.stops_sending else outcome
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from campaigns.backends import WhatsAppError
 from campaigns.errors import POLICIES, SendFate
+from campaigns.metrics import SEND_STATUSES, code_label
 from campaigns.models import Send, SendStatus, StatusEvent
 from campaigns.sending import error_consequences_apply, send_defer
 from campaigns.webhook_input import StatusIn
@@ -85,12 +87,25 @@ def statuses_apply(*, statuses: Sequence[StatusIn], sends: dict[str, Send] | Non
     first = list({(s.wamid, s.status): s for s in reversed(statuses)}.values())
     sends = sends_lock(statuses=first) if sends is None else sends
     new = _status_events_record(first, sends)
+    _statuses_count([s for s in new if s.wamid in sends])
     changed, events, after = _sends_advance(new, sends)
     if events:
         events_record(events=events, source="campaign")
     for action in after:
         changed += bool(action())
     return changed
+
+
+def _statuses_count(statuses: list[StatusIn]) -> None:
+    """Count statuses of our sends once the batch commits (a rolled-back batch is retried)."""
+    labels = [(s.status, code_label(s.error.code if s.error else None)) for s in statuses]
+
+    def count() -> None:
+        for status, code in labels:
+            SEND_STATUSES.labels(status=status, error_code=code).inc()
+
+    if labels:
+        transaction.on_commit(count)
 
 
 def _status_events_record(statuses: list[StatusIn], sends: dict[str, Send]
@@ -185,3 +200,11 @@ def _consequences(send_id: int, error: WhatsAppError) -> None:
 def chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def status_events_prune(before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` status webhooks received before ``before`` (retention); the
+    send keeps its status and times."""
+    ids = list(StatusEvent.objects.filter(received_at__lt=before).order_by()
+               .values_list("pk", flat=True)[:limit])
+    return StatusEvent.objects.filter(pk__in=ids).delete()[0] if ids else 0

@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from campaigns.intake import signature_valid, webhook_store
+from campaigns.metrics import WEBHOOKS_RECEIVED
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +32,12 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden("verify token mismatch")
     body = _body(request, settings.WHATSAPP_WEBHOOK_MAX_BYTES)
     if body is None:
+        WEBHOOKS_RECEIVED.labels(outcome="too_large").inc()
         logger.warning("webhook over %d bytes refused", settings.WHATSAPP_WEBHOOK_MAX_BYTES)
         return HttpResponse(_("The body is larger than a WhatsApp webhook can be."),
                             status=413, content_type="text/plain; charset=utf-8")
     if not signature_valid(body, request.headers.get("X-Hub-Signature-256")):
+        WEBHOOKS_RECEIVED.labels(outcome="bad_signature").inc()
         logger.warning("webhook with a missing or invalid signature rejected")
         return HttpResponseForbidden("invalid signature")
     webhook_store(body=body)

@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
@@ -21,3 +21,13 @@ def _metrics_server(**kwargs) -> None:
         from config.metrics import processes_registry
 
         start_http_server(int(port), registry=processes_registry())
+
+
+@worker_process_shutdown.connect
+def _metrics_process_dead(pid=None, **kwargs) -> None:
+    """A pool process that exits has its live gauges dropped (multiprocess mode), as
+    gunicorn's ``child_exit`` does for web workers; its counters stay counted."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

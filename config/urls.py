@@ -35,4 +35,5 @@ urlpatterns = [
     path("api/", include("crm.urls")),  # POST /api/events/, as before v1
     path("", include("campaigns.urls")),
     path("", include("crm.shops.urls")),  # POST /webhooks/shop/<slug>/
+    path("", include("campaigns.chatwoot.urls")),  # the sidebar and Chatwoot's webhook
 ]

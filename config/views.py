@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from hmac import compare_digest
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.db.models import Q
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
@@ -25,10 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from config.metrics import metrics_text
 from config.preferences.middleware import SESSION_KEY
 from config.preferences.services import user_language_set
-from crm.health import checks_run
+from crm.health import checks_answers
 from tagging.roles import MARKETERS, TAG_ADMINISTRATORS
-
-READY_CACHE_KEY = "tagwerk:readyz"
 
 
 def login_locked_out(request, response=None, credentials=None) -> HttpResponse:
@@ -176,16 +174,16 @@ def healthz(request) -> JsonResponse:
 def readyz(request) -> JsonResponse:
     """Every registered check (readiness): 200 when the critical ones pass, else 503.
 
-    Cached for a second or two so a load balancer asking every few seconds per process
-    costs a handful of cheap queries, whatever its rate.
+    ``failed`` names the checks that did not pass (critical or not), so an operator
+    reading the answer sees at once what is wrong.
     """
-    answers = cache.get(READY_CACHE_KEY) if settings.HEALTH_CACHE_SECONDS else None
-    if answers is None:
-        answers = checks_run()
-        if settings.HEALTH_CACHE_SECONDS:
-            cache.set(READY_CACHE_KEY, answers, settings.HEALTH_CACHE_SECONDS)
+    started = time.monotonic()
+    answers = checks_answers()
     ready = all(a["ok"] for a in answers.values() if a["critical"])
-    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": answers},
+    return JsonResponse({"status": "ready" if ready else "unavailable",
+                         "failed": [name for name, a in answers.items() if not a["ok"]],
+                         "checks": answers,
+                         "ms": round((time.monotonic() - started) * 1000, 1)},
                         status=200 if ready else 503)
 
 

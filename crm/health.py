@@ -8,10 +8,12 @@ matters fails, ``/metrics`` exports their numbers as gauges. A check is cheap
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -58,11 +60,38 @@ def checks_run() -> dict[str, dict]:
         try:
             result = check.run()
         except Exception as error:
-            result = CheckResult(False, f"{type(error).__name__}: {error}")
+            result = CheckResult(False, _unsecret(f"{type(error).__name__}: {error}"))
         answers[check.name] = {
             "ok": result.ok, "critical": check.critical, "detail": result.detail,
             "values": result.values, "ms": round((time.monotonic() - started) * 1000, 1),
         }
+    return answers
+
+
+_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]*@")
+
+
+def _unsecret(text: str) -> str:
+    """An error message without the credentials of a URL it may quote."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
+_answered: tuple[float, dict[str, dict]] | None = None
+
+
+def checks_answers() -> dict[str, dict]:
+    """``checks_run()``, kept for ``HEALTH_CACHE_SECONDS`` in this process.
+
+    In the process, not in Redis: a readiness answer must not depend on the cache it
+    checks, and a load balancer plus Prometheus asking every few seconds then cost a
+    handful of cheap queries per process, whatever their rate.
+    """
+    global _answered
+    seconds = settings.HEALTH_CACHE_SECONDS
+    if seconds and _answered is not None and time.monotonic() - _answered[0] < seconds:
+        return _answered[1]
+    answers = checks_run()
+    _answered = (time.monotonic(), answers) if seconds else None
     return answers
 
 
@@ -75,7 +104,9 @@ def database_check() -> CheckResult:
     return CheckResult(True, connection.vendor)
 
 
+@cache
 def _redis(url: str) -> redis.Redis:
+    """One client per URL and process: its pool keeps the connection between checks."""
     return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
@@ -95,12 +126,15 @@ def broker_check() -> CheckResult:
     url = settings.CELERY_BROKER_URL
     scheme = urlparse(url).scheme
     if scheme in ("redis", "rediss"):
-        client = _redis(url)
-        depths = {}
+        # kombu keeps priority levels as extra lists beside the queue's own; one round
+        # trip (a pipeline) asks for all of them.
+        pipe = _redis(url).pipeline(transaction=False)
         for queue in QUEUES:
-            # kombu keeps priority levels as extra lists beside the queue's own.
-            names = [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]
-            depths[f"queue_{queue}"] = float(sum(client.llen(n) for n in names))
+            for name in [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]:
+                pipe.llen(name)
+        lengths = pipe.execute()
+        depths = {f"queue_{queue}": float(sum(lengths[i * 10:(i + 1) * 10]))
+                  for i, queue in enumerate(QUEUES)}
         return CheckResult(True, "redis", depths)
     if scheme == "filesystem":
         folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]

@@ -23,7 +23,7 @@ LAYERS = [
     ("tagging.imports", "tagging.rules", "tagging.insight", "tagging.offers"),
     ("tagging.demo",),
     ("campaigns",),
-    ("campaigns.entrypoints", "campaigns.journeys"),  # built on campaigns, never under it
+    ("campaigns.entrypoints", "campaigns.chatwoot", "campaigns.journeys"),  # built on campaigns
     ("config",),
 ]
 

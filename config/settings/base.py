@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "tagging.offers",
     "campaigns",
     "campaigns.entrypoints",
+    "campaigns.chatwoot",
     "campaigns.journeys",
 ]
 
@@ -322,7 +323,7 @@ INSTALLED_APPS += ["django_prometheus"]
 MIDDLEWARE = ["django_prometheus.middleware.PrometheusBeforeMiddleware", *MIDDLEWARE,
               "django_prometheus.middleware.PrometheusAfterMiddleware"]
 METRICS_TOKEN = env("METRICS_TOKEN", "")  # when set, /metrics wants "Authorization: Bearer …"
-HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 2)
+HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 2)  # per process: /readyz, /metrics reuse it
 HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 600)
 HEALTH_WEBHOOK_LAG_SECONDS = env_int("HEALTH_WEBHOOK_LAG_SECONDS", 60)
 
@@ -346,3 +347,37 @@ if REDIS_URL:
 IMPORTS_XLSX_MAX_UNCOMPRESSED_MB = env_int("IMPORTS_XLSX_MAX_UNCOMPRESSED_MB", 1024)
 IMPORTS_XLSX_MAX_RATIO = env_int("IMPORTS_XLSX_MAX_RATIO", 100)
 IMPORTS_XLSX_MAX_SHARED_STRINGS_MB = env_int("IMPORTS_XLSX_MAX_SHARED_STRINGS_MB", 100)
+
+# --- Privacy: access, erasure, deletion keywords, retention (docs/privacy.md) ---
+# Key of the salted hash an erased number is remembered by. Set it once and keep it:
+# changing it forgets which numbers were erased. Empty: derived from SECRET_KEY.
+PRIVACY_NUMBER_SALT = env("PRIVACY_NUMBER_SALT", "")
+# Days each kind of data is kept (0: forever); the admin's "Retention periods" override them.
+PRIVACY_RETENTION_DAYS = {
+    "webhook_bodies": env_int("PRIVACY_RETAIN_WEBHOOK_BODIES_DAYS", 30),
+    "inbound_texts": env_int("PRIVACY_RETAIN_INBOUND_TEXTS_DAYS", 365),
+    "events": env_int("PRIVACY_RETAIN_EVENTS_DAYS", 730),
+    "status_events": env_int("PRIVACY_RETAIN_STATUS_EVENTS_DAYS", 90),
+    "import_files": env_int("PRIVACY_RETAIN_IMPORT_FILES_DAYS", 30),
+    "failed_row_files": env_int("PRIVACY_RETAIN_FAILED_ROW_FILES_DAYS", 30),
+}
+# Words that, as a whole message, ask for erasure, besides those in the admin.
+PRIVACY_DELETION_KEYWORDS = env_list("PRIVACY_DELETION_KEYWORDS", [])
+# Replies that confirm a deletion request, and how long the request waits for one.
+PRIVACY_DELETION_CONFIRM_WORDS = env_list(
+    "PRIVACY_DELETION_CONFIRM_WORDS", ["JA", "YES", "是", "确认"])
+PRIVACY_DELETION_CONFIRM_HOURS = env_int("PRIVACY_DELETION_CONFIRM_HOURS", 24)
+CELERY_BEAT_SCHEDULE["privacy-retention"] = {
+    "task": "crm.tasks.retention_prune_task", "schedule": 86400.0,
+    "options": beat_expires(43200),
+}
+
+# --- Chatwoot: the sidebar (a Dashboard App) and label sync (docs/chatwoot.md) ---
+# The origin Chatwoot's dashboard runs on (https://chat.example.com): only it may frame the
+# sidebar (CSP frame-ancestors; everything else keeps X_FRAME_OPTIONS). Chatwoot frames
+# Tagwerk from another site, so the session and CSRF cookies must then be SameSite=None,
+# which browsers accept only with Secure (Tagwerk on https).
+CHATWOOT_ORIGIN = env("CHATWOOT_ORIGIN", "").rstrip("/")
+if CHATWOOT_ORIGIN.startswith("https://"):
+    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True

@@ -48,6 +48,7 @@ import psycopg
 from django.db import connection
 from pyroaring import BitMap
 
+from tagging.audiences.metrics import INDEX_REFRESH_SECONDS
 from tagging.services import assignments_orphans_remove
 
 CONTACT = 0  # the tag id that stands for "this contact exists"
@@ -184,20 +185,21 @@ class TagBitmaps:
     def any_of(self, tag_ids: Iterable[int]) -> BitMap:
         return BitMap.union(EMPTY, *(self.tag(t) for t in tag_ids))
 
-    def refresh(self, columns: Iterable[str] = ()) -> None:
-        """Catch up with every committed change (or rebuild when too far behind)."""
+    def refresh(self, columns: Iterable[str] = ()) -> str:
+        """Catch up with every committed change (or rebuild when too far behind); return
+        what it took: "probe" (nothing new), "catch_up" or "build"."""
         missing = bool(columns) and not self.fields
         if missing or self.snapshot is None or time.monotonic() - self.synced_at > STALE_AFTER:
             self.fields |= missing  # the first field asked for loads all of them
             self._build()
-            return
+            return "build"
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:  # server-side binding
             cursor.execute(_NEWS, {"prev": self.snapshot}, prepare=True)
             snap, news = cursor.fetchone()
         if not news:
             self.snapshot, self.synced_at = snap, time.monotonic()
-            return
+            return "probe"
         held = [*self.numeric, *self.text]
         # Unqualified: only crm_contact has these names in the catch-up's contact branch.
         columns = "".join(f", {name}" if name in self.text else f", {NUMERIC[name]}"
@@ -210,7 +212,7 @@ class TagBitmaps:
         head = next(row for row in rows if row[0] is not None)
         if head[1]:  # a TRUNCATE happened
             self._build()
-            return
+            return "build"
         gone = BitMap()
         for _snap, _reset, contact_id, tag_id, holds, *values in rows:
             if contact_id is None:
@@ -226,6 +228,7 @@ class TagBitmaps:
             for bitmap in self.tags.values():
                 bitmap.difference_update(gone)
         self.snapshot, self.synced_at = head[0], time.monotonic()
+        return "catch_up"
 
     def _contact_set(self, contact_id: int, values: list | None, held: list[str]) -> None:
         if values is None:
@@ -314,7 +317,7 @@ def usable() -> bool:
 def reading(columns: Iterable[str] = ()) -> Iterator[TagBitmaps]:
     """This process's index, up to date, held still while the caller reads it."""
     with _index.lock:
-        _index.refresh(columns)
+        _refresh(columns)
         yield _index
 
 
@@ -324,8 +327,14 @@ def current(columns: Iterable[str] = ()) -> TagBitmaps:
     The caller checked ``usable()``. The result is shared: read it, don't change it.
     """
     with _index.lock:
-        _index.refresh(columns)
+        _refresh(columns)
         return _index
+
+
+def _refresh(columns: Iterable[str]) -> None:
+    started = time.monotonic()
+    kind = _index.refresh(columns)
+    INDEX_REFRESH_SECONDS.labels(kind=kind).observe(time.monotonic() - started)
 
 
 def age_seconds() -> float | None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from pyroaring import BitMap
 
 from crm.jobs import enqueue
+from crm.metrics import job_timed
 from crm.models import Contact
 from tagging.audiences import index
 from tagging.audiences.language import SegmentError, TagRef
@@ -142,9 +143,10 @@ def bulk_operation_run(*, bulk_id: int, ids: list[int] | None = None) -> BulkOpe
         BulkOperation.objects.filter(pk=bulk.pk).update(processed=done)
 
     try:
-        result = tags_change(contacts=ids, add=add, remove=remove, actor=bulk.actor,
-                             source="bulk", source_ref=f"bulk:{bulk.pk}", progress=progress,
-                             operation=bulk.operation)
+        with job_timed("bulk_operation"):
+            result = tags_change(contacts=ids, add=add, remove=remove, actor=bulk.actor,
+                                 source="bulk", source_ref=f"bulk:{bulk.pk}",
+                                 progress=progress, operation=bulk.operation)
     except Exception as error:  # recorded for the progress page, then re-raised
         _finish(bulk, status=BulkStatus.FAILED, error=str(error) or error.__class__.__name__)
         raise

@@ -40,6 +40,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from crm.metrics import JOB_SECONDS
 from crm.models import Contact, Event
 from tagging.audiences.language import SegmentError, parse
 from tagging.audiences.selectors import contacts_matching
@@ -418,6 +419,8 @@ def rule_run(*, rule: Rule, trigger: str = RunTrigger.MANUAL, now: datetime | No
         log.warning("rule %s failed: %s", rule.pk, outcome.errors)
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     if not dry_run:
+        JOB_SECONDS.labels(kind="rule_run", outcome="error" if outcome.errors else "ok"
+                           ).observe(time.monotonic() - started)
         run = RuleRun.objects.create(
             rule=rule, started_at=now, trigger=trigger, matched=outcome.matched,
             added=outcome.added, removed=outcome.removed, duration_ms=outcome.duration_ms,

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0004_webhook_retries_dead_letters_handed_at'),
+        ('campaigns', '0005_deletion_keywords'),
     ]
 
     operations = [
