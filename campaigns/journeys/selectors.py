@@ -74,3 +74,18 @@ def journey_preview(journey: Journey, *, now: datetime | None = None, sample: in
     """How many contacts would enter today, and the first few of them."""
     contacts = entrants_today(journey, now=now or timezone.now())
     return contacts.count(), list(contacts.order_by("pk")[:sample])
+
+
+def contact_journeys_export(contact) -> list[dict]:
+    """The journeys a contact walked, with each step's outcome (privacy export)."""
+    rows = []
+    for enrollment in Enrollment.objects.filter(contact=contact).select_related(
+            "journey").prefetch_related("log").order_by("entered_at", "pk"):
+        rows.append({
+            "journey": enrollment.journey.name, "occurrence": enrollment.occurrence,
+            "status": enrollment.status, "entered_at": enrollment.entered_at.isoformat(),
+            "finished_at": enrollment.finished_at.isoformat() if enrollment.finished_at else None,
+            "left_because": enrollment.exit_reason,
+            "steps": [{"step": s.position, "outcome": s.outcome, "detail": s.detail,
+                       "at": s.at.isoformat()} for s in enrollment.log.all()]})
+    return rows

@@ -381,6 +381,12 @@ RUNNERS = {StepKind.WAIT: _wait, StepKind.CHECK: _check, StepKind.SEND: _send,
            StepKind.TAGS: _tags}
 
 
+def contact_journeys_erase(*, contact_id: int) -> int:
+    """Delete a contact's enrollments and their outcome logs (erasure); how many rows."""
+    deleted, _by_model = Enrollment.objects.filter(contact_id=contact_id).delete()
+    return deleted  # the logs go with them (cascade) and are counted
+
+
 # --- Checking a journey ----------------------------------------------------------------------
 
 def journey_problems(journey: Journey, steps: list[JourneyStep]) -> list[str]:

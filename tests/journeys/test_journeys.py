@@ -375,3 +375,18 @@ def test_a_bulk_change_of_many_contacts_enters_them_all(make_journey, template, 
     change_tags(django_capture_on_commit_callbacks, contacts=ids, add=[neukunde])
     assert Enrollment.objects.count() == 6_000
     assert queued == [(services.ADVANCE_TASK,)]  # one advance for the whole change
+
+
+def test_privacy_export_and_erasure_cover_journeys(make_journey, make_contact, template):
+    from crm.privacy import privacy_parts, subject_of
+
+    journey = make_journey(JourneyTrigger.JOINED, [(SEND, {"template": template})],
+                           name="Willkommen")
+    contact = make_contact()
+    journey_enroll(journey=journey, contact_ids=[contact.pk])
+    journeys_advance()
+    [part] = [p for p in privacy_parts if p.name == "journeys"]
+    [row] = part.export(contact)
+    assert row["journey"] == "Willkommen" and row["steps"][0]["outcome"] == Outcome.SENT
+    assert part.erase(subject_of(contact)) == 2
+    assert not Enrollment.objects.exists() and not EnrollmentStep.objects.exists()
