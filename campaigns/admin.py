@@ -38,6 +38,7 @@ from campaigns.models import (
     OptOutKeyword,
     Send,
     Sender,
+    SendingPolicy,
     SendStatus,
     SensitiveWord,
     StatusEvent,
@@ -45,6 +46,7 @@ from campaigns.models import (
     WebhookDeadLetter,
     WebhookDelivery,
 )
+from campaigns.policy import sending_policy, sending_policy_changed
 from campaigns.prelaunch import launch_estimate, night_recipients
 from campaigns.schedule import send_time_suggest
 from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_state, recipients
@@ -716,3 +718,52 @@ def _last_launch():
 
 # The dashboard's campaign panel is recomputed once a campaign launched after its snapshot.
 register_change_probe("campaigns", _last_launch)
+
+
+class SendingPolicyForm(forms.ModelForm):
+    class Meta:
+        model = SendingPolicy
+        fields = ["cap_per_day", "cap_per_week", "quiet_start", "quiet_end"]
+
+    def clean(self):
+        data = super().clean()
+        if (data.get("quiet_start") is None) != (data.get("quiet_end") is None):
+            self.add_error("quiet_end", _("Give both ends of the quiet hours, or neither."))
+        day, week = data.get("cap_per_day"), data.get("cap_per_week")
+        if day is not None and week is not None and week < day:
+            self.add_error("cap_per_week", _("The weekly cap cannot be lower than the daily "
+                                             "cap."))
+        return data
+
+
+@admin.register(SendingPolicy)
+class SendingPolicyAdmin(admin.ModelAdmin):
+    """One row: the list goes straight to it (made on first visit)."""
+
+    form = SendingPolicyForm
+    readonly_fields = ["in_force"]
+
+    @admin.display(description=_("in force now"))
+    def in_force(self, obj) -> str:
+        policy = sending_policy()
+        quiet = (f"{policy.quiet_start:%H:%M}–{policy.quiet_end:%H:%M}"
+                 if policy.quiet_start and policy.quiet_end else _("none"))
+        return _("At most %(day)d marketing messages per contact a day and %(week)d in 7 days; "
+                 "default quiet hours: %(quiet)s.") % {"day": policy.cap_per_day,
+                                                       "week": policy.cap_per_week,
+                                                       "quiet": quiet}
+
+    def changelist_view(self, request, extra_context=None):
+        SendingPolicy.objects.get_or_create(pk=1)
+        return redirect("admin:campaigns_sendingpolicy_change", 1)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.pk = 1
+        super().save_model(request, obj, form, change)
+        sending_policy_changed()

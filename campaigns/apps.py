@@ -24,7 +24,8 @@ class CampaignsConfig(AppConfig):
         register_check("sending", sending_check, critical=False)
         role_permissions_add(MARKETERS, [
             "campaigns.add_campaign", "campaigns.change_campaign", "campaigns.view_campaign",
-            "campaigns.add_template", "campaigns.change_template", "campaigns.view_template"])
+            "campaigns.add_template", "campaigns.change_template", "campaigns.view_template",
+            "campaigns.change_sendingpolicy", "campaigns.view_sendingpolicy"])
         _register_privacy()
 
 

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from campaigns.backends.base import TemplateMessage
 from campaigns.models import SensitiveWord, Template, TemplateCategory, TemplateStatus
 from crm.models import Contact, Gender
+from tagging.offers.models import Offer
 
 BODY_MAX, FOOTER_MAX, IMAGE_MAX_BYTES = 1024, 60, 5 * 1024 * 1024
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -42,6 +43,22 @@ SOURCES: dict[str, tuple[Callable[[Contact], str], str]] = {
 }
 
 
+OFFER_FIELDS = ("code", "link", "name", "description")
+
+
+def offer_value(source: str) -> str | None:
+    """``offer:<slug>`` (its code, else its link) or ``offer:<slug>.link|code|name|
+    description``; None when no offer has the slug. The same for every contact: who may
+    use the offer is the audience's business (a journey or campaign sends it to them)."""
+    slug, _dot, part = source.removeprefix("offer:").partition(".")
+    if part and part not in OFFER_FIELDS:
+        return None
+    offer = Offer.objects.filter(slug=slug).first()
+    if offer is None:
+        return None
+    return getattr(offer, part) if part else (offer.code or offer.link)
+
+
 @dataclass(frozen=True)
 class Variable:
     source: str
@@ -54,12 +71,17 @@ class Variable:
         return cls(str(raw).strip())
 
     def known(self) -> bool:
+        if self.source.startswith("offer:"):
+            return offer_value(self.source) is not None
         return (self.source in SOURCES or self.source.startswith("text:")
                 or (self.source.startswith("attributes.") and len(self.source) > 11))
 
     def value(self, contact: Contact) -> str:
         if self.source.startswith("text:"):
             return self.source[5:]
+        if self.source.startswith("offer:"):
+            value = (offer_value(self.source) or "").strip()
+            return value or (self.fallback if self.fallback is not None else "–")
         if self.source.startswith("attributes."):
             value, fallback = str((contact.attributes or {}).get(self.source[11:], "")), "–"
         else:
@@ -185,8 +207,8 @@ def template_checks(template: Template, *, opt_out_words: list[str] | None = Non
     for variable in variables:
         if not variable.known():
             checks.append(Check(BLOCK, "unknown_variable", _(
-                "Unknown variable source “%(source)s”; use one of %(known)s, attributes.<key> "
-                "or text:<fixed text>.") % {"source": variable.source,
+                "Unknown variable source “%(source)s”; use one of %(known)s, attributes.<key>, "
+                "offer:<slug of an offer> or text:<fixed text>.") % {"source": variable.source,
                                              "known": ", ".join(SOURCES)}))
     text = f"{template.body}\n{template.footer}".casefold()
     for word in SensitiveWord.objects.all():

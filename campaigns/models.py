@@ -483,3 +483,35 @@ class DeletionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class SendingPolicy(models.Model):
+    """Frequency caps and default quiet hours that marketers edit in the admin (one row).
+
+    Read by the launch, triggered sends (journeys, welcomes) and the send loop
+    through ``campaigns.policy``; an empty field falls back to the environment
+    (``CAMPAIGNS_CAP_PER_DAY``, ``CAMPAIGNS_CAP_PER_WEEK``) or to no quiet hours.
+    """
+
+    cap_per_day = models.PositiveSmallIntegerField(
+        _("marketing messages per contact per day"), null=True, blank=True,
+        help_text=_("Across all campaigns and journeys. Empty: CAMPAIGNS_CAP_PER_DAY."))
+    cap_per_week = models.PositiveSmallIntegerField(
+        _("marketing messages per contact per 7 days"), null=True, blank=True,
+        help_text=_("Across all campaigns and journeys. Empty: CAMPAIGNS_CAP_PER_WEEK."))
+    quiet_start = models.TimeField(
+        _("quiet hours from"), null=True, blank=True,
+        help_text=_("For campaigns and journeys without quiet hours of their own, in their "
+                    "audience's local time, e.g. 21:00. Empty: none."))
+    quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True,
+                                 help_text=_("e.g. 08:00."))
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("frequency caps and quiet hours")
+        verbose_name_plural = _("frequency caps and quiet hours")
+        constraints = [models.CheckConstraint(condition=models.Q(id=1),
+                                              name="campaigns_sendingpolicy_single")]
+
+    def __str__(self) -> str:
+        return str(_("Frequency caps and quiet hours"))

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from campaigns.audience import campaign_audience
 from campaigns.models import Campaign
+from campaigns.policy import sending_policy
 from campaigns.zones import audience_time_zone
 from tagging.audiences.language import SegmentError
 
@@ -81,6 +82,9 @@ class QuietHours:
 def quiet_hours(campaign, zone: ZoneInfo | None = None) -> QuietHours | None:
     """The campaign's quiet hours, or None when it has none."""
     start, end = campaign.quiet_start, campaign.quiet_end
+    if start is None and end is None:  # none of its own: the admin's default, if any
+        policy = sending_policy()
+        start, end = policy.quiet_start, policy.quiet_end
     if start is None or end is None or start == end:
         return None
     return QuietHours(start, end, zone or campaign_time_zone(campaign))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -53,6 +53,7 @@ from campaigns.models import (
     Template,
     TemplateCategory,
 )
+from campaigns.policy import sending_policy
 from campaigns.selectors import ab_comparison, campaign_templates, counts, opt_out_words
 from campaigns.zones import audience_time_zone
 from crm.jobs import enqueue
@@ -167,12 +168,31 @@ def campaign_checks(*, campaign: Campaign, now: datetime | None = None) -> list[
         checks.append(Check(WARN, "personalise", _(
             "Only %(n)d recipients: personalise with the surname (e.g. “Frau Chen”, variable "
             "salutation_last_name) — it lifts clicks by about 25%%.") % {"n": count}))
+    if marketing and count:
+        checks.extend(_cap_checks(campaign, reachable(audience, marketing=True), now))
     ab = {**DEFAULT_AB, **(campaign.ab_config or {})}
     if campaign.ab_config.get("variants") and count < ab["min_audience"]:
         checks.append(Check(WARN, "ab_too_small", _(
             "The A/B test needs at least %(min)d recipients (about %(n)d now); everybody will "
             "get the first variant.") % {"min": ab["min_audience"], "n": count}))
     return checks
+
+
+def _cap_checks(campaign: Campaign, reachable_audience, now: datetime | None) -> list[Check]:
+    """How many contacts each frequency cap would leave out (the admin's caps)."""
+    caps = sending_policy()
+    day, week = _frequency_counts(campaign, now or timezone.now())
+    found = reachable_audience.annotate(cap_day=day, cap_week=week).aggregate(
+        day=Count("pk", filter=Q(cap_day__gte=caps.cap_per_day)),
+        week=Count("pk", filter=Q(cap_week__gte=caps.cap_per_week)))
+    if not (found["day"] or found["week"]):
+        return []
+    return [Check(WARN, "frequency_caps", _(
+        "The frequency caps leave out contacts who had enough marketing messages: %(day)d by "
+        "the daily cap (at most %(cap_day)d a day) and %(week)d by the weekly cap (at most "
+        "%(cap_week)d in 7 days). Marketers change the caps under Campaigns › Frequency caps "
+        "and quiet hours.") % {"day": found["day"], "week": found["week"],
+                               "cap_day": caps.cap_per_day, "cap_week": caps.cap_per_week})]
 
 
 # --- Launch and snapshot --------------------------------------------------------------
@@ -270,8 +290,9 @@ def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> S
     if marketing:
         day, week = _frequency_counts(campaign, now)
         audience = audience.annotate(cap_day=day, cap_week=week)
-        whens.append(When(Q(cap_day__gte=settings.CAMPAIGNS_CAP_PER_DAY)
-                          | Q(cap_week__gte=settings.CAMPAIGNS_CAP_PER_WEEK),
+        caps = sending_policy()
+        whens.append(When(Q(cap_day__gte=caps.cap_per_day)
+                          | Q(cap_week__gte=caps.cap_per_week),
                           then=Value(ExclusionReason.FREQUENCY_CAP)))
     rows = audience.annotate(reason=Case(*whens, default=Value(""), output_field=CharField()))
     eligible: list[tuple[int, str]] = []
@@ -430,10 +451,17 @@ def campaign_triggered_ensure(*, name: str, template: Template, audience: str = 
         unique = next(n for n in (name[:200], *(f"{name[:190]} ({i})" for i in range(2, 1000)))
                       if n not in taken)
         now = timezone.now()
-        found = Campaign.objects.create(
-            name=unique, template=template, audience=audience, status=CampaignStatus.SENDING,
-            triggered=True, launched_at=now,
-            status_message=_("Triggered: one message per contact, sent when it happens."))
+        try:
+            with transaction.atomic():
+                found = Campaign.objects.create(
+                    name=unique, template=template, audience=audience,
+                    status=CampaignStatus.SENDING, triggered=True, launched_at=now,
+                    status_message=_("Triggered: one message per contact, sent when it "
+                                     "happens."))
+        except IntegrityError:  # a concurrent first use created it a moment ago
+            found = Campaign.objects.filter(name=unique, triggered=True).first()
+            if found is None:
+                raise
     elif found.template_id != template.pk:
         Campaign.objects.filter(pk=found.pk).update(template=template)
         found.template = template
@@ -452,9 +480,9 @@ def _triggered_reason(campaign: Campaign, contact: Contact, now: datetime) -> st
         reason = ExclusionReason.SUPPRESSED
     if not reason and marketing:
         day, week = _frequency_counts(campaign, now)
+        caps = sending_policy()
         if one.annotate(cap_day=day, cap_week=week).filter(
-                Q(cap_day__gte=settings.CAMPAIGNS_CAP_PER_DAY)
-                | Q(cap_week__gte=settings.CAMPAIGNS_CAP_PER_WEEK)).exists():
+                Q(cap_day__gte=caps.cap_per_day) | Q(cap_week__gte=caps.cap_per_week)).exists():
             reason = ExclusionReason.FREQUENCY_CAP
     return reason
 

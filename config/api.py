@@ -16,12 +16,13 @@ from crm.api import events, token
 from crm.api.framework import JsonParser, install, method_checked
 from tagging import api as tagging_api
 from tagging.audiences import api as audiences_api
+from tagging.offers import api as offers_api
 
 api = NinjaAPI(
     title="Tagwerk API",
     version="1",
     description=(
-        "Contacts, their tags, the vocabulary, segments, bulk tag changes and events. "
+        "Contacts, their tags, the vocabulary, segments, bulk tag changes, events and offers. "
         "Authenticate with `Authorization: Bearer <token>` (the admin's *API tokens*, or "
         "`manage.py create_api_token`); each operation names the scope it needs. Errors are "
         '`{"error": {"code", "message", "field"}}`; lists are paged with `next_cursor`. '
@@ -38,8 +39,7 @@ api.add_router("", audiences_api.router)  # /contacts/ (list, create), /segments
 api.add_router("", tagging_api.contacts_router)  # /contacts/{phone}/ and its tags
 api.add_router("", tagging_api.vocabulary_router)  # /dimensions/, /tags/
 api.add_router("", events.router)  # /events/ (also at the old /api/events/)
-# Offers (#13) join here as the campaigns app's router, behind the scope offers:read:
-#   api.add_router("", campaigns.api.router)  # /offers/
+api.add_router("", offers_api.router)  # /offers/…/eligibility/, /contacts/{phone}/offers/
 
 
 def urls() -> tuple[list, str, str]:

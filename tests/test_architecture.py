@@ -20,10 +20,10 @@ LAYERS = [
     ("crm",),
     ("tagging",),  # the vocabulary core (tagging.* minus the nested apps below)
     ("tagging.audiences",),
-    ("tagging.imports", "tagging.rules", "tagging.insight"),
+    ("tagging.imports", "tagging.rules", "tagging.insight", "tagging.offers"),
     ("tagging.demo",),
     ("campaigns",),
-    ("campaigns.chatwoot",),  # the sidebar and label sync: campaigns never import it
+    ("campaigns.entrypoints", "campaigns.chatwoot", "campaigns.journeys"),  # built on campaigns
     ("config",),
 ]
 

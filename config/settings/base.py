@@ -51,9 +51,11 @@ INSTALLED_APPS = [
     "tagging.rules",
     "tagging.insight",
     "tagging.demo",
+    "tagging.offers",
     "campaigns",
     "campaigns.entrypoints",
     "campaigns.chatwoot",
+    "campaigns.journeys",
 ]
 
 MIDDLEWARE = [
@@ -304,6 +306,12 @@ CELERY_BEAT_SCHEDULE["audiences-segment-counts"] = {
 CELERY_BEAT_SCHEDULE["audiences-tag-changes-prune"] = {
     "task": "tagging.audiences.tasks.tag_changes_prune_task", "schedule": 3600.0,
     "options": beat_expires(1800),
+}
+
+# --- Journeys: joined/birthday entries and due steps, every minute (docs/journeys.md) ---
+CELERY_BEAT_SCHEDULE["journeys-tick"] = {
+    "task": "campaigns.journeys.tasks.journeys_tick_task", "schedule": 60.0,
+    "options": beat_expires(50),
 }
 
 # --- Imports: preview (dry-run) failed-rows files are deleted after this many days ---

@@ -98,6 +98,21 @@ def bitmap(node: Node, index: TagBitmaps, dims: dict[int, list[int]],
     return _field_bitmap(node, index, now)
 
 
+def contains(node: Node, index: TagBitmaps, dims: dict[int, list[int]], now: datetime,
+             contact_id: int) -> bool:
+    """Whether one contact matches a held expression: membership tests, no bitmap built
+    for tags (a field condition still builds its bitmap)."""
+    if isinstance(node, TagRef):
+        return any(contact_id in index.tag(t) for t in tag_ids(node, dims))
+    if isinstance(node, Not):
+        return contact_id in index.contacts and not contains(node.item, index, dims, now,
+                                                             contact_id)
+    if isinstance(node, BoolOp):
+        test = all if node.op == "and" else any
+        return test(contains(i, index, dims, now, contact_id) for i in node.items)
+    return contact_id in _field_bitmap(node, index, now)
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -49,6 +49,17 @@ def ids_matching(expression: str, now: datetime | None = None) -> list[int]:
                 .values_list("pk", flat=True))
 
 
+def contact_matches(expression: str, contact_id: int, now: datetime | None = None) -> bool:
+    """Whether one contact matches ``expression``: a bitmap lookup where the index holds
+    every name and field of it, else one ``EXISTS`` query. ``SegmentError`` when invalid."""
+    node = parse(expression)
+    now = now or timezone.now()
+    if index.usable() and evaluation.held(node):
+        with index.reading(evaluation.columns(node)) as loaded:
+            return evaluation.contains(node, loaded, {}, now, contact_id)
+    return Contact.objects.filter(to_q(node, now), pk=contact_id).exists()
+
+
 def bitmap_matching(expression: str, now: datetime | None = None) -> BitMap | None:
     """The matches as a new bitmap when the index can answer alone, else ``None``."""
     node = parse(expression)

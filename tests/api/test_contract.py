@@ -106,6 +106,14 @@ def _bulk_get(api: Api, w: World):
     return api.get(f"/bulk-operations/{bulk.pk}/")
 
 
+def _offer(api: Api, w: World, path: str, **params):
+    from tagging.offers.models import Offer
+
+    Offer.objects.get_or_create(slug="sport-tag", defaults={"name": "Sporttag",
+                                                            "audience": '"Sport"'})
+    return api.get(path.format(phone=w.phone), **params)
+
+
 S = ApiScope
 SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("GET", "/api/v1/token/"): Scenario(None, lambda a, w: a.get("/token/"), 200),
@@ -151,6 +159,11 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
         S.EVENTS_WRITE, lambda a, w: a.post("/events/", [
             {"type": "purchase", "phone": w.national, "amount": "19.90", "source_id": "o-1"}]),
         201),
+    ("GET", "/api/v1/offers/{slug}/eligibility/"): Scenario(
+        S.OFFERS_READ, lambda a, w: _offer(a, w, "/offers/sport-tag/eligibility/",
+                                           phone=w.national), 200),
+    ("GET", "/api/v1/contacts/{phone}/offers/"): Scenario(
+        S.OFFERS_READ, lambda a, w: _offer(a, w, "/contacts/{phone}/offers/"), 200),
 }
 
 

@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 from crm.models import Contact
 from tagging.audiences import index as bitmaps
 from tagging.audiences.language import parse
-from tagging.audiences.selectors import contacts_matching, count_matching, ids_matching
+from tagging.audiences.selectors import (
+    contact_matches,
+    contacts_matching,
+    count_matching,
+    ids_matching,
+)
 from tagging.models import TagAssignment
 from tagging.services import tags_change
 from tests.conftest import needs_postgresql
@@ -162,6 +167,8 @@ def test_index_equals_reference_on_random_data(vocabulary, make_contact):
         assert count_matching(expression, now=now, fast=False) == len(expected), expression
         assert set(ids_matching(expression, now=now)) == expected, expression
         assert count_matching(expression, now=now) == len(expected), expression
+        # One contact at a time (offers' eligibility): membership tests on the same index.
+        assert {pk for pk in rows if contact_matches(expression, pk, now)} == expected, expression
         if fast_available:
             assert bitmaps.usable()  # committed data: the index really answered
 

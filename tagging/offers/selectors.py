@@ -1,0 +1,88 @@
+"""Reads for offers: whether one contact may use an offer, and which offers it may use.
+
+Membership is answered by the audience index (``contact_matches``: a bitmap lookup
+on PostgreSQL) so a shop's check before checkout stays fast at a million contacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from crm.models import Contact
+from tagging.audiences.language import SegmentError
+from tagging.audiences.selectors import contact_matches, count_matching
+from tagging.offers.models import Offer
+
+VALID, NOT_YET, EXPIRED = "valid", "not_yet_valid", "expired"
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    eligible: bool
+    code: str  # eligible, unknown_contact, not_yet_valid, expired, not_in_audience
+    reason: str  # the sentence a person reads
+
+
+def offer_period_state(offer: Offer, now: datetime | None = None) -> str:
+    """``valid``, ``not_yet_valid`` or ``expired``: from inclusive, until exclusive."""
+    now = now or timezone.now()
+    if offer.valid_from and now < offer.valid_from:
+        return NOT_YET
+    if offer.valid_until and now >= offer.valid_until:
+        return EXPIRED
+    return VALID
+
+
+def _when(moment: datetime) -> str:
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+
+def offer_eligibility(offer: Offer, contact: Contact | None,
+                      now: datetime | None = None) -> Eligibility:
+    """May ``contact`` use ``offer`` now? The first reason that says no, in a sentence."""
+    now = now or timezone.now()
+    if contact is None:
+        return Eligibility(False, "unknown_contact", _(
+            "No contact has this number, so nobody with it may use the offer."))
+    state = offer_period_state(offer, now)
+    if state == NOT_YET:
+        return Eligibility(False, NOT_YET, _("The offer is not valid yet: it starts on "
+                                             "%(when)s.") % {"when": _when(offer.valid_from)})
+    if state == EXPIRED:
+        return Eligibility(False, EXPIRED, _("The offer has expired: it ended on %(when)s.")
+                           % {"when": _when(offer.valid_until)})
+    try:
+        member = contact_matches(offer.audience, contact.pk, now)
+    except SegmentError:
+        member = False
+    if not member:
+        return Eligibility(False, "not_in_audience", _(
+            "The contact is not in the offer's audience."))
+    return Eligibility(True, "eligible", _("The contact is in the offer's audience and the "
+                                           "offer is valid."))
+
+
+def offers_valid(now: datetime | None = None) -> QuerySet[Offer]:
+    now = now or timezone.now()
+    return Offer.objects.filter(Q(valid_from__isnull=True) | Q(valid_from__lte=now),
+                                Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+
+
+def offers_for_contact(contact: Contact, now: datetime | None = None) -> list[Offer]:
+    """The offers ``contact`` may use now, by name."""
+    now = now or timezone.now()
+    return [offer for offer in offers_valid(now).order_by("name")
+            if offer_eligibility(offer, contact, now).eligible]
+
+
+def offer_eligible_count(offer: Offer, now: datetime | None = None) -> int | None:
+    """How many contacts are in the audience (the period aside); None when it is invalid."""
+    try:
+        return count_matching(offer.audience, now)
+    except SegmentError:
+        return None
