@@ -188,7 +188,7 @@ class ApiScope(models.TextChoices):
     SEGMENTS_READ = "segments:read", _("segments:read — read segments, counts and members")
     BULK_WRITE = "bulk:write", _("bulk:write — start bulk tag changes of its dimensions")
     EVENTS_WRITE = "events:write", _("events:write — send events")
-    OFFERS_READ = "offers:read", _("offers:read — read offers (coming with offers)")
+    OFFERS_READ = "offers:read", _("offers:read — read offers and who may use them")
 
 
 # Scopes that change who holds which tag: a token with one of them names its dimensions.
