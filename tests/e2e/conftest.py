@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import require_service
 from tests.factories import UserFactory
@@ -13,6 +14,8 @@ from tests.factories import UserFactory
 # Playwright's sync API runs an event loop in this thread; the ORM calls made by
 # the tests themselves are still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# The same patience for expect() as for actions: a loaded CI machine answers slowly.
+expect.set_options(timeout=10_000)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
