@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 from playwright.sync_api import expect
 
 from tests.conftest import require_service
@@ -44,6 +46,9 @@ def login(browser, live_server):
     contexts = []
 
     def _login(user=None):
+        # Transactional tests flush the theme the migration installed: put it back, so the
+        # browser sees the admin as users do.
+        import_module("crm.migrations.0002_admin_theme").install_theme(apps, None)
         user = user or UserFactory(is_superuser=True, is_staff=True, password=PASSWORD)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         context.set_default_timeout(10_000)
