@@ -121,7 +121,7 @@ def build(contacts: int = CONTACTS, log=print) -> None:
                 city, occupation, external_label, notes, attributes, consent_status,
                 consent_source, consent_at, is_blocked, purchase_count, total_spent,
                 first_purchase_at, last_purchase_at, last_interaction_at, last_read_at,
-                last_reply_at, created_at, updated_at)
+                last_reply_at, created_at, joined_at, updated_at)
             SELECT
                 '+49151' || lpad(i::text, 8, '0'),
                 'Vorname' || (i %% 997), 'Nachname' || (i %% 1009),
@@ -143,13 +143,14 @@ def build(contacts: int = CONTACTS, log=print) -> None:
                      THEN now() + ln(1 - random()) * interval '30 days' END,
                 CASE WHEN random() < 0.4
                      THEN now() - random() * interval '120 days' END,
-                now() - random() * interval '730 days',
+                c.at, c.at,
                 now()
             FROM generate_series(1, %s) AS i
             CROSS JOIN LATERAL (
                 SELECT CASE WHEN random() + 0 * i < 0.35 THEN 0
                             ELSE 1 + floor(-ln(1 - random()) * 2)::int END AS n
             ) p
+            CROSS JOIN LATERAL (SELECT now() - (random() + 0 * i) * interval '730 days' AS at) c
             """,
             [MARKER, contacts],
         )
