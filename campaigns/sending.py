@@ -288,11 +288,13 @@ def _retry(loop: Loop, send: Send, token: uuid.UUID, error: WhatsAppError,
            policy: Policy) -> str:
     if send.attempts >= policy.tries:  # ``attempts`` already counts this one
         return _fail_send(loop, send, token, error, policy)
-    if policy.penalty:
-        try:
-            loop.bucket.penalize(*policy.penalty)
-        except RateLimiterUnavailable as exc:  # the next slot will halt the loop
-            logger.warning("could not slow the number down: %s", exc)
+    try:
+        if policy.slows:
+            loop.bucket.refused()
+        if policy.pause:
+            loop.bucket.pause(policy.pause)
+    except RateLimiterUnavailable as exc:  # the next slot will halt the loop
+        logger.warning("could not slow the number down: %s", exc)
     _requeue(send, token, policy.delay(send.attempts), error)
     return "retried"
 
