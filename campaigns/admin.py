@@ -30,6 +30,8 @@ from campaigns.models import (
     Alert,
     Campaign,
     CampaignStatus,
+    DeletionKeyword,
+    DeletionRequest,
     Exclusion,
     InboundMessage,
     KeywordRule,
@@ -665,6 +667,16 @@ class WebhookDeadLetterAdmin(ReadOnlyAdmin):
 
 
 admin.site.register(OptOutKeyword, list_display=["word", "active"], list_editable=["active"])
+admin.site.register(DeletionKeyword, list_display=["word", "active"], list_editable=["active"])
+
+
+@admin.register(DeletionRequest)
+class DeletionRequestAdmin(ReadOnlyAdmin):
+    """Customers who asked by message to be erased: waiting for their confirmation, or
+    confirmed (then erased on a worker). The erasure itself is the contact's action."""
+
+    list_display = ["contact", "requested_at", "confirmation_sent_at", "confirmed_at"]
+    raw_id_fields = ["contact"]
 admin.site.register(KeywordRule, list_display=["name", "keywords", "tag", "active"])
 admin.site.register(SensitiveWord, list_display=["word", "blocks"])
 

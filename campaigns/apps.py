@@ -24,3 +24,43 @@ class CampaignsConfig(AppConfig):
         role_permissions_add(MARKETERS, [
             "campaigns.add_campaign", "campaigns.change_campaign", "campaigns.view_campaign",
             "campaigns.add_template", "campaigns.change_template", "campaigns.view_template"])
+        _register_privacy()
+
+
+def _register_privacy() -> None:
+    """Messages, replies, opt-outs and raw webhook bodies: exported, erased, pruned."""
+    from campaigns import selectors
+    from campaigns.services import contact_messages_erase
+    from campaigns.statuses import status_events_prune
+    from campaigns.webhooks import (
+        inbound_texts_prune,
+        webhook_bodies_erase,
+        webhook_bodies_prune,
+    )
+    from crm.privacy import PrivacyPart, Retention, privacy_parts, register_retention
+
+    privacy_parts.register(PrivacyPart(
+        "messages", _("campaign messages and their statuses"),
+        selectors.contact_messages_export,
+        lambda subject: contact_messages_erase(subject=subject)))
+    privacy_parts.register(PrivacyPart(
+        "inbound_messages", _("messages received"), selectors.contact_inbound_export,
+        lambda subject: webhook_bodies_erase(subject=subject)))
+    privacy_parts.register(PrivacyPart(
+        "consent_log", _("opt-outs and erasure requests"),
+        selectors.contact_consent_log_export, lambda subject: 0))
+    privacy_parts.register(PrivacyPart(
+        "exclusions", _("campaigns that left the contact out"),
+        selectors.contact_exclusions_export, lambda subject: 0))
+    for key, label, protects, prune in (
+        ("webhook_bodies", _("raw WhatsApp webhook bodies, after processing"),
+         _("They hold numbers, names and message texts; once applied only a replay needs "
+           "them."), webhook_bodies_prune),
+        ("inbound_texts", _("texts of messages received"),
+         _("What customers wrote; the message stays counted as a reply."),
+         inbound_texts_prune),
+        ("status_events", _("message status webhooks"),
+         _("Each message keeps its latest status and times; the single reports go."),
+         status_events_prune),
+    ):
+        register_retention(Retention(key, label, protects, prune))

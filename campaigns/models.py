@@ -449,3 +449,37 @@ class SandboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox event {self.pk}"
+
+
+class DeletionKeyword(models.Model):
+    """A whole message that means “erase all my data” (case-insensitive); see docs/privacy.md."""
+
+    word = models.CharField(_("keyword"), max_length=60, unique=True)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("deletion keyword")
+        verbose_name_plural = _("deletion keywords")
+        ordering = ["word"]
+
+    def __str__(self) -> str:
+        return self.word
+
+
+class DeletionRequest(models.Model):
+    """A customer asked by message to be erased; erased once they confirm by reply."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+",
+                                verbose_name=_("contact"))
+    requested_at = models.DateTimeField(_("asked"), default=timezone.now)
+    confirmation_sent_at = models.DateTimeField(_("confirmation request sent"), null=True,
+                                                blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("deletion request")
+        verbose_name_plural = _("deletion requests")
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.requested_at:%Y-%m-%d %H:%M}"

@@ -25,7 +25,10 @@ from django.utils.translation import gettext_lazy
 from campaigns.models import (
     Campaign,
     CampaignStatus,
+    DeletionRequest,
     Exclusion,
+    InboundMessage,
+    OptOut,
     OptOutKeyword,
     Send,
     SendStatus,
@@ -33,7 +36,7 @@ from campaigns.models import (
     WebhookDelivery,
 )
 from campaigns.schedule import quiet_hours
-from crm.models import Event, EventKind
+from crm.models import Contact, Event, EventKind
 
 SENT_OR_LATER = [SendStatus.SENT, SendStatus.DELIVERED, SendStatus.READ]
 
@@ -262,3 +265,48 @@ def recipients(campaign: Campaign) -> QuerySet[Send]:
         converted=Exists(_purchases(conversion_window()))).order_by("id")
 
 
+
+
+# --- Privacy: what campaigns hold about one contact (crm.privacy) -------------------------
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def contact_messages_export(contact: Contact) -> list[dict]:
+    """Every campaign message to the contact with its statuses as WhatsApp reported them."""
+    sends = (Send.objects.filter(contact=contact).select_related("campaign")
+             .prefetch_related("status_events").order_by("created_at", "id"))
+    return [{
+        "campaign": send.campaign.name, "variant": send.variant, "phone": send.phone,
+        "status": send.get_status_display(), "sent_at": _iso(send.sent_at),
+        "delivered_at": _iso(send.delivered_at), "read_at": _iso(send.read_at),
+        "failed_at": _iso(send.failed_at), "replied_at": _iso(send.replied_at),
+        "error": send.error_detail,
+        "statuses": [{"status": e.status, "at": _iso(e.occurred_at)}
+                     for e in send.status_events.all()],
+    } for send in sends]
+
+
+def contact_inbound_export(contact: Contact) -> list[dict]:
+    rows = InboundMessage.objects.filter(contact=contact).order_by("occurred_at", "id")
+    return [{"at": _iso(m.occurred_at), "kind": m.kind, "text": m.text, "action": m.action}
+            for m in rows]
+
+
+def contact_consent_log_export(contact: Contact) -> list[dict]:
+    """Opt-outs and re-opt-ins from WhatsApp, and requests to be erased."""
+    rows = [{"at": _iso(o.created_at), "what": "resumed" if o.resumed else "opted out",
+             "source": o.source, "detail": o.detail}
+            for o in OptOut.objects.filter(contact=contact).order_by("created_at", "id")]
+    rows += [{"at": _iso(r.requested_at), "what": "asked to be erased",
+              "source": "keyword", "detail": f"confirmed {_iso(r.confirmed_at)}"
+              if r.confirmed_at else ""}
+             for r in DeletionRequest.objects.filter(contact=contact)]
+    return rows
+
+
+def contact_exclusions_export(contact: Contact) -> list[dict]:
+    rows = Exclusion.objects.filter(contact=contact).select_related("campaign")
+    return [{"campaign": e.campaign.name, "reason": e.get_reason_display(),
+             "at": _iso(e.created_at)} for e in rows]

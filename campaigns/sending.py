@@ -68,6 +68,7 @@ from campaigns.services import (
     sender_stop,
 )
 from campaigns.throttle import LATE, Bucket, RateLimiterUnavailable, busy_wait, get_bucket
+from crm.privacy import numbers_erased
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class Loop:
     limit: int = 0  # how many to claim next: the batch, within the daily budget
     pool: ThreadPoolExecutor | None = None  # the requests run here (None: one at a time)
     threads: int = 1  # the pool's size: requests in flight at most
+    erased: set[str] | None = None  # the claim's numbers erased on request (one query)
 
     @property
     def marketing(self) -> bool:
@@ -179,6 +181,7 @@ def _send_claimed(loop: Loop, token: uuid.UUID, claimed: list[Send],
     """
     flight = Flight(loop, token, result)
     todo, ready = deque(claimed), []
+    loop.erased = numbers_erased(s.phone for s in claimed)
     try:
         while (todo or ready or flight.late) and not result.stopped:
             while todo and len(ready) < loop.run:
@@ -435,8 +438,20 @@ def recipient_unreachable(loop: Loop, send: Send, token: uuid.UUID, index: int) 
     return "skipped"
 
 
+def number_erased_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
+    """A number erased on request (its salted hash is kept) is never messaged again, even
+    when it came back as a new contact (docs/privacy.md). Looked up once per claim."""
+    if loop.erased is None:
+        loop.erased = numbers_erased([send.phone])
+    if send.phone and send.phone not in loop.erased:
+        return ""
+    Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
+        status=SendStatus.CANCELLED, claim=None, error_detail="not sent: erased on request")
+    return "skipped"
+
+
 SEND_GUARDS: tuple[Callable[[Loop, Send, uuid.UUID, int], str], ...] = (
-    campaign_stopped, recipient_unreachable)
+    campaign_stopped, recipient_unreachable, number_erased_guard)
 
 
 def send_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:

@@ -8,6 +8,7 @@ name (``crm.jobs.enqueue``, which survives a broker outage), because
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from campaigns.audience import campaign_audience, reachable, unreachable_reason
@@ -38,12 +39,17 @@ from campaigns.models import (
     Alert,
     Campaign,
     CampaignStatus,
+    DeletionKeyword,
+    DeletionRequest,
     Exclusion,
     ExclusionReason,
+    InboundMessage,
     OptOut,
+    SandboxEvent,
     Send,
     Sender,
     SendStatus,
+    StatusEvent,
     Template,
     TemplateCategory,
 )
@@ -52,6 +58,7 @@ from campaigns.zones import audience_time_zone
 from crm.jobs import enqueue
 from crm.models import ConsentStatus, Contact
 from crm.phones import InvalidPhoneNumber, normalize_phone
+from crm.privacy import Subject
 from crm.services import contact_set_consent
 from tagging.audiences.language import SegmentError, parse
 from tagging.audiences.sql import to_q
@@ -538,3 +545,110 @@ def followups_create(*, now: datetime | None = None) -> list[Campaign]:
     return created
 
 
+
+
+# --- Privacy: a contact's messages erased; deletion requests by message (docs/privacy.md) ---
+
+ERASE_TASK = "crm.tasks.contact_erase_task"
+CONFIRMATION_TASK = "campaigns.tasks.deletion_confirmation_send_task"
+
+
+def contact_messages_erase(*, subject: Subject) -> int:
+    """Anonymise the subject's sends and delete what it wrote and asked; return the rows.
+
+    Sends stay (without number, error text or webhook payloads) so that every campaign's
+    totals stay as they were; the ones still waiting are cancelled. Inbound messages,
+    opt-out log entries and deletion requests go (the opt-out lives on as the salted hash
+    of ``crm.models.Erasure``); exclusions hold no more than the contact's id.
+    """
+    sends = Send.objects.filter(contact_id=subject.contact.pk)
+    sends.filter(status__in=OPEN).exclude(status=SendStatus.SENDING).update(
+        status=SendStatus.CANCELLED, claim=None, error_detail="")
+    touched = sends.update(phone="", error_detail="")
+    touched += StatusEvent.objects.filter(send__in=sends).update(payload={})
+    for model in (InboundMessage, OptOut, DeletionRequest):
+        touched += model.objects.filter(contact_id=subject.contact.pk).delete()[0]
+    # The sandbox's pending webhooks name the number; they are a test fixture, few.
+    stale = [e.pk for e in SandboxEvent.objects.only("pk", "body").iterator()
+             if subject.matches(json.dumps(e.body))]
+    return touched + SandboxEvent.objects.filter(pk__in=stale).delete()[0]
+
+
+def deletion_request_receive(*, contact: Contact, text: str, now: datetime | None = None
+                             ) -> str:
+    """Act on a message that asks for erasure or confirms it; return what was done ("" when
+    it does neither).
+
+    A deletion keyword opens a request and queues the confirmation request (sent after
+    commit, through the configured backend). A confirming reply within
+    ``PRIVACY_DELETION_CONFIRM_HOURS`` erases the contact, on a worker after commit.
+    """
+    now = now or timezone.now()
+    since = now - timedelta(hours=settings.PRIVACY_DELETION_CONFIRM_HOURS)
+    pending = DeletionRequest.objects.filter(contact=contact, confirmed_at__isnull=True,
+                                             requested_at__gte=since).first()
+    if pending is not None and (is_deletion_confirmation(text) or is_deletion_keyword(text)):
+        DeletionRequest.objects.filter(pk=pending.pk).update(confirmed_at=now)
+        enqueue(ERASE_TASK, contact.pk, "keyword",
+                "Confirmed by the customer's WhatsApp reply.")
+        logger.info("contact %s confirmed erasure by message", contact.pk)
+        return "erasure confirmed"
+    if not is_deletion_keyword(text):
+        return ""
+    request = DeletionRequest.objects.create(contact=contact, requested_at=now)
+    enqueue(CONFIRMATION_TASK, request.pk)
+    logger.info("contact %s asked for erasure by keyword; confirmation queued", contact.pk)
+    return "erasure requested"
+
+
+def deletion_confirmation_send(*, request_id: int, backend=None) -> bool:
+    """Send the confirmation request of one deletion request once; False when not sent.
+
+    Not sent to a blocklisted number (it is never messaged): the request waits in the
+    admin, where a tag administrator can erase the contact.
+    """
+    request = DeletionRequest.objects.select_related("contact").filter(pk=request_id).first()
+    if request is None or request.confirmation_sent_at or request.contact.is_blocked:
+        return False
+    contact = request.contact
+    with translation.override(contact.language or settings.LANGUAGE_CODE):
+        text = _("You asked us to delete all data we hold about you. To confirm, reply "
+                 "“%(word)s” within %(hours)d hours. If you do not, nothing is deleted.") % {
+            "word": _confirm_word(contact.language),
+            "hours": settings.PRIVACY_DELETION_CONFIRM_HOURS}
+    own_backend = backend is None
+    backend = backend or get_backend()
+    try:
+        backend.send_text(to=contact.phone, text=text, callback_data=f"tw:deletion:{request_id}")
+    finally:
+        if own_backend:
+            backend.close()
+    DeletionRequest.objects.filter(pk=request_id).update(confirmation_sent_at=timezone.now())
+    return True
+
+
+# The confirming word a request names, by the customer's language (when it is configured).
+CONFIRM_WORD_BY_LANGUAGE = {"de": "JA", "zh": "是", "en": "YES"}
+
+
+def _confirm_word(language: str) -> str:
+    words = settings.PRIVACY_DELETION_CONFIRM_WORDS or ["YES"]
+    wanted = CONFIRM_WORD_BY_LANGUAGE.get((language or "en")[:2].lower(), "YES")
+    return wanted if wanted in words else words[0]
+
+
+def _fold(text: str) -> str:
+    return (text or "").strip().strip(".!?。！ ").casefold()
+
+
+def is_deletion_keyword(text: str) -> bool:
+    """Whole-message match against the active deletion keywords and the setting's."""
+    words = {_fold(w) for w in DeletionKeyword.objects.filter(active=True)
+             .values_list("word", flat=True)}
+    words |= {_fold(w) for w in settings.PRIVACY_DELETION_KEYWORDS}
+    return bool(_fold(text)) and _fold(text) in words
+
+
+def is_deletion_confirmation(text: str) -> bool:
+    return bool(_fold(text)) and _fold(text) in {
+        _fold(w) for w in settings.PRIVACY_DELETION_CONFIRM_WORDS}

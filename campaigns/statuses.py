@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -185,3 +186,11 @@ def _consequences(send_id: int, error: WhatsAppError) -> None:
 def chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def status_events_prune(before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` status webhooks received before ``before`` (retention); the
+    send keeps its status and times."""
+    ids = list(StatusEvent.objects.filter(received_at__lt=before).order_by()
+               .values_list("pk", flat=True)[:limit])
+    return StatusEvent.objects.filter(pk__in=ids).delete()[0] if ids else 0

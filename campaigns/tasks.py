@@ -18,6 +18,7 @@ from campaigns.sending import (
     send_slot_free,
     send_slot_take,
 )
+from campaigns.services import deletion_confirmation_send
 from campaigns.tick import campaigns_tick
 from campaigns.webhooks import webhooks_drain
 
@@ -61,3 +62,9 @@ def campaign_send_task(campaign_id: int) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def webhooks_drain_task() -> None:
     webhooks_drain()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deletion_confirmation_send_task(request_id: int) -> None:
+    """Ask a customer who wrote a deletion keyword to confirm; sent once."""
+    deletion_confirmation_send(request_id=request_id)

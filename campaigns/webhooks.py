@@ -31,11 +31,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -51,7 +51,7 @@ from campaigns.models import (
     WebhookDelivery,
 )
 from campaigns.selectors import webhooks_waiting
-from campaigns.services import contact_opt_out
+from campaigns.services import contact_opt_out, deletion_request_receive
 from campaigns.statuses import sends_lock, statuses_apply
 from campaigns.transient import backoff, connection_recover, is_transient
 from campaigns.webhook_input import (
@@ -65,6 +65,7 @@ from crm.events import EventIn, events_record
 from crm.jobs import enqueue
 from crm.models import ConsentStatus, Contact, EventKind
 from crm.phones import try_normalize_phone
+from crm.privacy import Subject
 from crm.selectors import contact_ids_by_phone
 from crm.services import contact_set_consent, contacts_lock
 from tagging.models import Source
@@ -330,7 +331,11 @@ def messages_apply(*, messages: Sequence[MessageIn]) -> int:
 
 
 def _act_on_text(contact: Contact, text: str) -> list[str]:
-    """Opt-out keyword, else keyword rules: what was done, for the message's log."""
+    """Deletion request or its confirmation, else opt-out keyword, else keyword rules: what
+    was done, for the message's log."""
+    erasure = deletion_request_receive(contact=contact, text=text)
+    if erasure:
+        return [erasure]
     if is_opt_out(text):
         contact_opt_out(contact=contact, source="keyword", detail=text[:100])
         logger.info("contact %s opted out by keyword %r; confirmation logged", contact.pk, text)
@@ -375,3 +380,42 @@ def preferences_apply(*, preferences: Sequence[PreferenceIn]) -> int:
                 OptOut.objects.create(contact=contact, source="user_preferences",
                                       detail=preference.detail or "resume", resumed=True)
     return changed
+
+
+# --- Privacy: raw bodies of an erased number; retention (docs/privacy.md) ------------------
+
+def webhook_bodies_erase(*, subject: Subject) -> int:
+    """Empty every stored body that names the subject's number (its wa_id digits); keep the
+    row and its hash, so a replay of the body is still recognised and ignored.
+
+    One statement: the bytes are searched in the database (``position`` on PostgreSQL,
+    ``instr`` on SQLite). A body still waiting is marked done, with nothing left to apply.
+    """
+    digits = subject.national
+    if len(digits) < 6:
+        return 0
+    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    where = ("position(%s::bytea in body) > 0" if connection.vendor == "postgresql"
+             else "instr(body, %s) > 0")
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET body = %s, processed_at = COALESCE(processed_at, %s), "
+            f"retry_at = NULL WHERE {where}",
+            [b"", now, digits.encode()])
+        return max(cursor.rowcount, 0)
+
+
+def webhook_bodies_prune(before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` deliveries processed before ``before`` (applied or set aside)."""
+    ids = list(WebhookDelivery.objects.filter(processed_at__lt=before).order_by()
+               .values_list("pk", flat=True)[:limit])
+    return WebhookDelivery.objects.filter(pk__in=ids).delete()[0] if ids else 0
+
+
+def inbound_texts_prune(before: datetime, limit: int) -> int:
+    """Empty the text and payload of up to ``limit`` inbound messages older than ``before``;
+    the rows stay (reply counts and attribution)."""
+    ids = list(InboundMessage.objects.filter(occurred_at__lt=before)
+               .exclude(text="", payload={}).order_by().values_list("pk", flat=True)[:limit])
+    return InboundMessage.objects.filter(pk__in=ids).update(text="", payload={}) if ids else 0

@@ -8,6 +8,7 @@ through the part's hooks, so this app never imports the apps built on it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -18,6 +19,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
+from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateparse import parse_datetime
@@ -26,7 +28,17 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from crm.models import ApiScope, ApiToken, Contact, Event
+from crm.models import ApiScope, ApiToken, Contact, Erasure, Event, RetentionPeriod
+from crm.privacy import (
+    ErasureError,
+    contact_erase,
+    contact_export,
+    erasure_check,
+    erasure_plan,
+    is_erased,
+    privacy_parts,
+    retentions,
+)
 from crm.selectors import contacts_search
 from crm.timeline import timeline_page
 from crm.tokens import (
@@ -264,6 +276,8 @@ class ContactAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         if self.actions is None or IS_POPUP_VAR in request.GET:
             return actions
+        if self.has_erase_permission(request):
+            actions["erase_selected"] = self.get_action("erase_selected")
         for part in contact_admin_parts:
             actions.update(part.actions(request, self))
         return actions
@@ -272,8 +286,82 @@ class ContactAdmin(admin.ModelAdmin):
         timeline = path("<path:object_id>/timeline/",
                         self.admin_site.admin_view(self.timeline_view),
                         name="crm_contact_timeline")
-        return [timeline, *(url for part in contact_admin_parts for url in part.urls(self)),
+        privacy = [
+            path("<path:object_id>/privacy/export/",
+                 self.admin_site.admin_view(self.data_export_view),
+                 name="crm_contact_data_export"),
+            path("privacy/erase/", self.admin_site.admin_view(self.erase_view),
+                 name="crm_contact_erase"),
+        ]
+        return [timeline, *privacy,
+                *(url for part in contact_admin_parts for url in part.urls(self)),
                 *super().get_urls()]
+
+    # --- privacy: access and erasure (crm.privacy, docs/privacy.md) --------------------
+
+    @staticmethod
+    def may_export_data(request) -> bool:
+        user = request.user
+        return user.has_perm("crm.view_contact") and (
+            user.has_perm("crm.export_contacts") or user.has_perm("crm.erase_contact"))
+
+    def has_erase_permission(self, request) -> bool:
+        """Tag administrators (crm.erase_contact) and superusers."""
+        return request.user.has_perm("crm.erase_contact")
+
+    def data_export_view(self, request, object_id):
+        """Everything held about the contact, readable; ``?format=json`` downloads it."""
+        contact = self.get_object(request, object_id)
+        if contact is None or not self.may_export_data(request):
+            raise PermissionDenied
+        data = contact_export(contact)
+        if request.GET.get("format") == "json":
+            response = HttpResponse(json.dumps(data, ensure_ascii=False, indent=2),
+                                    content_type="application/json; charset=utf-8")
+            response["Content-Disposition"] = (
+                f'attachment; filename="contact-{contact.pk}-data.json"')
+            return response
+        sections = [(str(part.label), _rows(data.get(part.name))) for part in privacy_parts]
+        return TemplateResponse(request, "admin/crm/contact/data_export.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "original": contact, "title": _("Data held about %(contact)s") % {
+                "contact": contact}, "sections": sections,
+            "exported_at": data["exported_at"]})
+
+    @admin.action(description=_("Erase the selected contacts and all their data"),
+                  permissions=["erase"])
+    def erase_selected(self, request, queryset):
+        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True)[:100])
+        return HttpResponseRedirect(reverse("admin:crm_contact_erase") + "?" + urlencode(
+            {"ids": ids}))
+
+    def erase_view(self, request):
+        """The confirmation page: per contact, what will go; POST with a reason erases."""
+        if not self.has_erase_permission(request):
+            raise PermissionDenied
+        ids = [int(x) for x in (request.POST.get("ids") or request.GET.get("ids", "")).split(",")
+               if x.strip().isdigit()]
+        contacts = [c for c in Contact.objects.filter(pk__in=ids) if not is_erased(c)]
+        if request.method == "POST" and request.POST.get("confirm") and contacts:
+            reason = request.POST.get("reason", "").strip()
+            done = 0
+            for contact in contacts:
+                try:
+                    erasure_check(contact)
+                    contact_erase(contact=contact, via="admin", actor=request.user,
+                                  reason=reason)
+                    done += 1
+                except ErasureError as exc:
+                    self.message_user(request, str(exc), messages.WARNING)
+            self.message_user(request, ngettext(
+                "%(n)d contact erased; only a salted hash of the number is kept.",
+                "%(n)d contacts erased; only salted hashes of the numbers are kept.",
+                done) % {"n": done})
+            return HttpResponseRedirect(reverse("admin:crm_contact_changelist"))
+        return TemplateResponse(request, "admin/crm/contact/erase_confirmation.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": _("Erase contacts"), "ids": ",".join(str(c.pk) for c in contacts),
+            "plans": [(contact, erasure_plan(contact)) for contact in contacts]})
 
     def get_paginator(self, request, queryset, per_page, orphans=0,
                       allow_empty_first_page=True):
@@ -294,6 +382,12 @@ class ContactAdmin(admin.ModelAdmin):
             context["part_includes"] = [t for p in contact_admin_parts
                                         for t in p.change_form_includes]
             context.update(self._timeline_context(request, obj))
+            context["privacy_export_url"] = (
+                reverse("admin:crm_contact_data_export", args=[obj.pk])
+                if self.may_export_data(request) else "")
+            context["privacy_erase_url"] = (
+                reverse("admin:crm_contact_erase") + "?" + urlencode({"ids": obj.pk})
+                if self.has_erase_permission(request) and not is_erased(obj) else "")
             for part in contact_admin_parts:
                 context.update(part.change_form_context(request, self, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -382,3 +476,70 @@ class ApiTokenAdmin(admin.ModelAdmin):
         count = api_tokens_revoke(tokens=queryset)
         self.message_user(request, ngettext("%(n)d token revoked.", "%(n)d tokens revoked.",
                                             count) % {"n": count})
+
+
+def _rows(value) -> list[dict]:
+    """A part's export as rows of (label, text) pairs for the readable page."""
+    if not value:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [[(str(k).replace("_", " "), _text(v)) for k, v in item.items()]
+            if isinstance(item, dict) else [("", _text(item))] for item in items]
+
+
+def _text(value) -> str:
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+@admin.register(Erasure)
+class ErasureAdmin(admin.ModelAdmin):
+    """The audit record of erasures: who, when, why; the number only as a salted hash."""
+
+    list_display = ["erased_at", "via", "actor", "reason", "phone_hash"]
+    list_filter = ["via"]
+    readonly_fields = ["erased_at", "via", "actor", "reason", "phone_hash", "removed"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RetentionPeriodForm(forms.ModelForm):
+    key = forms.ChoiceField(label=_("data"), choices=())
+
+    class Meta:
+        model = RetentionPeriod
+        fields = ["key", "days"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].choices = [(key, r.label) for key, r in retentions.items()]
+
+
+@admin.register(RetentionPeriod)
+class RetentionPeriodAdmin(admin.ModelAdmin):
+    """How long each kind of data is kept; a kind without a row keeps the setting's default
+    (PRIVACY_RETENTION_DAYS). Beat prunes daily."""
+
+    form = RetentionPeriodForm
+    list_display = ["label", "days", "protects"]
+    list_display_links = ["label"]
+
+    @admin.display(description=_("data"))
+    def label(self, obj: RetentionPeriod) -> str:
+        retention = retentions.get(obj.key)
+        return str(retention.label) if retention else obj.key
+
+    @admin.display(description=_("what pruning protects"))
+    def protects(self, obj: RetentionPeriod) -> str:
+        retention = retentions.get(obj.key)
+        return str(retention.protects) if retention else ""

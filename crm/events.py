@@ -120,3 +120,21 @@ def events_record(*, events: Sequence[EventIn], source: str = "service",
     if stored:
         transaction.on_commit(lambda: events_recorded.send(sender=EventModel, events=stored))
     return EventsResult(stored, duplicates, failed, created)
+
+
+# --- Privacy: erasure and retention (crm.privacy) -------------------------------------------
+
+def events_erase(*, contact_id: int) -> int:
+    """Delete an erased contact's events, except purchases, which lose their payload and
+    order id but keep amount, product and time: campaign revenue and conversions count
+    them (docs/privacy.md)."""
+    events = EventModel.objects.filter(contact_id=contact_id)
+    kept = events.filter(kind=EventKind.PURCHASE).update(payload={}, source_id="")
+    return kept + events.exclude(kind=EventKind.PURCHASE).delete()[0]
+
+
+def events_prune(before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` events that happened before ``before`` (retention)."""
+    ids = list(EventModel.objects.filter(occurred_at__lt=before).order_by()
+               .values_list("pk", flat=True)[:limit])
+    return EventModel.objects.filter(pk__in=ids).delete()[0] if ids else 0

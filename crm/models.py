@@ -91,6 +91,7 @@ class Contact(models.Model):
         permissions = [
             ("change_consent", _("Can change marketing consent and the blocklist")),
             ("export_contacts", _("Can export contacts")),
+            ("erase_contact", _("Can erase a contact and all their data")),
         ]
         indexes = [
             models.Index(fields=["last_interaction_at"], name="crm_contact_last_inter_idx"),
@@ -240,3 +241,53 @@ class ApiToken(models.Model):
     def may_change_dimension(self, dimension_id: int) -> bool:
         """Whether tags of this dimension may be added and removed with this token."""
         return self.all_dimensions or dimension_id in self.dimensions
+
+
+# --- Privacy: erasures and retention (crm.privacy) ------------------------------------------
+
+
+class Erasure(models.Model):
+    """One erased contact: who asked for it, when and why, and the number's salted hash.
+
+    The hash is all that is kept of the number: ``crm.privacy.number_erased`` reads it so
+    an erased number is never messaged again nor imported anew. It cannot be turned back
+    into the number without the salt (setting ``PRIVACY_NUMBER_SALT``).
+    """
+
+    phone_hash = models.CharField(_("number (salted hash)"), max_length=64, db_index=True,
+                                  editable=False)
+    erased_at = models.DateTimeField(_("erased"), default=timezone.now, editable=False)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                              blank=True, related_name="+", verbose_name=_("by"),
+                              editable=False)
+    via = models.CharField(_("requested through"), max_length=20, editable=False,
+                           help_text=_("admin, command or keyword (the customer's message)."))
+    reason = models.TextField(_("reason"), blank=True, editable=False)
+    removed = models.JSONField(_("what was removed"), default=dict, blank=True, editable=False,
+                               help_text=_("Rows deleted or anonymised, per kind."))
+
+    class Meta:
+        verbose_name = _("erasure")
+        verbose_name_plural = _("erasures")
+        ordering = ["-erased_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.erased_at:%Y-%m-%d %H:%M} {self.phone_hash[:12]}…"
+
+
+class RetentionPeriod(models.Model):
+    """How long one kind of stored data is kept; overrides the setting's default."""
+
+    key = models.CharField(_("data"), max_length=40, unique=True,
+                           help_text=_("Which data, e.g. webhook_bodies."))
+    days = models.PositiveIntegerField(
+        _("keep for (days)"), null=True, blank=True,
+        help_text=_("Empty: keep forever."))
+
+    class Meta:
+        verbose_name = _("retention period")
+        verbose_name_plural = _("retention periods")
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key

@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from crm.models import ConsentStatus, Contact
+from crm.models import ConsentStatus, Contact, Event
 from crm.phones import try_normalize_phone
 
 
@@ -62,3 +62,33 @@ def reachable_q(*, marketing: bool) -> Q:
     marketing, opted in too (PRODUCT.md §2: only numbers that agreed may get marketing)."""
     q = Q(is_blocked=False) & ~Q(consent_status=ConsentStatus.OPTED_OUT)
     return q & Q(consent_status=ConsentStatus.OPTED_IN) if marketing else q
+
+
+# --- Privacy: what crm holds about one contact (crm.privacy) ------------------------------
+
+PROFILE_FIELDS = (
+    "phone", "salutation", "first_name", "last_name", "external_label", "gender", "birth_date",
+    "language", "country", "city", "occupation", "notes", "attributes", "consent_status",
+    "consent_source", "consent_at", "is_blocked", "purchase_count", "total_spent",
+    "first_purchase_at", "last_purchase_at", "last_interaction_at", "last_read_at",
+    "last_reply_at", "joined_at", "created_at", "updated_at")
+
+
+def contact_profile_export(contact: Contact) -> dict:
+    return {name: _jsonable(getattr(contact, name)) for name in PROFILE_FIELDS}
+
+
+def contact_events_export(contact: Contact) -> list[dict]:
+    rows = Event.objects.filter(contact=contact).order_by("occurred_at", "id").values(
+        "kind", "name", "occurred_at", "received_at", "amount", "currency", "product",
+        "category", "payload", "source", "source_id")
+    return [{key: _jsonable(value) for key, value in row.items()} for row in rows]
+
+
+def _jsonable(value):
+    """Dates, times and decimals as ISO text and strings; the rest as it is."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if value is not None and not isinstance(value, (str, int, float, bool, dict, list)):
+        return str(value)
+    return value

@@ -14,11 +14,15 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.models import ConsentStatus, Contact, Event, EventKind
 from crm.phones import country_of
+from crm.privacy import ERASED, ERASED_PHONE_PREFIX, Subject, numbers_erased
 from crm.selectors import contact_ids_by_phone
 
 CONSENT_FIELDS = ("consent_status", "consent_source", "consent_at")
@@ -85,10 +89,27 @@ def contacts_insert(*, rows: Sequence[Mapping], skip_existing: bool = False) -> 
         return {}
     if "created_at" in rows[0] and "joined_at" not in rows[0]:
         rows = [{**row, "joined_at": row["created_at"]} for row in rows]
+    rows = _block_erased(rows)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             return _insert_postgresql(rows, skip_existing)
         return _insert_portable(rows, skip_existing)
+
+
+def _block_erased(rows: Sequence[Mapping]) -> Sequence[Mapping]:
+    """Rows whose number was erased on request come back blocklisted and opted out.
+
+    Whoever creates the contact again (the API, a shop order, the person writing in
+    through an entry point), the number is never messaged again (docs/privacy.md).
+    Every row keeps the same keys, as the inserts want.
+    """
+    erased = numbers_erased(row["phone"] for row in rows)
+    if not erased:
+        return rows
+    blocked = {"is_blocked": True, "consent_status": ConsentStatus.OPTED_OUT,
+               "consent_source": "erased on request"}
+    return [{"is_blocked": False, "consent_status": ConsentStatus.UNKNOWN, "consent_source": "",
+             **row, **(blocked if row["phone"] in erased else {})} for row in rows]
 
 
 def contacts_ensure(*, phones: Collection[str]) -> tuple[dict[str, int], int]:
@@ -311,3 +332,37 @@ def contacts_lock(*, ids: Collection[int]) -> None:
 def contacts_delete(*, ids: Sequence[int]) -> int:
     """Delete the contacts ``ids`` with what cascades from them; return how many went."""
     return Contact.objects.filter(pk__in=ids).delete()[1].get(Contact._meta.label, 0)
+
+
+# --- erasing a contact (crm.privacy) -----------------------------------------------------
+
+ANONYMISED = {
+    "first_name": "", "last_name": "", "salutation": "", "gender": "", "birth_date": None,
+    "language": "", "city": "", "occupation": "", "external_label": "", "notes": "",
+    "attributes": {}, "consent_status": ConsentStatus.OPTED_OUT,
+    "consent_source": "erased on request", "is_blocked": True,
+}
+
+
+def contact_anonymise(*, subject: Subject) -> int:
+    """Blank every personal field of the subject's contact; keep the row and its facts.
+
+    The row stays (phone ``erased:<id>``, blocklisted) so that what reports count through
+    it (campaign recipients, their purchases) stays right; nothing in it names a person.
+    Django's admin log entries about the contact, or naming it, lose their text.
+    """
+    contact = subject.contact
+    now = timezone.now()
+    done = Contact.objects.filter(pk=contact.pk).update(
+        phone=f"{ERASED_PHONE_PREFIX}{contact.pk}", consent_at=now, updated_at=now,
+        **ANONYMISED)
+    return done + _admin_log_scrub(subject)
+
+
+def _admin_log_scrub(subject: Subject) -> int:
+    about = Q(content_type=ContentType.objects.get_for_model(Contact),
+              object_id=str(subject.contact.pk))
+    naming = Q(object_repr__contains=subject.national)
+    for name in subject.names:
+        naming |= Q(object_repr__icontains=name) | Q(change_message__icontains=name)
+    return LogEntry.objects.filter(about | naming).update(object_repr=ERASED, change_message="")

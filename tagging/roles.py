@@ -27,7 +27,7 @@ ROLES: dict[str, list[str]] = {
         "tagging.add_tag", "tagging.change_tag", "tagging.delete_tag", "tagging.view_tag",
         "tagging.define_dimension_tags",
         "tagging.view_tagversion", "tagging.view_assignmenthistory",
-        "crm.view_contact",
+        "crm.view_contact", "crm.erase_contact",
     ],
     MARKETERS: [
         "tagging.apply_dimension_tags",

@@ -71,3 +71,21 @@ def tag_weekly_changes(tag: Tag, weeks: int = 12) -> list[dict]:
         entry = weekly.setdefault(row["week"], {"week": row["week"], "added": 0, "removed": 0})
         entry[row["action"]] = row["n"]
     return sorted(weekly.values(), key=lambda e: e["week"], reverse=True)
+
+
+# --- Privacy: a contact's tags and their history (crm.privacy) ----------------------------
+
+def contact_tags_export(contact: Contact) -> list[dict]:
+    rows = (TagAssignment.objects.filter(contact=contact).select_related("tag__dimension")
+            .order_by("assigned_at"))
+    return [{"tag": a.tag.name, "dimension": a.tag.dimension.name,
+             "assigned_at": a.assigned_at.isoformat(), "source": a.get_source_display(),
+             "expires_at": a.expires_at.isoformat() if a.expires_at else None} for a in rows]
+
+
+def contact_tag_history_export(contact: Contact) -> list[dict]:
+    names = dict(Tag.objects.values_list("pk", "name"))
+    rows = AssignmentHistory.objects.filter(contact_id=contact.pk).order_by("at", "id")
+    return [{"at": h.at.isoformat(), "action": h.get_action_display(),
+             "tag": names.get(h.tag_id, str(h.tag_id)), "reason": h.get_reason_display(),
+             "replaced": h.replaced} for h in rows]

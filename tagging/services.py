@@ -610,3 +610,15 @@ class _PostgresWriter(_Writer):
             [now, source, source_ref, actor_id, *lifetimes.values(),
              *[_array(p) for p in pairs], _array(set(pairs[0])), *hist_values],
         )
+
+
+# --- Privacy: erasing a contact's tags (crm.privacy) --------------------------------------
+
+def contact_tags_erase(*, contact_id: int) -> int:
+    """Delete an erased contact's assignments and their whole history, writing no new
+    history (nothing of the person may stay); return how many rows went.
+
+    Tag counts fall by one as for any removal; the index's change log sees the delete.
+    """
+    assignments = TagAssignment.objects.filter(contact_id=contact_id).delete()[0]
+    return assignments + AssignmentHistory.objects.filter(contact_id=contact_id).delete()[0]

@@ -33,3 +33,10 @@ class EntryPointsConfig(AppConfig):
             "entrypoints.view_entrypoint", "entrypoints.view_arrival",
             "entrypoints.add_adsource", "entrypoints.change_adsource",
             "entrypoints.delete_adsource", "entrypoints.view_adsource"])
+        from campaigns.entrypoints.selectors import contact_arrivals_export
+        from campaigns.entrypoints.services import contact_arrivals_erase
+        from crm.privacy import PrivacyPart, privacy_parts
+
+        privacy_parts.register(PrivacyPart(
+            "arrivals", _("entry points arrived through"), contact_arrivals_export,
+            lambda subject: contact_arrivals_erase(contact_id=subject.contact.pk)))

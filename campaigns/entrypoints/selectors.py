@@ -118,3 +118,12 @@ def entry_point_history(entry_point: EntryPoint, *, unit: str = "week", periods:
         if period is not None:
             period.purchases, period.revenue = row["n"], row["revenue"] or Decimal(0)
     return list(result.values())
+
+
+def contact_arrivals_export(contact) -> list[dict]:
+    """The entry points the contact arrived through, with the consent text they saw."""
+    rows = Arrival.objects.filter(contact=contact).select_related("entry_point").order_by(
+        "arrived_at")
+    return [{"entry_point": a.entry_point.name, "at": a.arrived_at.isoformat(),
+             "new_contact": a.new_contact, "consent_recorded": a.consented,
+             "consent_text_shown": a.consent_text, "ad_referral": a.referral} for a in rows]

@@ -241,3 +241,9 @@ def welcome_send(*, entry_point: EntryPoint, contact: Contact) -> str:
         EntryPoint.objects.filter(pk=entry_point.pk).update(welcome_campaign=campaign)
         entry_point.welcome_campaign = campaign
     return campaign_send_triggered(campaign=campaign, contact=contact)
+
+
+def contact_arrivals_erase(*, contact_id: int) -> int:
+    """An erased contact's arrivals keep counting for their entry point; the ad referral
+    (which may carry the customer's own words) goes."""
+    return Arrival.objects.filter(contact_id=contact_id).update(referral={})

@@ -340,3 +340,27 @@ if REDIS_URL:
 IMPORTS_XLSX_MAX_UNCOMPRESSED_MB = env_int("IMPORTS_XLSX_MAX_UNCOMPRESSED_MB", 1024)
 IMPORTS_XLSX_MAX_RATIO = env_int("IMPORTS_XLSX_MAX_RATIO", 100)
 IMPORTS_XLSX_MAX_SHARED_STRINGS_MB = env_int("IMPORTS_XLSX_MAX_SHARED_STRINGS_MB", 100)
+
+# --- Privacy: access, erasure, deletion keywords, retention (docs/privacy.md) ---
+# Key of the salted hash an erased number is remembered by. Set it once and keep it:
+# changing it forgets which numbers were erased. Empty: derived from SECRET_KEY.
+PRIVACY_NUMBER_SALT = env("PRIVACY_NUMBER_SALT", "")
+# Days each kind of data is kept (0: forever); the admin's "Retention periods" override them.
+PRIVACY_RETENTION_DAYS = {
+    "webhook_bodies": env_int("PRIVACY_RETAIN_WEBHOOK_BODIES_DAYS", 30),
+    "inbound_texts": env_int("PRIVACY_RETAIN_INBOUND_TEXTS_DAYS", 365),
+    "events": env_int("PRIVACY_RETAIN_EVENTS_DAYS", 730),
+    "status_events": env_int("PRIVACY_RETAIN_STATUS_EVENTS_DAYS", 90),
+    "import_files": env_int("PRIVACY_RETAIN_IMPORT_FILES_DAYS", 30),
+    "failed_row_files": env_int("PRIVACY_RETAIN_FAILED_ROW_FILES_DAYS", 30),
+}
+# Words that, as a whole message, ask for erasure, besides those in the admin.
+PRIVACY_DELETION_KEYWORDS = env_list("PRIVACY_DELETION_KEYWORDS", [])
+# Replies that confirm a deletion request, and how long the request waits for one.
+PRIVACY_DELETION_CONFIRM_WORDS = env_list(
+    "PRIVACY_DELETION_CONFIRM_WORDS", ["JA", "YES", "是", "确认"])
+PRIVACY_DELETION_CONFIRM_HOURS = env_int("PRIVACY_DELETION_CONFIRM_HOURS", 24)
+CELERY_BEAT_SCHEDULE["privacy-retention"] = {
+    "task": "crm.tasks.retention_prune_task", "schedule": 86400.0,
+    "options": beat_expires(43200),
+}

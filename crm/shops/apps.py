@@ -9,3 +9,12 @@ class ShopsConfig(AppConfig):
     label = "shops"
     verbose_name = _("Shops")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from crm.privacy import PrivacyPart, privacy_parts
+        from crm.shops.services import shop_outcomes_erase
+
+        # Orders are events (crm's part); only the last outcome shown may name a number.
+        privacy_parts.register(PrivacyPart(
+            "shops", _("shop deliveries"), lambda contact: [],
+            lambda subject: shop_outcomes_erase(subject=subject)))

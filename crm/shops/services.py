@@ -27,6 +27,7 @@ from django.utils.dateparse import parse_datetime
 from crm.events import EventIn, events_record
 from crm.models import EventKind
 from crm.phones import try_normalize_phone
+from crm.privacy import ERASED, Subject
 from crm.shops.models import Platform, ShopConnection
 
 SOURCE = "shop"
@@ -237,3 +238,10 @@ def _done(connection: ShopConnection, outcome: Outcome) -> Outcome:
     ShopConnection.objects.filter(pk=connection.pk).update(last_delivery_at=timezone.now(),
                                                            last_outcome=text[:300])
     return outcome
+
+
+def shop_outcomes_erase(*, subject: Subject) -> int:
+    """A connection's last outcome may name an unknown customer's number: blank it."""
+    ids = [c.pk for c in ShopConnection.objects.only("pk", "last_outcome")
+           if subject.matches(c.last_outcome)]
+    return ShopConnection.objects.filter(pk__in=ids).update(last_outcome=ERASED) if ids else 0

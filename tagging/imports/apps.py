@@ -18,3 +18,27 @@ class ImportsConfig(AppConfig):
         contact_admin_parts.register(ExportContactPart())
         for role in (TAG_ADMINISTRATORS, MARKETERS):
             role_permissions_add(role, ["imports.add_importjob", "imports.view_importjob"])
+        _register_privacy()
+
+
+def _register_privacy() -> None:
+    """The imports a contact came from: exported, scrubbed on erasure; files pruned."""
+    from crm.privacy import PrivacyPart, Retention, privacy_parts, register_retention
+    from tagging.imports.selectors import contact_imports_export
+    from tagging.imports.services import (
+        contact_imports_erase,
+        failed_row_files_prune,
+        import_files_prune,
+    )
+
+    privacy_parts.register(PrivacyPart(
+        "imports", _("imports"), contact_imports_export,
+        lambda subject: contact_imports_erase(subject=subject)))
+    register_retention(Retention(
+        "import_files", _("uploaded import files"),
+        _("Whole customer lists as uploaded; the import's report and undo do not need "
+          "them."), import_files_prune))
+    register_retention(Retention(
+        "failed_row_files", _("failed-rows files of imports"),
+        _("The rows an import refused, to fix and upload again; nobody needs them later."),
+        failed_row_files_prune))

@@ -160,6 +160,7 @@ class Reason:
     WRONG_ENCODING = ROW_ENCODING
     UNBALANCED_QUOTE = ROW_QUOTE
     NUL_CHARACTER = ROW_NUL
+    ERASED = "erased_number"
 
 
 class Notice:
@@ -182,6 +183,7 @@ LABELS = {
     Reason.WRONG_ENCODING: gettext_lazy("row in another text encoding"),
     Reason.UNBALANCED_QUOTE: gettext_lazy("unbalanced quote"),
     Reason.NUL_CHARACTER: gettext_lazy("NUL character in a cell"),
+    Reason.ERASED: gettext_lazy("number erased at its owner's request"),
     Notice.UNKNOWN_TAG_SKIPPED: gettext_lazy("unknown tags skipped"),
     Notice.CONSENT_UNCLEAR: gettext_lazy("consent value not understood (not opted in)"),
 }

@@ -27,12 +27,13 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from crm.models import ConsentStatus, Contact
+from crm.privacy import Subject, numbers_erased
 from crm.selectors import phone_in
 from crm.services import (
     CONSENT_FIELDS,
@@ -449,8 +450,13 @@ class _Engine:
         """Count, dedupe and sample one batch's parsed rows: (rows to write, failures)."""
         batch: list[ParsedRow] = []
         pending: list[RowFailure] = []
+        erased = numbers_erased(r.phone for _raw, r in rows if isinstance(r, ParsedRow))
         for raw, result in rows:
             self.outcome.rows += 1
+            if isinstance(result, ParsedRow) and result.phone in erased:
+                result = RowFailure(raw.number, Reason.ERASED, _(
+                    "This number was erased at its owner's request and is never imported "
+                    "again."), raw.cells)
             if isinstance(result, ParsedRow):
                 key = int(result.phone[1:])
                 first = self.seen.setdefault(key, raw.number)
@@ -835,3 +841,91 @@ def _restore_values(current: dict, before: dict, after: dict) -> tuple[dict, boo
         else:
             changed_since = True
     return values, changed_since
+
+
+# --- Privacy: an erased contact's rows in imports; retention of files (docs/privacy.md) ----
+
+def contact_imports_erase(*, subject: Subject) -> int:
+    """Remove the subject from every import: what undo would restore (its old values), the
+    preview's sample rows and report lines naming it, and its rows in the stored files
+    (uploads, failed-rows files). Counts of the import reports stay as they were.
+
+    Every job is looked at, not only those that touched the contact: a failed row names
+    a number without creating a contact. Files are few, kept for ``import_files`` days.
+    """
+    touched = ImportedChange.objects.filter(contact_id=subject.contact.pk).delete()[0]
+    for job in ImportJob.objects.only("pk", "preview", "report", "errors", "file",
+                                      "failed_rows").iterator():
+        scrubbed = {name: subject.scrub(getattr(job, name))
+                    for name in ("preview", "report", "errors")}
+        if any(scrubbed[name] != getattr(job, name) for name in scrubbed):
+            ImportJob.objects.filter(pk=job.pk).update(**scrubbed)
+            touched += 1
+        paths = [f.path for f in (job.file, job.failed_rows) if f and f.name]
+        if (job.preview or {}).get("failed_rows_file"):
+            paths.append(job.preview["failed_rows_file"])
+        touched += sum(_file_rows_erase(Path(path), subject) for path in paths)
+    return touched
+
+
+def _file_rows_erase(path: Path, subject: Subject) -> int:
+    """Drop the rows of one stored file that name the subject; return how many went."""
+    if not path.is_file():
+        return 0
+    raw = path.read_bytes()
+    if raw[:2] == b"PK":  # XLSX (a zip)
+        return _workbook_rows_erase(path, subject)
+    for encoding in ("utf-8-sig", "utf-16", "gb18030", "cp1252", "latin-1"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeError:
+            continue
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if not subject.matches(line)]
+    if len(kept) != len(lines):
+        path.write_bytes("".join(kept).encode(encoding))
+    return len(lines) - len(kept)
+
+
+def _workbook_rows_erase(path: Path, subject: Subject) -> int:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path)
+    gone = 0
+    for sheet in workbook.worksheets:
+        for index in range(sheet.max_row, 0, -1):
+            if any(subject.matches(cell.value) for cell in sheet[index]):
+                sheet.delete_rows(index)
+                gone += 1
+    if gone:
+        workbook.save(path)
+    return gone
+
+
+def _older(before) -> Q:
+    """Finished before ``before``, or never finished and uploaded before it."""
+    return Q(finished_at__lt=before) | Q(finished_at__isnull=True, created_at__lt=before)
+
+
+def import_files_prune(before, limit: int) -> int:
+    """Delete the uploaded files of up to ``limit`` imports finished before ``before``, with
+    the preview's sample rows; the reports and counts stay."""
+    jobs = list(ImportJob.objects.filter(_older(before)).exclude(file="")
+                .order_by().only("pk", "file", "preview")[:limit])
+    for job in jobs:
+        job.file.delete(save=False)
+        _discard_preview_file(job)
+        ImportJob.objects.filter(pk=job.pk).update(
+            file="", preview={**(job.preview or {}), "rows": []})
+    return len(jobs)
+
+
+def failed_row_files_prune(before, limit: int) -> int:
+    """Delete the failed-rows files of up to ``limit`` imports finished before ``before``."""
+    jobs = list(ImportJob.objects.filter(_older(before)).exclude(failed_rows="")
+                .order_by().only("pk", "failed_rows")[:limit])
+    for job in jobs:
+        job.failed_rows.delete(save=False)
+        ImportJob.objects.filter(pk=job.pk).update(failed_rows="")
+    return len(jobs)
