@@ -441,9 +441,8 @@ def recipient_unreachable(loop: Loop, send: Send, token: uuid.UUID, index: int) 
 def number_erased_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
     """A number erased on request (its salted hash is kept) is never messaged again, even
     when it came back as a new contact (docs/privacy.md). Looked up once per claim."""
-    if loop.erased is None:
-        loop.erased = numbers_erased([send.phone])
-    if send.phone and send.phone not in loop.erased:
+    erased = loop.erased if loop.erased is not None else numbers_erased([send.phone])
+    if send.phone and send.phone not in erased:
         return ""
     Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
         status=SendStatus.CANCELLED, claim=None, error_detail="not sent: erased on request")
