@@ -160,15 +160,14 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
 
 
 def _threads(loop: Loop) -> int:
-    """Requests in flight at once: enough for 20 ms per request at the number's rate.
+    """Requests in flight at once: enough for 40 ms per request at the number's rate.
 
     Only for backends that say they are thread-safe and keep off the database
     (``concurrent``); the others send one message at a time, as before.
     """
     if not getattr(loop.backend, "concurrent", False):
         return 1
-    # Below 100 msg/s a slot comes every 10 ms or more: one request at a time keeps up.
-    return max(1, min(settings.WHATSAPP_SEND_THREADS, int(loop.bucket.rate // 50)))
+    return max(2, min(settings.WHATSAPP_SEND_THREADS, math.ceil(loop.bucket.rate / 25)))
 
 
 def _send_claimed(loop: Loop, token: uuid.UUID, claimed: list[Send],
@@ -258,8 +257,13 @@ class Flight:
         """Reserve slots for the first of ``ready``, stamp them handed, post each at its
         slot; return the sends still waiting for a slot."""
         ready, self.late = [*self.late, *ready], []
+        # No more slots at once than threads to post them, and only once one is free: a
+        # slot that passes while its request waits for a thread is lost to everyone.
+        self._make_room()
+        if self.result.stopped:
+            return ready
         try:
-            waits = self.loop.bucket.reserve_many(len(ready))
+            waits = self.loop.bucket.reserve_many(min(len(ready), self.loop.run, self.window))
         except RateLimiterUnavailable as exc:
             self._limiter_down(exc)
             return ready
