@@ -184,6 +184,7 @@ def _outcome(api, campaign) -> dict:
         "rate": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
         "max_window": api.max_in_any_window(1.0),
         "per_second_min": min(full, default=0), "per_second_max": max(full, default=0),
+        "per_second_median": statistics.median(full) if full else 0,
         "statuses": dict(Counter(Send.objects.filter(campaign=campaign)
                                  .values_list("status", flat=True))),
     }
