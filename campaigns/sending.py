@@ -2,9 +2,10 @@
 
 Exactly once, in one paragraph: a send is *claimed* (``queued → sending`` in
 one conditional UPDATE, ``SKIP LOCKED`` on PostgreSQL) before its network
-call, stamped *handed* (``handed_at``, again conditional on the claim) the
-moment its rate slot has come, and its outcome is written with another
-conditional UPDATE; the call runs outside any transaction. A claimed send is
+call, stamped *handed* (``handed_at``, again conditional on the claim) once
+its rate slot is reserved and before the request (a run of sends at a time),
+and its outcome is written with another conditional UPDATE (accepted ones in
+bulk); the call runs outside any transaction, in a thread that does HTTP only. A claimed send is
 never claimed again, so no recipient can get two messages from two workers. A
 worker killed mid-send leaves its sends in flight: those never handed over are
 queued again once the loop's lease is over (``LEASE_SECONDS``); one handed over
