@@ -94,9 +94,13 @@ def _row(label: str, rate: int, r: dict) -> str:
 
 
 def run(argv: list[str]) -> str:
+    from django.conf import settings
+
     from config.celery import app
 
     app.conf.broker_url = REDIS
+    # This process plays beat: its reconciler must use the workers' grace period.
+    settings.WHATSAPP_INFLIGHT_GRACE_SECONDS = 20
     size = int(next((a.split("=", 1)[1] for a in argv if a.startswith("--size=")), 6000))
     steady = int(next((a.split("=", 1)[1] for a in argv if a.startswith("--steady=")), 0))
     before = next((a.split("=", 1)[1] for a in argv if a.startswith("--before=")),
