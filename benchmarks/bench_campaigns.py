@@ -54,8 +54,8 @@ def _env(api_url: str = "") -> dict[str, str]:
 
 
 class Workers:
-    def __init__(self, count: int, api_url: str):
-        self.env, self.procs = _env(api_url), {}
+    def __init__(self, count: int, api_url: str, root: Path = ROOT):
+        self.env, self.procs, self.root = _env(api_url), {}, root
         for index in range(count):
             self.start(index)
         time.sleep(8)  # let them connect to the broker
@@ -66,7 +66,7 @@ class Workers:
              "-n", f"bench{index}-{time.time_ns()}@%h", "-Q", "celery,webhooks", "-l", "warning",
              "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=self.root, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def kill(self, index: int) -> None:
         self.procs[index].send_signal(signal.SIGKILL)
@@ -184,6 +184,7 @@ def _outcome(api, campaign) -> dict:
         "rate": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
         "max_window": api.max_in_any_window(1.0),
         "per_second_min": min(full, default=0), "per_second_max": max(full, default=0),
+        "per_second_median": statistics.median(full) if full else 0,
         "statuses": dict(Counter(Send.objects.filter(campaign=campaign)
                                  .values_list("status", flat=True))),
     }

@@ -111,8 +111,10 @@ class Policy:
     tries: int = 0             # RETRY: the attempt at which the send fails instead
     wait: float = 0.0          # RETRY: seconds before the first retry
     growth: float = 1.0        # RETRY: factor per further attempt
-    # Push the number's token bucket back (seconds), slowed for a while (seconds).
-    penalty: tuple[float, float] | None = None
+    # The number's token bucket: ``slows`` reports a throughput refusal (130429: a short
+    # push-back, a rate cut on a burst; campaigns.throttle); ``pause`` stops it (seconds).
+    slows: bool = False
+    pause: float = 0.0
 
     def delay(self, attempt: int) -> float:
         """Seconds until the retry after ``attempt`` (1 for the first refusal)."""
@@ -125,10 +127,11 @@ class Policy:
 
 
 POLICIES: dict[Action, Policy] = {
-    # Meta refuses "until you are within your allowed level again": a short pause of the
-    # whole number, and half rate (compounding) while refusals keep coming (throttle.py).
-    Action.SLOW_NUMBER: Policy(SendFate.RETRY, tries=10, wait=1.0, penalty=(0.25, 5.0)),
-    Action.GLOBAL_BACKOFF: Policy(SendFate.RETRY, tries=10, wait=5.0, penalty=(5.0, 30.0)),
+    # Meta refuses "until you are within your allowed level again": one refusal pushes the
+    # number back two slots; a burst of them halves its rate, which grows back within
+    # seconds (AIMD, campaigns.throttle).
+    Action.SLOW_NUMBER: Policy(SendFate.RETRY, tries=10, wait=1.0, slows=True),
+    Action.GLOBAL_BACKOFF: Policy(SendFate.RETRY, tries=10, wait=5.0, pause=5.0),
     # Meta: retry that recipient after 4^X seconds (1, 4, 16, 64 s); others go on.
     Action.RETRY_RECIPIENT: Policy(SendFate.RETRY, tries=5, wait=1.0, growth=4.0),
     # The outcome of a 5xx is ambiguous on Meta's side, so few tries (2, 4 s).

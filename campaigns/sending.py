@@ -2,9 +2,10 @@
 
 Exactly once, in one paragraph: a send is *claimed* (``queued → sending`` in
 one conditional UPDATE, ``SKIP LOCKED`` on PostgreSQL) before its network
-call, stamped *handed* (``handed_at``, again conditional on the claim) the
-moment its rate slot has come, and its outcome is written with another
-conditional UPDATE; the call runs outside any transaction. A claimed send is
+call, stamped *handed* (``handed_at``, again conditional on the claim) once
+its rate slot is reserved and before the request (a run of sends at a time),
+and its outcome is written with another conditional UPDATE (accepted ones in
+bulk); the call runs outside any transaction, in a thread that does HTTP only. A claimed send is
 never claimed again, so no recipient can get two messages from two workers. A
 worker killed mid-send leaves its sends in flight: those never handed over are
 queued again once the loop's lease is over (``LEASE_SECONDS``); one handed over
@@ -17,22 +18,33 @@ again. The remaining window is documented in docs/campaigns.md.
 from __future__ import annotations
 
 import logging
+import math
+import queue
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.audience import unreachable_reason
-from campaigns.backends import AmbiguousSendError, BaseBackend, WhatsAppError, get_backend
+from campaigns.backends import (
+    AmbiguousSendError,
+    BaseBackend,
+    SendResult,
+    TemplateMessage,
+    WhatsAppError,
+    get_backend,
+)
 from campaigns.content import message_for
 from campaigns.errors import POLICIES, Consequence, Policy, SendFate
 from campaigns.metrics import SEND_RATE, SEND_RATE_CONFIGURED, SENDS, code_label
@@ -57,7 +69,7 @@ from campaigns.services import (
     contact_opt_out,
     sender_stop,
 )
-from campaigns.throttle import Bucket, RateLimiterUnavailable, get_bucket
+from campaigns.throttle import LATE, Bucket, RateLimiterUnavailable, busy_wait, get_bucket
 from crm.privacy import numbers_erased
 
 logger = logging.getLogger(__name__)
@@ -66,6 +78,11 @@ logger = logging.getLogger(__name__)
 # its slot, and the sends it claimed but never handed over, when the lease runs out.
 SLICE_SECONDS, LEASE_SECONDS = 10, 15
 HALT = "halt"  # a guard's verdict: stop the loop and give back what is claimed
+BATCH_MAX = 200  # sends claimed at once (a quarter second's worth, up to this)
+RUN_SECONDS = 0.1  # slots reserved and stamped at once: this long of sending
+SUBMIT_AHEAD = 0.005  # a request goes to the pool this long before its slot
+RECORD_EVERY = 100  # accepted sends recorded in one UPDATE (and at the end of a claim)
+HTTP_WAIT = 60.0  # seconds to wait for a request in flight (the HTTP timeout is 20)
 
 
 @dataclass
@@ -90,10 +107,18 @@ class Loop:
     limit: int = 0  # how many to claim next: the batch, within the daily budget
     started: float = field(default_factory=time.monotonic)
     sent: int = 0
+    pool: ThreadPoolExecutor | None = None  # the requests run here (None: one at a time)
+    threads: int = 1  # the pool's size: requests in flight at most
+    erased: set[str] | None = None  # the claim's numbers erased on request (one query)
 
     @property
     def marketing(self) -> bool:
         return self.campaign.template.category == TemplateCategory.MARKETING
+
+    @property
+    def run(self) -> int:
+        """How many slots to ask the bucket for at once: about ``RUN_SECONDS`` of sending."""
+        return max(1, math.ceil(self.bucket.rate * RUN_SECONDS))
 
 
 def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
@@ -111,7 +136,10 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
     bucket = get_bucket(campaign.sender_id, campaign.rate_per_second)
     loop = Loop(campaign=campaign, templates=campaign_templates(campaign), bucket=bucket,
                 backend=backend or get_backend(phone_number_id=campaign.phone_number_id or None),
-                batch=max(1, min(50, int(bucket.rate // 4) or 1)))
+                batch=max(1, min(BATCH_MAX, int(bucket.rate // 4) or 1)))
+    loop.threads = _threads(loop)
+    if loop.threads > 1:
+        loop.pool = ThreadPoolExecutor(loop.threads, thread_name_prefix=f"send-{campaign_id}")
     _relaxed_commits(True)
     SEND_RATE_CONFIGURED.labels(sender=campaign.sender_id).set(bucket.rate)
     try:
@@ -127,6 +155,8 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
         _relaxed_commits(False)
         SEND_RATE.labels(sender=campaign.sender_id).set(0)
         SEND_RATE_CONFIGURED.labels(sender=campaign.sender_id).set(0)
+        if loop.pool:
+            loop.pool.shutdown()
         if backend is None:
             loop.backend.close()
         if result.sent:  # the rate limiter answers (again)
@@ -136,57 +166,224 @@ def campaign_send_batch(*, campaign_id: int, max_seconds: float = 20.0,
     return result
 
 
+def _threads(loop: Loop) -> int:
+    """Requests in flight at once: enough for 40 ms per request at the number's rate.
+
+    Only for backends that say they are thread-safe and keep off the database
+    (``concurrent``); the others send one message at a time, as before.
+    """
+    if not getattr(loop.backend, "concurrent", False):
+        return 1
+    return max(2, min(settings.WHATSAPP_SEND_THREADS, math.ceil(loop.bucket.rate / 25)))
+
+
 def _send_claimed(loop: Loop, token: uuid.UUID, claimed: list[Send],
                   result: LoopResult) -> None:
-    """Guard, send and record each claimed send; give back the rest when the loop stops."""
-    for index, send in enumerate(claimed):
-        verdict = send_guard(loop, send, token, index)
-        if verdict == HALT:
-            _release(token, [s.pk for s in claimed[index:]])
-            result.stopped = "campaign not sending"
-            return
-        outcome = verdict or _send_one(loop, send, token)
-        if outcome == HALT:
-            _release(token, [s.pk for s in claimed[index:]])
-            result.stopped = "rate limiter unavailable"
-            return
-        if outcome == "stopped":
-            _release(token, [s.pk for s in claimed[index + 1:]])
-            result.stopped = "error"
-            return
-        setattr(result, outcome, getattr(result, outcome) + 1)
+    """Guard, send and record the claimed sends; give back the rest when the loop stops.
+
+    Sends are guarded in order, then handed over in runs: one reservation of a
+    run's slots (each request its own slot), one UPDATE stamping them handed,
+    each request posted at its slot, the outcomes recorded in bulk.
+    """
+    flight = Flight(loop, token, result)
+    todo, ready = deque(claimed), []
+    loop.erased = numbers_erased(s.phone for s in claimed)
+    try:
+        while (todo or ready or flight.late) and not result.stopped:
+            while todo and len(ready) < loop.run:
+                verdict = send_guard(loop, todo[0], token, len(claimed) - len(todo))
+                if verdict == HALT:
+                    result.stopped = "campaign not sending"
+                    break
+                send = todo.popleft()
+                if verdict:
+                    setattr(result, verdict, getattr(result, verdict) + 1)
+                else:
+                    ready.append(send)
+            if (ready or flight.late) and not result.stopped:
+                ready = flight.dispatch(ready)
+    finally:
+        flight.finish()
+        if result.stopped:
+            _release(token, [s.pk for s in [*ready, *todo]])
 
 
-def _send_one(loop: Loop, send: Send, token: uuid.UUID) -> str:
-    """Send one guarded send and record the outcome: sent, retried, failed, deferred,
-    stopped, or HALT when the rate limiter cannot be reached (nothing was sent)."""
-    template = loop.templates.get(send.variant) or loop.campaign.template
-    message = message_for(template, send.contact)
+@dataclass
+class Posted:
+    """What became of one request: exactly one of the fields besides ``send`` is set."""
+
+    send: Send
+    sent: SendResult | None = None
+    error: WhatsAppError | None = None
+    ambiguous: str = ""
+    unposted: bool = False  # its slot had passed, or sending stopped meanwhile
+    crash: BaseException | None = None
+
+
+def _post(loop: Loop, send: Send, message: TemplateMessage, due: float,
+          stop: threading.Event) -> Posted:
+    """Post one message at its slot (``due``, monotonic); runs in the loop's pool.
+
+    Only HTTP here, no database: the main thread records. A request that would go
+    out more than ``LATE`` after its slot is not posted (it would land next to the
+    following ones and push a 1-second window over the limit): it gets a fresh slot.
+    Nor is one after a refusal that stops sending (131048, 368, a refused template):
+    only requests already on their way finish.
+    """
+    if (delay := due - time.monotonic()) > 0:
+        time.sleep(delay)
+    if stop.is_set() or time.monotonic() - due > LATE:
+        return Posted(send, unposted=True)
     try:
-        if not loop.bucket.acquire(ready=partial(claim_hand, send, token)):
-            return "retried"  # the claim was given back while this loop waited
-    except RateLimiterUnavailable as exc:
-        logger.warning("campaign %s waits: rate limiter unreachable (%s)", loop.campaign.pk,
-                       exc)
-        Campaign.objects.filter(pk=loop.campaign.pk).update(status_message=limiter_down_note())
-        return HALT
-    try:
-        sent = loop.backend.send_template(to=send.phone, template=message,
-                                          callback_data=f"tw:{send.pk}")
+        return Posted(send, sent=loop.backend.send_template(
+            to=send.phone, template=message, callback_data=f"tw:{send.pk}"))
     except AmbiguousSendError as exc:
-        # Leave it in flight: a webhook adopts it, or the reconciler requeues it.
-        Send.objects.filter(pk=send.pk).update(error_detail=str(exc)[:500])
-        SENDS.labels(status="ambiguous", error_code="").inc()
-        return "retried"
+        return Posted(send, ambiguous=str(exc))
     except WhatsAppError as error:
-        return _refused(loop, send, token, error)
-    _sent_count(loop)
-    now = timezone.now()
-    if not Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
-            status=SendStatus.SENT, wamid=sent.wamid, sent_at=now, claim=None):
-        # A webhook got here first (it found us by callback data): keep its status.
-        Send.objects.filter(pk=send.pk, wamid="").update(wamid=sent.wamid, sent_at=now)
-    return "sent"
+        if POLICIES[error.action].stops_sending:
+            stop.set()
+        return Posted(send, error=error)
+    except BaseException as exc:  # re-raised by the main thread, after the others
+        return Posted(send, crash=exc)
+
+
+class Flight:
+    """The requests of one claim on their way: posted at their slots, recorded in bulk."""
+
+    def __init__(self, loop: Loop, token: uuid.UUID, result: LoopResult):
+        self.loop, self.token, self.result = loop, token, result
+        self.done: queue.SimpleQueue[Posted] = queue.SimpleQueue()
+        self.inflight = 0
+        self.sent: list[tuple[int, str]] = []
+        self.late: list[Send] = []  # not posted; a fresh slot is due (or the claim ends)
+        self.stop = threading.Event()
+        self.window = 1  # requests allowed in flight now (``_make_room``)
+        self.crash: BaseException | None = None
+
+    def dispatch(self, ready: list[Send]) -> list[Send]:
+        """Reserve slots for the first of ``ready``, stamp them handed, post each at its
+        slot; return the sends still waiting for a slot."""
+        ready, self.late = [*self.late, *ready], []
+        # No more slots at once than threads to post them, and only once one is free: a
+        # slot that passes while its request waits for a thread is lost to everyone.
+        self._make_room()
+        if self.result.stopped:
+            return ready
+        try:
+            waits = self.loop.bucket.reserve_many(min(len(ready), self.loop.run, self.window))
+        except RateLimiterUnavailable as exc:
+            self._limiter_down(exc)
+            return ready
+        if waits[0] < 0:
+            self.wait_until(time.monotonic() + busy_wait(waits[0]))
+            return ready
+        start = time.monotonic()
+        run, rest = ready[:len(waits)], ready[len(waits):]
+        handed = claims_hand(self.token, [s.pk for s in run])
+        unposted = []
+        for send, wait in zip(run, waits, strict=False):
+            if send.pk not in handed:
+                self.result.retried += 1  # the claim was given back while this loop waited
+                continue
+            if not self.result.stopped:
+                self.wait_until(start + wait - SUBMIT_AHEAD)
+                self._make_room()
+            if self.result.stopped:
+                unposted.append(send.pk)
+            else:
+                self._submit(send, start + wait)
+        if unposted:
+            _release(self.token, unposted)  # never posted: safe to queue again
+        self._record(final=False)
+        return rest
+
+    def _submit(self, send: Send, due: float) -> None:
+        template = self.loop.templates.get(send.variant) or self.loop.campaign.template
+        message = message_for(template, send.contact)
+        self.inflight += 1
+        if self.loop.pool is None:
+            self._apply(_post(self.loop, send, message, due, self.stop))
+            self.inflight -= 1
+        else:
+            future = self.loop.pool.submit(_post, self.loop, send, message, due, self.stop)
+            future.add_done_callback(lambda f: self.done.put(f.result()))
+
+    def _make_room(self) -> None:
+        """Wait while the window of requests in flight is full.
+
+        The window starts at one request per claim and doubles with each accepted
+        one, up to the pool's size (TCP's slow start): a first request refused with
+        an error that stops sending (131048, 368, a refused template) has no others
+        on their way, and the pool's queue never holds requests bound to be late.
+        """
+        while self.inflight >= self.window:
+            self._take(self.done.get(timeout=HTTP_WAIT))
+
+    def _take(self, posted: Posted) -> None:
+        self.inflight -= 1
+        self._apply(posted)
+
+    def wait_until(self, at: float) -> None:
+        """Apply outcomes as they come in until ``at`` (monotonic)."""
+        while (left := at - time.monotonic()) > 0:
+            try:
+                self._take(self.done.get(timeout=left))
+            except queue.Empty:
+                return
+
+    def finish(self) -> None:
+        """Wait for the requests in flight, record everything, re-raise a crash."""
+        while self.inflight:
+            try:
+                self._take(self.done.get(timeout=HTTP_WAIT))
+            except queue.Empty:  # left in flight: the reconciler's grace path takes them
+                logger.error("campaign %s: %d requests did not return", self.loop.campaign.pk,
+                             self.inflight)
+                break
+        self._record(final=True)
+        if self.late:  # never posted, and this claim is over: queued again at once
+            _release(self.token, [s.pk for s in self.late])
+            self.result.retried += 0 if self.result.stopped else len(self.late)
+            self.late = []
+        if self.crash is not None:
+            raise self.crash
+
+    def _apply(self, posted: Posted) -> None:
+        send, result = posted.send, self.result
+        if posted.sent is not None:
+            self.sent.append((send.pk, posted.sent.wamid))
+            result.sent += 1
+            _sent_count(self.loop)
+            self.window = min(self.window * 2, self.loop.threads)
+        elif posted.unposted:
+            self.late.append(send)
+        elif posted.ambiguous:
+            # Leave it in flight: a webhook adopts it, or the reconciler requeues it.
+            Send.objects.filter(pk=send.pk).update(error_detail=posted.ambiguous[:500])
+            SENDS.labels(status="ambiguous", error_code="").inc()
+            result.retried += 1
+        elif posted.error is not None:
+            outcome = _refused(self.loop, send, self.token, posted.error)
+            if outcome == "stopped":
+                result.stopped = "error"
+                self.stop.set()
+            else:
+                setattr(result, outcome, getattr(result, outcome) + 1)
+        else:  # left in flight, as if the worker had died during the request
+            self.crash, result.stopped = posted.crash, "error"
+            self.stop.set()
+
+    def _record(self, *, final: bool) -> None:
+        if self.sent and (final or len(self.sent) >= RECORD_EVERY):
+            sends_record_sent(token=self.token, sent=self.sent)
+            self.sent = []
+
+    def _limiter_down(self, exc: RateLimiterUnavailable) -> None:
+        logger.warning("campaign %s waits: rate limiter unreachable (%s)", self.loop.campaign.pk,
+                       exc)
+        Campaign.objects.filter(pk=self.loop.campaign.pk).update(
+            status_message=limiter_down_note())
+        self.result.stopped = "rate limiter unavailable"
 
 
 def _sent_count(loop: Loop) -> None:
@@ -265,8 +462,9 @@ def recipient_unreachable(loop: Loop, send: Send, token: uuid.UUID, index: int) 
 
 def number_erased_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
     """A number erased on request (its salted hash is kept) is never messaged again, even
-    when it came back as a new contact (docs/privacy.md)."""
-    if send.phone and not numbers_erased([send.phone]):
+    when it came back as a new contact (docs/privacy.md). Looked up once per claim."""
+    erased = loop.erased if loop.erased is not None else numbers_erased([send.phone])
+    if send.phone and send.phone not in erased:
         return ""
     Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING).update(
         status=SendStatus.CANCELLED, claim=None, error_detail="not sent: erased on request")
@@ -283,17 +481,39 @@ def send_guard(loop: Loop, send: Send, token: uuid.UUID, index: int) -> str:
                  if (verdict := guard(loop, send, token, index))), "")
 
 
-def claim_hand(send: Send, token: uuid.UUID) -> bool:
-    """Stamp the send handed to WhatsApp, if the claim is still ours; False when it is not.
+def claims_hand(token: uuid.UUID, ids: list[int]) -> set[int]:
+    """Stamp sends handed to WhatsApp, where the claim is still ours; return their ids.
 
-    Run when the send's rate slot has come (``Bucket.acquire``), right before the
+    Run for a run of sends right after their slots were reserved, before the first
     request: the reconciler queues again at once a claimed send without this stamp
     (it never left us), and one with it only after the grace period (it may have
     reached WhatsApp). Conditional on the claim, so a send the reconciler gave back
-    meanwhile is not sent by this loop.
+    meanwhile is not sent by this loop. A stamp a little early only ever sends a
+    send down the slower, safe path.
     """
-    return bool(Send.objects.filter(pk=send.pk, claim=token, status=SendStatus.SENDING)
-                .update(handed_at=timezone.now()))
+    now = timezone.now()
+    rows = Send.objects.filter(pk__in=ids, claim=token, status=SendStatus.SENDING)
+    if rows.update(handed_at=now) == len(ids):
+        return set(ids)
+    # Stamped rows stay ours: the reconciler gives back only sends without the stamp.
+    return set(rows.filter(handed_at=now).values_list("pk", flat=True))
+
+
+def claim_hand(send: Send, token: uuid.UUID) -> bool:
+    """``claims_hand`` for one send: True when it was stamped."""
+    return send.pk in claims_hand(token, [send.pk])
+
+
+def sends_record_sent(*, token: uuid.UUID, sent: list[tuple[int, str]]) -> None:
+    """Record accepted sends (id, wamid) in one UPDATE, conditional on the claim."""
+    now = timezone.now()
+    ids = [pk for pk, _wamid in sent]
+    wamids = Case(*(When(pk=pk, then=Value(wamid)) for pk, wamid in sent),
+                  output_field=CharField())
+    if Send.objects.filter(pk__in=ids, claim=token, status=SendStatus.SENDING).update(
+            status=SendStatus.SENT, wamid=wamids, sent_at=now, claim=None) < len(ids):
+        # A webhook got here first (it found them by callback data): keep its status.
+        Send.objects.filter(pk__in=ids, wamid="").update(wamid=wamids, sent_at=now)
 
 
 def limiter_down_note() -> str:
@@ -317,11 +537,13 @@ def _retry(loop: Loop, send: Send, token: uuid.UUID, error: WhatsAppError,
            policy: Policy) -> str:
     if send.attempts >= policy.tries:  # ``attempts`` already counts this one
         return _fail_send(loop, send, token, error, policy)
-    if policy.penalty:
-        try:
-            loop.bucket.penalize(*policy.penalty)
-        except RateLimiterUnavailable as exc:  # the next slot will halt the loop
-            logger.warning("could not slow the number down: %s", exc)
+    try:
+        if policy.slows:
+            loop.bucket.refused()
+        if policy.pause:
+            loop.bucket.pause(policy.pause)
+    except RateLimiterUnavailable as exc:  # the next slot will halt the loop
+        logger.warning("could not slow the number down: %s", exc)
     _requeue(send, token, policy.delay(send.attempts), error)
     return "retried"
 

@@ -89,6 +89,9 @@ class BaseBackend:
 
     #: True when the backend can ask WhatsApp whether a template is approved.
     can_check_templates = False
+    #: True when ``send_*`` may run in several threads at once and never touch the
+    #: database: the send loop then keeps several requests in flight.
+    concurrent = False
 
     def __init__(self, *, phone_number_id: str | None = None, **options: Any):
         self.phone_number_id = phone_number_id or settings.WHATSAPP_PHONE_NUMBER_ID or "sandbox"

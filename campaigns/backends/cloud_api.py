@@ -23,6 +23,8 @@ from campaigns.backends.base import (
 
 
 class CloudAPIBackend(PayloadBackend):
+    concurrent = True  # httpx.Client is thread-safe and pools its connections
+
     def __init__(self, *, base_url: str | None = None, api_version: str | None = None,
                  access_token: str | None = None, timeout: float = 20.0,
                  client: httpx.Client | None = None, **options: Any):
@@ -37,6 +39,9 @@ class CloudAPIBackend(PayloadBackend):
         self.url = f"{self.base_url}/{self.api_version}/{self.phone_number_id}/messages"
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=5.0),
+            # One kept-alive connection per request the send loop keeps in flight.
+            limits=httpx.Limits(max_connections=100,
+                                max_keepalive_connections=settings.WHATSAPP_SEND_THREADS),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
 

@@ -27,6 +27,8 @@ def reset() -> None:
 
 
 class LocmemBackend(PayloadBackend):
+    concurrent = True  # the outbox is guarded by a lock; tests run the concurrent path
+
     def post(self, body: dict) -> SendResult:
         to = "+" + body["to"]
         with _lock:

@@ -36,9 +36,9 @@ def test_retries_wait_as_the_reference_says_then_fail(code, delays):
 
 
 def test_only_number_wide_limits_push_the_bucket_back():
-    penalised = {action for action, p in POLICIES.items() if p.penalty}
-    assert penalised == {Action.SLOW_NUMBER, Action.GLOBAL_BACKOFF}
-    assert POLICIES[Action.SLOW_NUMBER].penalty == (0.25, 5.0)
+    assert {action for action, p in POLICIES.items() if p.slows} == {Action.SLOW_NUMBER}
+    assert {action for action, p in POLICIES.items() if p.pause} == {Action.GLOBAL_BACKOFF}
+    assert POLICIES[Action.GLOBAL_BACKOFF].pause == 5.0
 
 
 @pytest.mark.parametrize(("code", "fate", "then", "stops"), [

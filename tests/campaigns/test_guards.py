@@ -10,8 +10,9 @@ from campaigns.models import Campaign, CampaignStatus, Send, Sender, SendStatus
 from campaigns.sending import (
     HALT,
     Loop,
+    LoopResult,
     _claim,
-    _send_one,
+    _send_claimed,
     batch_guard,
     campaign_send_batch,
     claim_hand,
@@ -93,7 +94,9 @@ def test_a_send_claimed_by_someone_else_is_not_sent(launched, outbox):
     assert not claim_hand(first, token)
     loop = loop_for(launched)
     loop.bucket = DatabaseBucket("guards", 1000)
-    assert _send_one(loop, first, token) == "retried"
+    result = LoopResult()
+    _send_claimed(loop, token, [first], result)
+    assert (result.sent, result.retried) == (0, 1)
     assert outbox == []
 
 
