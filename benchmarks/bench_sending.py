@@ -1,9 +1,10 @@
-"""The sending ceiling, side by side: the code on ``main`` and this checkout, same run.
+"""The sending ceiling, side by side: another checkout (``--before``) and this one, same run.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/tagwerk_bench \\
     BENCH_REDIS_URL=redis://127.0.0.1:6379/6 make bench BENCH_ARGS="sending"
-    # --size=6000 (default), --before=/work/main (the checkout to compare with; empty
-    # skips it), --steady=N (also N sends at 1,000 msg/s from this checkout alone)
+    # --size=6000 (default), --before=DIR (a checkout to compare with, e.g. a git
+    # worktree of an earlier commit; none by default), --steady=N (also N sends at
+    # 1,000 msg/s from this checkout alone)
 
 Needs PostgreSQL and Redis (broker and token bucket on ``BENCH_REDIS_URL``, which is
 flushed). Measures first the fake Cloud API's own ceiling (a load generator in another
@@ -35,7 +36,7 @@ from benchmarks.bench_campaigns import (
     _prepare,
 )
 
-TITLE = "Sending ceiling: main and this branch side by side at 80 and 1,000 msg/s"
+TITLE = "Sending ceiling: before and after send runs, side by side at 80 and 1,000 msg/s"
 
 # Posts template bodies as fast as it can over keep-alive connections; prints requests/s.
 _LOAD = """
@@ -103,14 +104,13 @@ def run(argv: list[str]) -> str:
     settings.WHATSAPP_INFLIGHT_GRACE_SECONDS = 20
     size = int(next((a.split("=", 1)[1] for a in argv if a.startswith("--size=")), 6000))
     steady = int(next((a.split("=", 1)[1] for a in argv if a.startswith("--steady=")), 0))
-    before = next((a.split("=", 1)[1] for a in argv if a.startswith("--before=")),
-                  "/work/main")
+    before = next((a.split("=", 1)[1] for a in argv if a.startswith("--before=")), "")
     _prepare(size)
     load = [os.getloadavg()[0]]
     ceiling = _ceiling()
     load.append(os.getloadavg()[0])
-    checkouts = [("main", Path(before))] if before else []
-    checkouts.append(("this branch", ROOT))
+    checkouts = [("before", Path(before))] if before else []
+    checkouts.append(("this checkout", ROOT))
     rows = []
     for label, root in checkouts:
         for rate, share in ((80, 0.0), (80, 0.01), (1000, 0.0)):
@@ -121,7 +121,7 @@ def run(argv: list[str]) -> str:
             print(rows[-1], flush=True)
     if steady:  # a longer run, so that the start (loops fanning out) weighs less
         _prepare(steady)  # more contacts in the same cities: the audience grows to them
-        rows.append(_row("this branch, longer run", 1000, _run(ROOT, 1000, steady)))
+        rows.append(_row("this checkout, longer run", 1000, _run(ROOT, 1000, steady)))
         load.append(os.getloadavg()[0])
         print(rows[-1], flush=True)
     return "\n".join([
