@@ -52,6 +52,7 @@ from campaigns.schedule import send_time_suggest
 from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_state, recipients
 from campaigns.webhooks import webhooks_replay
 from campaigns.zones import time_zone_choices
+from crm.admin import ReadOnlyAdmin
 from crm.csvsafe import SafeWriter
 from crm.jobs import enqueue
 from crm.models import Contact
@@ -529,14 +530,6 @@ class StatusEventInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Send)
 class SendAdmin(ReadOnlyAdmin):
     list_display = ["phone", "contact", "campaign", "variant", "status", "error",
@@ -592,6 +585,7 @@ class OptOutAdmin(ReadOnlyAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
+    deletable = True  # staff dismiss an alert once it is dealt with
     list_display = ["created_at", "campaign", "meaning", "message"]
 
     @admin.display(description=_("what it means"), ordering="code")

@@ -166,6 +166,22 @@ class CountryFilter(admin.SimpleListFilter):
         return queryset.filter(country=self.value()) if self.value() else queryset
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by services (logs, audit trails): shown, never added or edited
+    in the admin; ``deletable`` says whether staff may delete them."""
+
+    deletable = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return self.deletable and super().has_delete_permission(request, obj)
+
+
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
     list_display = ["phone", "display_name", "consent_status", "country", "last_interaction_at"]
@@ -408,7 +424,7 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyAdmin):
     """Read-only: who holds which long job and when it last showed life (crm.jobs writes
     it). Each job's own page (the import, the bulk operation, the rule's runs) shows its
     progress and report."""
@@ -417,15 +433,6 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind"]
     search_fields = ["=ref"]
     ordering = ["-heartbeat_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ApiTokenForm(forms.ModelForm):
@@ -517,21 +524,12 @@ def _text(value) -> str:
 
 
 @admin.register(Erasure)
-class ErasureAdmin(admin.ModelAdmin):
+class ErasureAdmin(ReadOnlyAdmin):
     """The audit record of erasures: who, when, why; the number only as a salted hash."""
 
     list_display = ["erased_at", "via", "actor", "reason", "phone_hash"]
     list_filter = ["via"]
     readonly_fields = ["erased_at", "via", "actor", "reason", "phone_hash", "removed"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class RetentionPeriodForm(forms.ModelForm):

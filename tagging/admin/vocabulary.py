@@ -5,6 +5,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from guardian.admin import GroupManage, GuardedModelAdmin, UserManage
 
+from crm.admin import ReadOnlyAdmin
 from tagging.admin.contacts import chip
 from tagging.admin.governance import DimensionGovernanceMixin, TagGovernanceMixin, VersionLogMixin
 from tagging.models import AssignmentHistory, Dimension, Tag, TagVersion
@@ -85,21 +86,12 @@ class TagAdmin(TagGovernanceMixin, admin.ModelAdmin):
 
 
 @admin.register(AssignmentHistory)
-class AssignmentHistoryAdmin(admin.ModelAdmin):
+class AssignmentHistoryAdmin(ReadOnlyAdmin):
     list_display = ["at", "contact", "tag", "action", "reason", "replaced", "source_ref", "actor"]
     list_filter = ["action", "reason"]
     list_select_related = ["contact", "tag", "actor"]
     show_full_result_count = False
     date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(TagVersion)
