@@ -12,14 +12,14 @@ from django.urls import reverse
 
 from campaigns.chatwoot.models import ContactLink
 from tagging.models import AssignmentHistory, TagAssignment
-from tests.conftest import require_service
+from tests.conftest import needs_postgresql
 from tests.factories import ContactFactory
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_label_change_twice_at_once_tags_once_and_links_once(
         chatwoot, connection, agent):
-    require_service(db.vendor == "postgresql", "the race needs PostgreSQL's concurrent writers")
+    needs_postgresql("the race needs PostgreSQL's concurrent writers")
     url = reverse("chatwoot:webhook", args=[connection.webhook_token])
     for round_ in range(6):
         phone = f"+49151230001{round_:02d}"

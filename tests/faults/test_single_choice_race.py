@@ -14,10 +14,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connections
 
 from tagging.models import AssignmentHistory, HistoryAction, TagAssignment
-from tests.conftest import require_service
+from tests.conftest import needs_postgresql
 from tests.factories import ContactFactory, DimensionFactory, TagFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -40,8 +40,7 @@ def _run(tag_name: str, barrier, errors) -> None:
 
 
 def test_eight_concurrent_writers_leave_one_tag_of_a_single_choice_dimension():
-    require_service(connection.vendor == "postgresql",
-                    "the race needs PostgreSQL's concurrent writers in separate processes")
+    needs_postgresql("the race needs PostgreSQL's concurrent writers in separate processes")
     stage = DimensionFactory(name="Kaufphase", single_choice=True)
     tags = [TagFactory(name=f"Phase {i}", dimension=stage) for i in range(WRITERS)]
     contacts = [ContactFactory(purchase_count=1) for _ in range(CONTACTS)]

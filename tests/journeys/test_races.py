@@ -11,7 +11,7 @@ from django.utils import timezone
 from campaigns.journeys.models import Enrollment, EnrollmentStatus, EnrollmentStep, JourneyTrigger
 from campaigns.journeys.services import journey_enroll, journeys_advance
 from campaigns.models import Send
-from tests.conftest import require_service
+from tests.conftest import needs_postgresql
 from tests.journeys.conftest import SEND
 
 
@@ -35,8 +35,7 @@ def _together(target, n: int) -> list:
 
 @pytest.mark.django_db(transaction=True)
 def test_four_workers_advance_the_same_enrollments_once(make_journey, make_contact, template):
-    require_service(connection.vendor == "postgresql",
-                    "the race needs PostgreSQL's concurrent writers")
+    needs_postgresql("the race needs PostgreSQL's concurrent writers")
     journey = make_journey(JourneyTrigger.JOINED, [(SEND, {"template": template})])
     now = timezone.now()
     # Entered without queueing the advance task (eager in tests): the workers below race.
@@ -52,8 +51,7 @@ def test_four_workers_advance_the_same_enrollments_once(make_journey, make_conta
 
 @pytest.mark.django_db(transaction=True)
 def test_racing_entries_let_a_contact_in_once(make_journey, make_contact, template):
-    require_service(connection.vendor == "postgresql",
-                    "the race needs PostgreSQL's concurrent writers")
+    needs_postgresql("the race needs PostgreSQL's concurrent writers")
     journey = make_journey(JourneyTrigger.JOINED, [(SEND, {"template": template})])
     contact = make_contact()
     _together(lambda: journey_enroll(journey=journey, contact_ids=[contact.pk]), 4)

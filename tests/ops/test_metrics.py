@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from prometheus_client import REGISTRY
 
 from tagging.audiences import index
@@ -21,7 +20,7 @@ from tagging.models import TagAssignment
 from tagging.rules.models import Rule
 from tagging.rules.services import rule_run, rule_save
 from tagging.services import tags_change
-from tests.conftest import require_service
+from tests.conftest import needs_postgresql, require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 _CONFIGURED = os.environ.get("CELERY_BROKER_URL", "")
@@ -89,8 +88,7 @@ def test_a_rule_run_observes_its_duration_and_its_errors(make_contact, make_tag)
 
 @pytest.mark.django_db(transaction=True)
 def test_the_audience_index_observes_build_probe_and_catch_up(make_contact, make_tag):
-    require_service(connection.vendor == "postgresql",
-                    "the audience index exists only on PostgreSQL")
+    needs_postgresql("the audience index exists only on PostgreSQL")
     contact, tag = make_contact(), make_tag()
     index._index.snapshot = None  # as in a fresh process
     before = {kind: refreshes(kind) for kind in ("build", "probe", "catch_up")}
