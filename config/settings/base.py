@@ -282,10 +282,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Celery's received/succeeded/sending-due lines for the 2-second tick; the tick
-    # logs itself when it does something (campaigns.tick).
+    # Celery's received/succeeded/sending-due lines for the frequent beat tasks (the
+    # 2-second tick, the job sweeper, the journeys tick); each logs itself (a warning)
+    # when it finds something to do.
     "filters": {"quiet_tasks": {"()": "config.logfilters.QuietTasks",
-                                "tasks": ["campaigns.tasks.campaigns_tick_task"]}},
+                                "tasks": ["campaigns.tasks.campaigns_tick_task",
+                                          "crm.tasks.jobs_sweep_task",
+                                          "campaigns.journeys.tasks.journeys_tick_task"]}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
