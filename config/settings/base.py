@@ -283,8 +283,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # Celery's received/succeeded/sending-due lines for the frequent beat tasks (the
-    # 2-second tick, the job sweeper, the journeys tick); each logs itself (a warning)
-    # when it finds something to do.
+    # 2-second tick, the job sweeper, the journeys tick). The campaigns tick logs what it
+    # starts (campaigns.tick); the sweeper warns for each job it queues again.
     "filters": {"quiet_tasks": {"()": "config.logfilters.QuietTasks",
                                 "tasks": ["campaigns.tasks.campaigns_tick_task",
                                           "crm.tasks.jobs_sweep_task",
