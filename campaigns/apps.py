@@ -10,7 +10,12 @@ class CampaignsConfig(AppConfig):
     def ready(self) -> None:
         from campaigns import tasks  # noqa: F401  (registers the app's tasks)
         from campaigns.health import sending_check, webhooks_check
-        from campaigns.insight import campaigns_naming, recent_campaigns_panel
+        from campaigns.insight import (
+            campaigns_naming,
+            rates_by_holders,
+            recent_campaigns_panel,
+            tag_last_used,
+        )
         from crm.health import register_check
         from tagging.insight import usage
         from tagging.roles import MARKETERS, role_permissions_add
@@ -18,6 +23,9 @@ class CampaignsConfig(AppConfig):
 
         usage.register_panel(usage.Panel("campaigns", _("Recent campaigns"),
                                          recent_campaigns_panel, order=10))
+        # Tags campaign audiences name are in use; analytics split send results by a tag.
+        usage.register_usage_provider("campaigns", tag_last_used)
+        usage.register_metric_provider("campaigns", rates_by_holders)
         # Campaign audiences and suppressions that name a tag: on its delete confirmation.
         register_tag_reference(_("campaigns whose audience names it"), campaigns_naming)
         register_check("webhooks", webhooks_check, critical=False)  # alert on it; keep serving

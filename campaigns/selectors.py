@@ -135,6 +135,11 @@ def _purchases(window: timedelta):
                                            output_field=Send._meta.get_field("sent_at")))
 
 
+def bought_after_send() -> Exists:
+    """For ``Send`` annotations: the recipient bought within the conversion window after it."""
+    return Exists(_purchases(conversion_window()))
+
+
 def counts(sends: QuerySet[Send]) -> dict:
     """Sent, delivered, read, replied, failed (by code), conversions, revenue and rates."""
     window = conversion_window()

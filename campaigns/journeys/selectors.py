@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Count
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from campaigns.journeys.models import (
@@ -22,6 +22,7 @@ from campaigns.journeys.models import (
 from campaigns.journeys.services import entrants_today
 from campaigns.models import Campaign, Send
 from campaigns.selectors import counts
+from tagging.audiences.language import note_use, tags_used_by
 
 
 def journey_campaigns(journey: Journey, step: JourneyStep | None = None):
@@ -89,3 +90,34 @@ def contact_journeys_export(contact) -> list[dict]:
             "steps": [{"step": s.position, "outcome": s.outcome, "detail": s.detail,
                        "at": s.at.isoformat()} for s in enrollment.log.all()]})
     return rows
+
+
+def journey_tags_last_used(*, since: datetime) -> dict[int, datetime]:
+    """Insight usage: tags a journey names in its trigger, "only for" or steps.
+
+    An active journey uses them now; an inactive one at its last enrollment
+    activity (contacts entering or leaving), when that was since ``since``.
+    A few queries: journeys, steps, their tag lists, the vocabulary.
+    """
+    now = timezone.now()
+    rows = list(Journey.objects.annotate(
+        entered=Max("enrollments__entered_at"), finished=Max("enrollments__finished_at"),
+    ).filter(Q(active=True) | Q(entered__gte=since) | Q(finished__gte=since)).values_list(
+        "pk", "active", "entered", "finished", "trigger_tag_id", "audience"))
+    at, expressions = {}, []
+    for pk, active, entered, finished, _tag, audience in rows:
+        at[pk] = now if active else max(d for d in (entered, finished) if d is not None)
+        expressions.append((audience, at[pk]))
+    steps = list(JourneyStep.objects.filter(journey_id__in=at).values_list(
+        "pk", "journey_id", "expression"))
+    expressions += [(text, at[journey_id]) for _pk, journey_id, text in steps]
+    latest = tags_used_by(expressions)
+    for pk, _active, _entered, _finished, tag_id, _audience in rows:
+        note_use(latest, (tag_id,), at[pk])
+    step_journey = {pk: journey_id for pk, journey_id, _text in steps}
+    for through in (JourneyStep.add_tags.through, JourneyStep.remove_tags.through):
+        pairs = through.objects.filter(journeystep_id__in=step_journey).values_list(
+            "journeystep_id", "tag_id")
+        for step_id, tag_id in pairs:
+            note_use(latest, (tag_id,), at[step_journey[step_id]])
+    return latest

@@ -533,3 +533,52 @@ def referenced_tag_ids(node: Node) -> set[int]:
     if isinstance(node, TagRef):
         return set(node.tag_ids)
     return set()
+
+
+def tags_used_by(uses) -> dict[int, datetime]:
+    """``{tag_id: latest moment}`` over ``(expression, used_at)`` pairs, for insight's usage.
+
+    One vocabulary load for all expressions, each parsed once; ``"Dimension/*"``
+    counts for every tag of the dimension; expressions that no longer parse are
+    skipped (they use nothing). Blank expressions and ``used_at=None`` are ignored.
+    """
+    vocabulary, latest = _Vocabulary(), {}
+    by_dimension: dict[int, set[int]] | None = None
+    for text, at in uses:
+        if not text or at is None:
+            continue
+        try:
+            node = parse(text, vocabulary)
+        except SegmentError:
+            continue
+        ids = referenced_tag_ids(node)
+        dimensions = _wildcard_dimensions(node)
+        if dimensions:
+            if by_dimension is None:
+                by_dimension = {}
+                for entries in vocabulary.tags.values():
+                    for pk, dim_id, _name in entries:
+                        by_dimension.setdefault(dim_id, set()).add(pk)
+            for dim_id in dimensions:
+                ids |= by_dimension.get(dim_id, set())
+        note_use(latest, ids, at)
+    return latest
+
+
+def note_use(latest: dict[int, datetime], tag_ids, at: datetime | None) -> None:
+    """Keep the later of ``at`` and what ``latest`` holds for each of ``tag_ids``."""
+    if at is None:
+        return
+    for pk in tag_ids:
+        if pk is not None and (pk not in latest or at > latest[pk]):
+            latest[pk] = at
+
+
+def _wildcard_dimensions(node: Node) -> set[int]:
+    if isinstance(node, BoolOp):
+        return set().union(*(_wildcard_dimensions(i) for i in node.items))
+    if isinstance(node, Not):
+        return _wildcard_dimensions(node.item)
+    if isinstance(node, TagRef) and node.dimension_id is not None:
+        return {node.dimension_id}
+    return set()

@@ -31,6 +31,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.models import Contact
+from tagging.audiences.language import tags_used_by
+from tagging.audiences.models import Segment
 from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagVersion, VersionAction
 
 # --- Tag usage ---------------------------------------------------------------
@@ -90,8 +92,20 @@ def vocabulary_last(*, since: datetime) -> dict[int, datetime]:
     return dict(rows)
 
 
+def segments_last(*, since: datetime) -> dict[int, datetime]:
+    """Built-in provider: a saved segment naming a tag uses it, at its last count or edit.
+
+    Registered here rather than by the audiences app, which sits below insight
+    and may not import it. One query for the segments, one for the vocabulary.
+    """
+    rows = Segment.objects.values_list("expression", "counted_at", "updated_at")
+    return tags_used_by((text, max(d for d in (counted, updated) if d is not None))
+                        for text, counted, updated in rows)
+
+
 register_usage_provider("applied", applied_last)
 register_usage_provider("vocabulary", vocabulary_last)
+register_usage_provider("segments", segments_last)
 
 
 # --- Dashboard panels ----------------------------------------------------------

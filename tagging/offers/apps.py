@@ -11,7 +11,12 @@ class OffersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from tagging.insight import usage
+        from tagging.offers.selectors import offer_tags_last_used
         from tagging.roles import MARKETERS, role_permissions_add
+
+        # A tag an offer's audience names is in use while the offer runs (inactive tags).
+        usage.register_usage_provider("offers", offer_tags_last_used)
 
         role_permissions_add(MARKETERS, ["offers.add_offer", "offers.change_offer",
                                          "offers.view_offer", "offers.delete_offer"])

@@ -14,7 +14,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Contact
-from tagging.audiences.language import SegmentError
+from tagging.audiences.language import SegmentError, tags_used_by
 from tagging.audiences.selectors import contact_matches, count_matching
 from tagging.offers.models import Offer
 
@@ -86,3 +86,17 @@ def offer_eligible_count(offer: Offer, now: datetime | None = None) -> int | Non
         return count_matching(offer.audience, now)
     except SegmentError:
         return None
+
+
+def offer_tags_last_used(*, since: datetime) -> dict[int, datetime]:
+    """Insight usage: tags named in the audience of an offer valid since ``since``.
+
+    An offer valid now uses them now; one that ended since ``since`` used them
+    until its end. Two queries: the offers and the vocabulary.
+    """
+    now = timezone.now()
+    rows = Offer.objects.filter(
+        Q(valid_from__isnull=True) | Q(valid_from__lte=now),
+        Q(valid_until__isnull=True) | Q(valid_until__gte=since),
+    ).values_list("audience", "valid_until")
+    return tags_used_by((text, min(until or now, now)) for text, until in rows)
