@@ -1,4 +1,4 @@
-"""What each app reports as a tag's use: such a tag is not an "inactive tag" in the health report."""
+"""What each app reports as a tag's use: such a tag is no "inactive tag" in the health report."""
 
 from __future__ import annotations
 
