@@ -37,6 +37,7 @@ from crm.models import Contact
 from crm.phones import try_normalize_phone
 from crm.timeline import timeline_page
 from tagging.models import Tag
+from tagging.offers.selectors import offers_for_contact
 from tagging.permissions import applicable_dimension_ids
 from tagging.services import TagChangeError
 
@@ -111,7 +112,9 @@ def _panel(request, raw: str, phone: str | None, contact: Contact | None,
             groups=tags_held_grouped(contact, request.user),
             addable=tags_addable_grouped(contact, request.user),
             granted=applicable_dimension_ids(request.user) != set(),
-            timeline=timeline_page(contact, limit=TIMELINE_ENTRIES).entries)
+            timeline=timeline_page(contact, limit=TIMELINE_ENTRIES).entries,
+            # The same answer as GET /api/v1/contacts/{phone}/offers/: valid now and eligible.
+            offers=offers_for_contact(contact))
     return render(request, "chatwoot/panel.html", context, status=status)
 
 

@@ -3,12 +3,16 @@ framed, finding the contact by any writing of its number, tags and their changes
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 
 from crm.models import Contact
 from tagging.models import TagAssignment
+from tagging.offers.models import Offer
 from tagging.services import tags_change
 from tests.factories import ContactFactory
 
@@ -147,3 +151,26 @@ def test_the_panel_asks_the_same_few_queries_whatever_the_number_of_tags(
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert panel(signed_in, customer.phone).status_code == 200
     print("sidebar panel queries:", len(few.captured_queries))
+
+
+def test_the_panel_lists_the_offers_the_customer_may_use_now(signed_in, customer):
+    now = timezone.now()
+    Offer.objects.create(name="Make-up Vorverkauf", slug="vorverkauf", audience='"Make-up"',
+                         code="HERBST20", valid_until=now + timedelta(days=3))
+    Offer.objects.create(name="Sport-Rabatt", slug="sport", audience='"Sports"', code="LAUF")
+    Offer.objects.create(name="Vorbei", slug="vorbei", audience='"Make-up"', code="ALT",
+                         valid_until=now - timedelta(days=1))
+    Offer.objects.create(name="Bald", slug="bald", audience='"Make-up"', code="NEU",
+                         valid_from=now + timedelta(days=1))
+
+    page = panel(signed_in, customer.phone).content.decode()
+
+    assert "Offers this customer may use now" in page
+    assert "Make-up Vorverkauf" in page and "code HERBST20" in page and "ends " in page
+    for other in ("Sport-Rabatt", "LAUF", "Vorbei", "Bald"):
+        assert other not in page
+
+
+def test_the_panel_says_when_there_is_no_offer(signed_in, customer):
+    page = panel(signed_in, customer.phone).content.decode()
+    assert "No offer for this customer right now." in page
