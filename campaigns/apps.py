@@ -24,7 +24,7 @@ class CampaignsConfig(AppConfig):
         usage.register_panel(usage.Panel("campaigns", _("Recent campaigns"),
                                          recent_campaigns_panel, order=10))
         # Tags campaign audiences name are in use; analytics split send results by a tag.
-        usage.register_usage_provider("campaigns", tag_last_used)
+        usage.register_usage_provider("campaigns", tag_last_used, _("a campaign"))
         usage.register_metric_provider("campaigns", rates_by_holders)
         # Campaign audiences and suppressions that name a tag: on its delete confirmation.
         register_tag_reference(_("campaigns whose audience names it"), campaigns_naming)

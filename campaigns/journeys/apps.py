@@ -25,7 +25,7 @@ class JourneysConfig(AppConfig):
         tags_changed.connect(receivers.on_tags_changed, dispatch_uid="journeys.tags")
         events_recorded.connect(receivers.on_events_recorded, dispatch_uid="journeys.events")
         # A tag an active journey names is in use (insight's "inactive tags" leaves it out).
-        usage.register_usage_provider("journeys", journey_tags_last_used)
+        usage.register_usage_provider("journeys", journey_tags_last_used, _("a journey"))
         register_source_ref_label("journey", lambda pk: Journey.objects.filter(
             pk=pk).values_list("name", flat=True).first() if pk.isdigit() else None)
         privacy_parts.register(PrivacyPart(

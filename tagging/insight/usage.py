@@ -9,7 +9,7 @@ they tell insight what they know by registering callables here from their
         from tagging.insight import usage
         from campaigns import insight
 
-        usage.register_usage_provider("campaigns", insight.tag_last_used)
+        usage.register_usage_provider("campaigns", insight.tag_last_used, _("a campaign"))
         usage.register_panel(usage.Panel("campaigns", _("Recent campaigns"),
                                          insight.recent_campaigns_panel, order=10))
         usage.register_metric_provider("campaigns", insight.rates_by_holders)
@@ -46,14 +46,24 @@ left out; insight treats a missing tag as "not used since ``since``".
 """
 
 _usage_providers: dict[str, UsageProvider] = {}
+_usage_labels: dict[str, Any] = {}
 
 
-def register_usage_provider(name: str, provider: UsageProvider) -> None:
+def register_usage_provider(name: str, provider: UsageProvider, label: Any = None) -> None:
+    """``label``: what the health report says used the tag last, e.g. ``_("a rule")``."""
     _usage_providers[name] = provider
+    if label is not None:
+        _usage_labels[name] = label
 
 
 def unregister_usage_provider(name: str) -> None:
     _usage_providers.pop(name, None)
+    _usage_labels.pop(name, None)
+
+
+def usage_label(name: str) -> str:
+    """The words for a provider's name (stored in reports), in the reader's language."""
+    return str(_usage_labels.get(name, name))
 
 
 def tags_last_used(*, since: datetime) -> dict[int, tuple[datetime, str]]:
@@ -103,9 +113,10 @@ def segments_last(*, since: datetime) -> dict[int, datetime]:
                         for text, counted, updated in rows)
 
 
-register_usage_provider("applied", applied_last)
-register_usage_provider("vocabulary", vocabulary_last)
-register_usage_provider("segments", segments_last)
+register_usage_provider("applied", applied_last, gettext_lazy("applied to a contact"))
+register_usage_provider("vocabulary", vocabulary_last,
+                        gettext_lazy("created or changed in the vocabulary"))
+register_usage_provider("segments", segments_last, gettext_lazy("a saved segment"))
 
 
 # --- Dashboard panels ----------------------------------------------------------

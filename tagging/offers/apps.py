@@ -16,7 +16,7 @@ class OffersConfig(AppConfig):
         from tagging.roles import MARKETERS, role_permissions_add
 
         # A tag an offer's audience names is in use while the offer runs (inactive tags).
-        usage.register_usage_provider("offers", offer_tags_last_used)
+        usage.register_usage_provider("offers", offer_tags_last_used, _("an offer"))
 
         role_permissions_add(MARKETERS, ["offers.add_offer", "offers.change_offer",
                                          "offers.view_offer", "offers.delete_offer"])

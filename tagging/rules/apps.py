@@ -29,7 +29,7 @@ class RulesConfig(AppConfig):
         register_tag_reference(_("rules whose condition names it"), lambda tag: expressions_naming(
             tag, Rule.objects.exclude(segment="").values_list("segment", flat=True)))
         # A tag an enabled rule names is in use (insight's "inactive tags" leaves it out).
-        usage.register_usage_provider("rules", rule_tags_last_used)
+        usage.register_usage_provider("rules", rule_tags_last_used, _("a rule"))
         role_permissions_add(TAG_ADMINISTRATORS, [
             "rules.add_rule", "rules.change_rule", "rules.delete_rule", "rules.view_rule",
             "rules.view_rulerun"])

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 
-from campaigns.journeys.models import Journey, JourneyStep, JourneyTrigger, StepKind
+from campaigns.journeys.models import Enrollment, Journey, JourneyStep, JourneyTrigger, StepKind
 from campaigns.models import Campaign, CampaignStatus, Template
 from tagging.audiences.models import Segment
 from tagging.insight.selectors import health_findings
+from tagging.insight.services import health_report_create, health_report_send
 from tagging.offers.models import Offer
 from tagging.rules.models import Rule, RuleRun, RunTrigger
+from tests.insight.conftest import ADDED, history
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +128,29 @@ def test_campaigns_underway_or_launched_lately_use_their_audience_and_suppressio
 
     assert inactive(now) == {"Letztes Jahr"}
 
+
+
+def test_an_inactive_journey_with_recent_entries_still_uses_its_tags(tag, contacts, now):
+    trigger = tag("Neu")
+    tag("Leer")
+    journey = Journey.objects.create(name="Pausiert", active=False, trigger_tag=trigger,
+                                     trigger=JourneyTrigger.TAG_ADDED)
+    Journey.objects.create(name="Nie betreten", active=False, audience='"Leer"',
+                           trigger=JourneyTrigger.TAG_ADDED)
+    Enrollment.objects.create(journey=journey, contact=contacts(1)[0],
+                              entered_at=now - timedelta(days=3))
+
+    assert inactive(now) == {"Leer"}
+
+
+def test_the_report_says_in_words_what_used_an_inactive_tag_last(tag, contacts, now):
+    t = tag("Sommer")
+    history(contacts(1)[0], t, ADDED, now - timedelta(days=45))
+    report = health_report_create(now=now)
+
+    health_report_send(report=report, recipients=["team@example.com"],
+                       base_url="https://tagwerk.example.com/")
+
+    html, _mimetype = mail.outbox[0].alternatives[0]
+    assert "(applied to a contact)" in html
+    assert "(applied)" not in html
