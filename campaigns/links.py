@@ -7,13 +7,14 @@ target from the template's variables, records a ``link_clicked`` event and redir
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.signing import b62_decode, b62_encode
 from django.core.validators import URLValidator
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -104,10 +105,16 @@ def link_click(*, token: str, now: datetime | None = None) -> str | None:
         return None
     send, index, url = found
     now = now or timezone.now()
+    # IntegrityError: a parallel request recorded this very click (send, link, minute).
+    with contextlib.suppress(IntegrityError):
+        _record(send, index, url, now)
+    return url
+
+
+def _record(send: Send, index: int, url: str, now: datetime) -> None:
     with transaction.atomic():
         events_record(source="link", create_contacts=False, events=[EventIn(
             kind=EventKind.LINK_CLICKED, contact_id=send.contact_id, occurred_at=now,
             payload={"url": url, "campaign": send.campaign_id, "send": send.pk},
             source_id=f"{send.pk}:{index}:{now:%Y%m%d%H%M}")])
         Send.objects.filter(pk=send.pk, clicked_at__isnull=True).update(clicked_at=now)
-    return url

@@ -100,6 +100,8 @@ def test_a_click_records_one_event_stamps_the_send_and_redirects(link_sends, cli
     link_click(token=token, now=timezone.now() + timedelta(hours=1))
     send.refresh_from_db()
     assert send.clicked_at == stamped  # the first click stays
+    send.contact.refresh_from_db()
+    assert send.contact.last_interaction_at is not None  # a click is the contact's doing
     assert Event.objects.filter(kind=EventKind.LINK_CLICKED).count() == 2
 
 
