@@ -343,13 +343,15 @@ class CampaignAdmin(admin.ModelAdmin):
             (_("delivered"), f"{r['delivered']} ({_pct(r['delivery_rate'])})"),
             (_("read"), f"{r['read']} ({_pct(r['read_rate'])})"),
             (_("replied"), f"{r['replied']} ({_pct(r['reply_rate'])})"),
+            (_("clicked a link"), f"{r['clicked']} ({_pct(r['click_rate'])})"),
             (_("failed"), _reasons({error_meaning(k): v for k, v in r["failed"].items()})),
             (_("held back by WhatsApp, retried later"), r["limited"]),
             (_("excluded"), _reasons({exclusion_label(k): v for k, v in r["excluded"].items()})),
             (_("conversions"), f"{r['conversions']} ({_pct(r['conversion_rate'])})"),
             (_("revenue"), formats.number_format(Decimal(r["revenue"]), 2, force_grouping=True)),
         ]
-        keys = ["recipients", "sent", "delivered", "read", "replied", "failed", "limited",
+        keys = ["recipients", "sent", "delivered", "read", "replied", "clicked", "failed",
+                "limited",
                 "excluded", "conversions", "revenue"]
         html = format_html('<table class="tw-report" id="campaign-report">{}</table>',
                            format_html_join("", '<tr><th>{}</th><td data-key="{}">{}</td></tr>',
@@ -391,11 +393,12 @@ class CampaignAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="campaign-{pk}.csv"'
         writer = SafeWriter(response)
         writer.writerow(["phone", "name", "variant", "status", "error_code", "sent_at",
-                         "delivered_at", "read_at", "replied_at", "converted"])
+                         "delivered_at", "read_at", "replied_at", "clicked_at", "converted"])
         for send in recipients(campaign).iterator(chunk_size=2000):
             writer.writerow([send.phone, send.contact.display_name, send.variant, send.status,
                              send.error_code or "", send.sent_at or "", send.delivered_at or "",
-                             send.read_at or "", send.replied_at or "", send.converted])
+                             send.read_at or "", send.replied_at or "", send.clicked_at or "",
+                             send.converted])
         return response
 
     # --- lifecycle: the page's buttons and the list's actions call the same services ---
@@ -533,7 +536,7 @@ class StatusEventInline(admin.TabularInline):
 @admin.register(Send)
 class SendAdmin(ReadOnlyAdmin):
     list_display = ["phone", "contact", "campaign", "variant", "status", "error",
-                    "sent_at", "delivered_at", "read_at", "replied_at"]
+                    "sent_at", "delivered_at", "read_at", "replied_at", "clicked_at"]
 
     @admin.display(description=_("error"), ordering="error_code")
     def error(self, obj: Send) -> str:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from campaigns.backends.base import TemplateMessage
+from campaigns.links import PREFIX as LINK_PREFIX
+from campaigns.links import link_target, link_url
 from campaigns.models import SensitiveWord, Template, TemplateCategory, TemplateStatus
 from crm.models import Contact, Gender
 from tagging.offers.models import Offer
@@ -73,12 +75,17 @@ class Variable:
     def known(self) -> bool:
         if self.source.startswith("offer:"):
             return offer_value(self.source) is not None
+        if self.source.startswith(LINK_PREFIX):
+            return link_target(self.source) is not None
         return (self.source in SOURCES or self.source.startswith("text:")
                 or (self.source.startswith("attributes.") and len(self.source) > 11))
 
     def value(self, contact: Contact) -> str:
         if self.source.startswith("text:"):
             return self.source[5:]
+        if self.source.startswith(LINK_PREFIX):
+            # Previews and test sends have no send to track: they show the target itself.
+            return link_target(self.source) or (self.fallback or "–")
         if self.source.startswith("offer:"):
             value = (offer_value(self.source) or "").strip()
             return value or (self.fallback if self.fallback is not None else "–")
@@ -104,8 +111,13 @@ def is_named(names: list[str]) -> bool:
     return bool(names) and not any(name.isdigit() for name in names)
 
 
-def render_values(template: Template, contact: Contact) -> list[str]:
-    return [v.value(contact) for v in variables_of(template)]
+def render_values(template: Template, contact: Contact, send_id: int | None = None
+                  ) -> list[str]:
+    """The variables' values for ``contact``; with ``send_id``, ``link:`` variables become
+    tracked links of that send (campaigns.links)."""
+    return [link_url(send_id, index)
+            if send_id is not None and link_target(v.source) is not None else v.value(contact)
+            for index, v in enumerate(variables_of(template))]
 
 
 def render_preview(template: Template, contact: Contact) -> str:
@@ -123,8 +135,10 @@ def render_preview(template: Template, contact: Contact) -> str:
     return f"{text}\n\n{template.footer}" if template.footer else text
 
 
-def message_for(template: Template, contact: Contact) -> TemplateMessage:
-    """The Cloud API template object for one contact (reference §1.3)."""
+def message_for(template: Template, contact: Contact, send_id: int | None = None
+                ) -> TemplateMessage:
+    """The Cloud API template object for one contact (reference §1.3); ``send_id`` turns
+    ``link:`` variables into tracked links."""
     components: list[dict] = []
     link = template.header_image_link
     if not link and template.header_image:
@@ -132,7 +146,7 @@ def message_for(template: Template, contact: Contact) -> TemplateMessage:
     if link:
         components.append({"type": "header",
                            "parameters": [{"type": "image", "image": {"link": link}}]})
-    values = render_values(template, contact)
+    values = render_values(template, contact, send_id)
     if values:
         names = placeholders(template.body)
         if is_named(names):
@@ -208,7 +222,8 @@ def template_checks(template: Template, *, opt_out_words: list[str] | None = Non
         if not variable.known():
             checks.append(Check(BLOCK, "unknown_variable", _(
                 "Unknown variable source “%(source)s”; use one of %(known)s, attributes.<key>, "
-                "offer:<slug of an offer> or text:<fixed text>.") % {"source": variable.source,
+                "offer:<slug of an offer>, link:<https address> (a tracked link) or "
+                "text:<fixed text>.") % {"source": variable.source,
                                              "known": ", ".join(SOURCES)}))
     text = f"{template.body}\n{template.footer}".casefold()
     for word in SensitiveWord.objects.all():

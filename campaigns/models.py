@@ -195,6 +195,9 @@ class Send(models.Model):
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
     failed_at = models.DateTimeField(_("failed"), null=True, blank=True)
     replied_at = models.DateTimeField(_("replied"), null=True, blank=True)
+    clicked_at = models.DateTimeField(
+        _("clicked"), null=True, blank=True,
+        help_text=_("When the recipient first opened a tracked link of this message."))
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:

@@ -151,6 +151,7 @@ def counts(sends: QuerySet[Send]) -> dict:
         delivered=Count("id", filter=Q(status__in=[SendStatus.DELIVERED, SendStatus.READ])),
         read=Count("id", filter=Q(status=SendStatus.READ)),
         replied=Count("id", filter=Q(replied_at__isnull=False)),
+        clicked=Count("id", filter=Q(clicked_at__isnull=False)),
         failed_total=Count("id", filter=Q(status=SendStatus.FAILED)),
         holdout=Count("id", filter=Q(status=SendStatus.HOLDOUT)),
         limited=Count("id", filter=Q(status=SendStatus.LIMITED)),
@@ -179,6 +180,7 @@ def counts(sends: QuerySet[Send]) -> dict:
         "delivery_rate": _rate(totals["delivered"], attempted),
         "read_rate": _rate(totals["read"], totals["delivered"]),
         "reply_rate": _rate(totals["replied"], totals["delivered"]),
+        "click_rate": _rate(totals["clicked"], totals["delivered"]),
         "conversion_rate": _rate(converted["conversions"] or 0, totals["sent"]),
     }
     result["flags"] = flags(result)
@@ -287,6 +289,7 @@ def contact_messages_export(contact: Contact) -> list[dict]:
         "status": send.get_status_display(), "sent_at": _iso(send.sent_at),
         "delivered_at": _iso(send.delivered_at), "read_at": _iso(send.read_at),
         "failed_at": _iso(send.failed_at), "replied_at": _iso(send.replied_at),
+        "clicked_at": _iso(send.clicked_at),
         "error": send.error_detail,
         "statuses": [{"status": e.status, "at": _iso(e.occurred_at)}
                      for e in send.status_events.all()],

@@ -299,7 +299,7 @@ class Flight:
 
     def _submit(self, send: Send, due: float) -> None:
         template = self.loop.templates.get(send.variant) or self.loop.campaign.template
-        message = message_for(template, send.contact)
+        message = message_for(template, send.contact, send.pk)
         self.inflight += 1
         if self.loop.pool is None:
             self._apply(_post(self.loop, send, message, due, self.stop))

@@ -9,13 +9,21 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseNotFound,
+    HttpResponseRedirect,
+)
+from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from campaigns.intake import signature_valid, webhook_store
+from campaigns.links import link_click, link_destination
 from campaigns.metrics import WEBHOOKS_RECEIVED
 
 logger = logging.getLogger(__name__)
@@ -58,3 +66,16 @@ def _body(request: HttpRequest, limit: int) -> bytes | None:
         return None
     body = request.read(limit + 1)
     return None if len(body) > limit else body
+
+
+@require_http_methods(["GET", "HEAD"])
+def link_redirect(request: HttpRequest, token: str) -> HttpResponse:
+    """``/l/<token>/``: record the click and send the reader on; a friendly 404 otherwise.
+
+    HEAD (link previews, crawlers) is answered without recording a click.
+    """
+    url = link_destination(token) if request.method == "HEAD" else link_click(token=token)
+    if url is None:
+        return HttpResponseNotFound(render_to_string("campaigns/link_unknown.html",
+                                                     request=request))
+    return HttpResponseRedirect(url)

@@ -125,6 +125,7 @@ class EventKind(models.TextChoices):
     MESSAGE_DELIVERED = "message_delivered", _("message delivered")
     MESSAGE_READ = "message_read", _("message read")
     MESSAGE_REPLIED = "message_replied", _("message replied")
+    LINK_CLICKED = "link_clicked", _("link clicked")
     CUSTOM = "custom", _("custom")
 
 

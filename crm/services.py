@@ -29,7 +29,7 @@ CONSENT_FIELDS = ("consent_status", "consent_source", "consent_at")
 
 # Kinds that mean the contact did something (PRODUCT.md: "last interaction").
 INBOUND = [EventKind.INTERACTION, EventKind.PURCHASE, EventKind.CART_ABANDONED,
-           EventKind.MESSAGE_REPLIED, EventKind.CUSTOM]
+           EventKind.MESSAGE_REPLIED, EventKind.LINK_CLICKED, EventKind.CUSTOM]
 
 # What ``contacts_update`` writes: field names -> [(contact id, {name: value})].
 Changes = Mapping[tuple[str, ...], Sequence[tuple[int, Mapping]]]

@@ -236,6 +236,8 @@ TAGWERK_JOB_SWEEP_SECONDS = env_int("TAGWERK_JOB_SWEEP_SECONDS", 15)
 TAGWERK_DEFAULT_REGION = env("TAGWERK_DEFAULT_REGION", "DE").upper() or None
 # Bulk tag changes on more contacts than this run on a worker with progress.
 TAGWERK_BULK_ASYNC_THRESHOLD = env_int("TAGWERK_BULK_ASYNC_THRESHOLD", 5000)
+# Where recipients reach this server: tracked links (link:<url> variables) point here.
+TAGWERK_PUBLIC_URL = env("TAGWERK_PUBLIC_URL", "http://127.0.0.1:8000")
 
 WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", "campaigns.backends.sandbox.SandboxBackend")
 WHATSAPP_GRAPH_BASE_URL = env("WHATSAPP_GRAPH_BASE_URL", "https://graph.facebook.com")

@@ -26,7 +26,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  recipients {report['recipients']}  sent {report['sent']}  "
                           f"delivered {report['delivered']} ({pct(report['delivery_rate'])})  "
                           f"read {report['read']} ({pct(report['read_rate'])})  "
-                          f"replied {report['replied']} ({pct(report['reply_rate'])})")
+                          f"replied {report['replied']} ({pct(report['reply_rate'])})  "
+                          f"clicked {report['clicked']} ({pct(report['click_rate'])})")
         self.stdout.write(f"  failed {report['failed'] or 0}  excluded {report['excluded']}  "
                           f"conversions {report['conversions']}  revenue {report['revenue']}")
         for note in report["flags"]:

@@ -1,0 +1,173 @@
+"""Tracked links: ``link:<url>`` variables, the ``/l/<token>/`` redirect, clicks in reports
+and in event rules."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from campaigns.content import message_for, render_preview, template_checks
+from campaigns.journeys.models import Journey
+from campaigns.links import link_click, link_token
+from campaigns.models import Send, SendStatus
+from campaigns.selectors import campaign_report
+from campaigns.sending import campaign_send_batch
+from campaigns.services import campaign_launch, template_create
+from crm.models import Event, EventKind
+from tagging.models import TagAssignment
+from tagging.rules.models import Rule, RuleTrigger
+from tagging.rules.services import rule_save
+
+pytestmark = pytest.mark.django_db
+TARGET = "https://shop.example.de/fruehling?x=1"
+LINK = re.compile(r"https://go\.example\.de/l/([^/\s]+)/")
+
+
+@pytest.fixture(autouse=True)
+def _public_url(settings):
+    settings.TAGWERK_PUBLIC_URL = "https://go.example.de/"
+
+
+@pytest.fixture
+def link_template(db):
+    return template_create(
+        name="spring_link", language="de",
+        body="Hallo {{1}}, hier geht's zum Angebot: {{2}} Antworte STOP zum Abmelden.",
+        variables=["first_name", f"link:{TARGET}"])
+
+
+@pytest.fixture
+def link_sends(outbox, contacts, make_campaign, link_template):
+    """A campaign with a tracked link sent to three contacts."""
+    contacts(3, first_name="Mia")
+    campaign = make_campaign(template=link_template)
+    campaign_launch(campaign=campaign)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
+    return list(Send.objects.filter(campaign=campaign).order_by("id"))
+
+
+def _link_in(message) -> str:
+    """The second body parameter of a TemplateMessage or of its API dict."""
+    components = message["components"] if isinstance(message, dict) else message.components
+    values = [p["text"] for c in components if c["type"] == "body" for p in c["parameters"]]
+    return values[1]
+
+
+def test_each_send_gets_its_own_short_tracked_link(link_sends, outbox):
+    links = {_link_in(m["template"]) for m in outbox}
+    assert len(links) == 3
+    for link in links:
+        assert LINK.fullmatch(link) and len(link) < 60
+
+
+def test_preview_and_checks_show_the_target_itself(link_template, make_contact):
+    contact = make_contact(first_name="Mia")
+    assert TARGET in render_preview(link_template, contact)
+    assert _link_in(message_for(link_template, contact)) == TARGET
+    assert not [c for c in template_checks(link_template) if c.code == "unknown_variable"]
+
+
+def test_a_link_to_something_other_than_http_is_refused_before_launch(db):
+    bad = template_create(name="bad_link", language="de", body="Hier: {{1}}",
+                          variables=["link:javascript:alert(1)"])
+    assert [c.code for c in template_checks(bad)].count("unknown_variable") == 1
+
+
+def test_a_click_records_one_event_stamps_the_send_and_redirects(link_sends, client,
+                                                                 django_capture_on_commit_callbacks):
+    send = link_sends[0]
+    token = link_token(send.pk, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.get(f"/l/{token}/")
+        again = client.get(f"/l/{token}/")  # a double tap within the minute counts once
+    assert first.status_code == again.status_code == 302
+    assert first["Location"] == TARGET
+    event = Event.objects.get(kind=EventKind.LINK_CLICKED)
+    assert event.contact_id == send.contact_id
+    assert event.payload == {"url": TARGET, "campaign": send.campaign_id, "send": send.pk}
+    send.refresh_from_db()
+    stamped = send.clicked_at
+    assert stamped is not None
+    link_click(token=token, now=timezone.now() + timedelta(hours=1))
+    send.refresh_from_db()
+    assert send.clicked_at == stamped  # the first click stays
+    send.contact.refresh_from_db()
+    assert send.contact.last_interaction_at is not None  # a click is the contact's doing
+    assert Event.objects.filter(kind=EventKind.LINK_CLICKED).count() == 2
+
+
+def test_a_head_request_redirects_without_recording(link_sends, client):
+    response = client.head(f"/l/{link_token(link_sends[0].pk, 1)}/")
+    assert response.status_code == 302 and not Event.objects.filter(
+        kind=EventKind.LINK_CLICKED).exists()
+
+
+def test_a_token_for_a_variable_that_is_no_link_is_not_found(link_sends, client):
+    response = client.get(f"/l/{link_token(link_sends[0].pk, 0)}/")  # first_name
+    assert response.status_code == 404
+    assert "This link does not work" in response.content.decode()
+
+
+def test_report_counts_clicks_against_delivered(link_sends, client, superuser):
+    Send.objects.filter(pk__in=[s.pk for s in link_sends[:2]]).update(
+        status=SendStatus.DELIVERED)
+    link_click(token=link_token(link_sends[0].pk, 1))
+    report = campaign_report(link_sends[0].campaign)
+    assert (report["clicked"], report["click_rate"]) == (1, 0.5)
+    client.force_login(superuser)
+    campaign = link_sends[0].campaign
+    page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+    assert re.search(r'data-key="clicked">1 \(50', page)
+    export = client.get(f"/admin/campaigns/campaign/{campaign.pk}/export/")
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode()
+                                           if export.streaming else export.content.decode())))
+    assert sum(1 for r in rows if r["clicked_at"]) == 1
+
+
+def test_a_rule_on_link_clicked_tags_the_clicker(link_sends, make_tag,
+                                                 django_capture_on_commit_callbacks):
+    interested = make_tag(name="Interessiert")
+    rule_save(rule=Rule(name="Clicked", segment="", trigger=RuleTrigger.EVENT,
+                        event_kind=EventKind.LINK_CLICKED), add_tags=[interested],
+              remove_tags=[])
+    with django_capture_on_commit_callbacks(execute=True):
+        link_click(token=link_token(link_sends[1].pk, 1))
+    assert set(TagAssignment.objects.values_list("contact_id", flat=True)) == {
+        link_sends[1].contact_id}
+
+
+tokens = st.one_of(
+    st.text(min_size=1, max_size=80),
+    st.from_regex(r"[0-9A-Za-z]{1,12}\.[0-9]{1,4}\.[0-9a-f]{0,20}", fullmatch=True),
+    st.builds(lambda t, c: t[:-1] + c, st.just("1.1.0123456789abcdef"),
+              st.sampled_from("0123456789abcdef")),
+)
+
+
+@hypothesis_settings(max_examples=250, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=tokens)
+def test_no_forged_or_garbled_token_answers_anything_but_404(link_sends, client, token):
+    genuine = {link_token(s.pk, 1) for s in link_sends}
+    response = client.get(f"/l/{quote(token, safe='')}/")
+    if token in genuine:
+        assert response.status_code == 302
+    else:
+        assert response.status_code == 404
+    assert not Event.objects.filter(kind=EventKind.LINK_CLICKED).exclude(
+        payload__send__in=[s.pk for s in link_sends]).exists()
+
+
+def test_link_clicked_is_a_trigger_rules_and_journeys_offer():
+    for field in (Rule._meta.get_field("event_kind"),
+                  Journey._meta.get_field("trigger_event_kind")):
+        assert EventKind.LINK_CLICKED in dict(field.choices)
