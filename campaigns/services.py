@@ -105,6 +105,7 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
                     ab_config: dict | None = None, followup_template: Template | None = None,
                     followup_after_days: int = 3, phone_number_id: str = "",
                     time_zone: str = "", quiet_start=None, quiet_end=None,
+                    send_at_reading_hour: bool = False, reading_window_hours: int = 24,
                     actor=None) -> Campaign:
     for label, expression in ((_("audience"), audience), (_("suppression"), suppression)):
         if expression.strip():
@@ -120,7 +121,9 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
         scheduled_at=scheduled_at, rate_per_second=rate_per_second, ab_config=ab_config or {},
         followup_template=followup_template, followup_after_days=followup_after_days,
         phone_number_id=phone_number_id, time_zone=time_zone, quiet_start=quiet_start,
-        quiet_end=quiet_end, created_by=actor if getattr(actor, "pk", None) else None)
+        quiet_end=quiet_end, send_at_reading_hour=send_at_reading_hour,
+        reading_window_hours=reading_window_hours,
+        created_by=actor if getattr(actor, "pk", None) else None)
 
 
 def template_test_send(*, template: Template, phone: str, contact: Contact | None = None,
