@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -178,3 +179,23 @@ def test_reading_time_is_in_the_window_and_at_the_hour(start, hour, window):
     assert start < slot <= start + timedelta(hours=window)
     # The hour itself, or the one after when the clocks skip it (last Sunday of March).
     assert slot.astimezone(BERLIN).hour in (hour, (hour + 1) % 24)
+
+
+def test_the_campaign_page_says_how_the_sends_are_spread(make_contact, make_campaign, reads,
+                                                         admin_client):
+    now = timezone.now()
+    day = (now - timedelta(days=10)).astimezone(BERLIN).date()
+    for shift in (2, 3):  # two readers, two different hours ahead of now
+        hour = (now.astimezone(BERLIN).hour + shift) % 24
+        reads(make_contact(), *(datetime.combine(day + timedelta(days=i), time(hour, 15),
+                                                 tzinfo=BERLIN) for i in range(2)))
+    make_contact()
+    campaign = make_campaign(send_at_reading_hour=True, time_zone="Europe/Berlin")
+
+    page = admin_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+
+    text = page.content.decode()
+    assert 'name="send_at_reading_hour"' in text and 'name="reading_window_hours"' in text
+    assert ("2 contacts spread over 2 hours by their reading habit; "
+            "1 recipient at the start time.") in text
+    assert not Send.objects.filter(campaign=campaign).exists(), "the estimate is rolled back"
