@@ -208,6 +208,12 @@ class CampaignForm(forms.ModelForm):
             help_text=Campaign._meta.get_field("time_zone").help_text)
         if "scheduled_at" in self.fields:
             self.fields["scheduled_at"].help_text = self._suggestion()
+        if "reading_window_hours" in self.fields:  # empty keeps the current value
+            self.fields["reading_window_hours"].required = False
+
+    def clean_reading_window_hours(self) -> int:
+        return (self.cleaned_data.get("reading_window_hours")
+                or self.instance.reading_window_hours or 24)
 
     def _suggestion(self) -> str:
         campaign = self.instance

@@ -41,6 +41,14 @@ class JourneyForm(forms.ModelForm):
         widgets = {"audience": forms.Textarea(attrs={"rows": 2}),
                    "description": forms.Textarea(attrs={"rows": 2})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reading_window_hours"].required = False  # empty keeps the current value
+
+    def clean_reading_window_hours(self) -> int:
+        return (self.cleaned_data.get("reading_window_hours")
+                or self.instance.reading_window_hours or 24)
+
     def clean(self):
         data = super().clean()
         trigger = data.get("trigger")
