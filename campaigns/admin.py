@@ -47,7 +47,7 @@ from campaigns.models import (
     WebhookDelivery,
 )
 from campaigns.policy import sending_policy, sending_policy_changed
-from campaigns.prelaunch import launch_estimate, night_recipients
+from campaigns.prelaunch import launch_estimate, night_recipients, reading_spread
 from campaigns.schedule import send_time_suggest
 from campaigns.selectors import campaign_report, opt_out_words, quiet_hours_state, recipients
 from campaigns.webhooks import webhooks_replay
@@ -193,9 +193,9 @@ class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = ["name", "template", "audience", "suppression", "scheduled_at", "time_zone",
-                  "quiet_start", "quiet_end", "rate_per_second", "phone_number_id",
-                  "ab_config", "followup_template", "followup_after_days",
-                  "followup_skip_read"]
+                  "quiet_start", "quiet_end", "send_at_reading_hour", "reading_window_hours",
+                  "rate_per_second", "phone_number_id", "ab_config", "followup_template",
+                  "followup_after_days", "followup_skip_read"]
         widgets = {"audience": forms.Textarea(attrs={"rows": 2}),
                    "suppression": forms.Textarea(attrs={"rows": 2})}
 
@@ -208,6 +208,12 @@ class CampaignForm(forms.ModelForm):
             help_text=Campaign._meta.get_field("time_zone").help_text)
         if "scheduled_at" in self.fields:
             self.fields["scheduled_at"].help_text = self._suggestion()
+        if "reading_window_hours" in self.fields:  # empty keeps the current value
+            self.fields["reading_window_hours"].required = False
+
+    def clean_reading_window_hours(self) -> int:
+        return (self.cleaned_data.get("reading_window_hours")
+                or self.instance.reading_window_hours or 24)
 
     def _suggestion(self) -> str:
         campaign = self.instance
@@ -270,8 +276,9 @@ class CampaignAdmin(admin.ModelAdmin):
                        "finished_at", "ab_winner", "report", "checks"]
     fieldsets = [
         (None, {"fields": ["name", "template", "audience", "suppression", "scheduled_at"]}),
-        (_("Sending"), {"fields": ["time_zone", "quiet_start", "quiet_end", "rate_per_second",
-                                   "phone_number_id"]}),
+        (_("Sending"), {"fields": ["time_zone", "quiet_start", "quiet_end",
+                                   "send_at_reading_hour", "reading_window_hours",
+                                   "rate_per_second", "phone_number_id"]}),
         (_("A/B test and follow-up"), {"classes": ["collapse"], "fields": [
             "ab_config", "followup_template", "followup_after_days", "followup_skip_read"]}),
         (_("Status"), {"fields": ["status", "status_message", "quiet_state", "launched_at",
@@ -508,7 +515,7 @@ class CampaignAdmin(admin.ModelAdmin):
                                key=lambda kv: -kv[1]),
             "left_out": sum(estimate.excluded.values()),
             "checks": checks, "blocked": any(c.level == "block" for c in checks),
-            "night": night,
+            "night": night, "reading": reading_spread(campaign, estimate),
         }
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -117,6 +118,17 @@ class Campaign(models.Model):
     quiet_end = models.TimeField(
         _("quiet hours until"), null=True, blank=True,
         help_text=_("Local time at which sending resumes by itself, e.g. 08:00."))
+    send_at_reading_hour = models.BooleanField(
+        _("send at each contact's reading hour"), default=False,
+        help_text=_("Spread the sends over the window below: each contact who read our "
+                    "messages in the last 90 days gets it at the hour they read most, in "
+                    "their own time zone; everybody else at the send time. Quiet hours "
+                    "still apply."))
+    reading_window_hours = models.PositiveSmallIntegerField(
+        _("reading-hour window (hours)"), default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(168)],
+        help_text=_("How long after the send time a message may wait for a contact's "
+                    "reading hour: 1 to 168 (a week), e.g. 24 for one day."))
     # A/B test: {"variants": [{"key": "A", "template": id}, ...], "group_size": 1000,
     #            "holdout": 0, "metric": "read", "window_minutes": 60, "min_audience": 2000}
     ab_config = models.JSONField(_("A/B test"), default=dict, blank=True)

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from campaigns.audience import campaign_audience, reachable
 from campaigns.models import Campaign, TemplateCategory
@@ -30,6 +32,8 @@ class Estimate:
     recipients: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    by_reading_hour: int = 0  # with send_at_reading_hour: recipients moved to their hour
+    reading_slots: int = 0
 
 
 def launch_estimate(campaign: Campaign, *, now: datetime | None = None) -> Estimate:
@@ -46,7 +50,30 @@ def launch_estimate(campaign: Campaign, *, now: datetime | None = None) -> Estim
             transaction.set_rollback(True)
     except SegmentError as exc:
         return Estimate(error=str(exc))
-    return Estimate(audience, snapshot.recipients, dict(snapshot.excluded))
+    return Estimate(audience, snapshot.recipients, dict(snapshot.excluded),
+                    by_reading_hour=snapshot.by_reading_hour,
+                    reading_slots=snapshot.reading_slots)
+
+
+def reading_spread(campaign: Campaign, estimate: Estimate) -> str:
+    """The sentence on how the reading-hour option spreads the sends; "" when it is off."""
+    if not campaign.send_at_reading_hour or estimate.error:
+        return ""
+    at_start = estimate.recipients - estimate.by_reading_hour
+    start = ngettext("%(n)d recipient at the start time.",
+                     "%(n)d recipients at the start time.", at_start) % {"n": at_start}
+    if not estimate.by_reading_hour:
+        return _("No recipient has a reading hour within %(window)d hours of the start "
+                 "(outside quiet hours); %(start)s") % {"window": campaign.reading_window_hours,
+                                            "start": start}
+    spread = ngettext(
+        "%(n)d contact spread over %(slots)s by their reading habit;",
+        "%(n)d contacts spread over %(slots)s by their reading habit;",
+        estimate.by_reading_hour) % {
+        "n": estimate.by_reading_hour,
+        "slots": ngettext("%(h)d hour", "%(h)d hours", estimate.reading_slots)
+        % {"h": estimate.reading_slots}}
+    return f"{spread} {start}"
 
 
 def _zone_of(country: str) -> ZoneInfo | None:

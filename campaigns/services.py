@@ -54,6 +54,8 @@ from campaigns.models import (
     TemplateCategory,
 )
 from campaigns.policy import sending_policy
+from campaigns.reading import reading_hours, reading_time
+from campaigns.schedule import campaign_time_zone, quiet_hours
 from campaigns.selectors import ab_comparison, campaign_templates, counts, opt_out_words
 from campaigns.zones import audience_time_zone
 from crm.jobs import enqueue
@@ -103,6 +105,7 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
                     ab_config: dict | None = None, followup_template: Template | None = None,
                     followup_after_days: int = 3, phone_number_id: str = "",
                     time_zone: str = "", quiet_start=None, quiet_end=None,
+                    send_at_reading_hour: bool = False, reading_window_hours: int = 24,
                     actor=None) -> Campaign:
     for label, expression in ((_("audience"), audience), (_("suppression"), suppression)):
         if expression.strip():
@@ -118,7 +121,9 @@ def campaign_create(*, name: str, template: Template, audience: str, suppression
         scheduled_at=scheduled_at, rate_per_second=rate_per_second, ab_config=ab_config or {},
         followup_template=followup_template, followup_after_days=followup_after_days,
         phone_number_id=phone_number_id, time_zone=time_zone, quiet_start=quiet_start,
-        quiet_end=quiet_end, created_by=actor if getattr(actor, "pk", None) else None)
+        quiet_end=quiet_end, send_at_reading_hour=send_at_reading_hour,
+        reading_window_hours=reading_window_hours,
+        created_by=actor if getattr(actor, "pk", None) else None)
 
 
 def template_test_send(*, template: Template, phone: str, contact: Contact | None = None,
@@ -202,6 +207,10 @@ class Snapshot:
     recipients: int
     excluded: dict[str, int] = field(default_factory=dict)
     variants: dict[str, int] = field(default_factory=dict)
+    # With send_at_reading_hour: recipients moved to their reading hour, and how many
+    # different times that makes; the rest go at the start time.
+    by_reading_hour: int = 0
+    reading_slots: int = 0
 
 
 def campaign_launch(*, campaign: Campaign, actor=None,
@@ -296,12 +305,14 @@ def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> S
                           then=Value(ExclusionReason.FREQUENCY_CAP)))
     rows = audience.annotate(reason=Case(*whens, default=Value(""), output_field=CharField()))
     eligible: list[tuple[int, str]] = []
+    countries: set[str] = set()
     excluded: dict[str, int] = {}
     exclusions: list[Exclusion] = []
-    for pk, phone, reason in rows.order_by("pk").values_list("pk", "phone", "reason").iterator(
-            chunk_size=5000):
+    for pk, phone, country, reason in rows.order_by("pk").values_list(
+            "pk", "phone", "country", "reason").iterator(chunk_size=5000):
         if not reason:
             eligible.append((pk, phone))
+            countries.add(country)
             continue
         excluded[reason] = excluded.get(reason, 0) + 1
         if reason != ExclusionReason.ALREADY:
@@ -312,14 +323,40 @@ def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> S
             exclusions = []
     Exclusion.objects.bulk_create(exclusions, ignore_conflicts=True)
     assignment = _ab_assignment(campaign, [pk for pk, _phone in eligible])
+    later = _reading_times(campaign, countries, now) if eligible else {}
     sends, variants = [], {}
     for pk, phone in eligible:
         variant, status = assignment.get(pk, ("", SendStatus.QUEUED))
         variants[variant or status] = variants.get(variant or status, 0) + 1
         sends.append(Send(campaign=campaign, contact_id=pk, phone=phone, variant=variant,
-                          status=status, created_at=now))
+                          status=status, created_at=now, not_before=later.get(pk)))
     Send.objects.bulk_create(sends, batch_size=5000, ignore_conflicts=True)
-    return Snapshot(recipients=len(sends), excluded=excluded, variants=variants)
+    moved = [later[pk] for pk, _phone in eligible if pk in later]
+    return Snapshot(recipients=len(sends), excluded=excluded, variants=variants,
+                    by_reading_hour=len(moved), reading_slots=len(set(moved)))
+
+
+def _reading_times(campaign: Campaign, countries: set[str], now: datetime,
+                   contacts=None) -> dict[int, datetime]:
+    """Contact id → its reading-hour send time, for contacts not sent at the start time.
+
+    Empty unless the campaign has ``send_at_reading_hour``. One query over the
+    audience's reads (``campaigns.reading``); ``contacts`` defaults to the audience.
+    """
+    if not campaign.send_at_reading_hour:
+        return {}
+    zone = campaign_time_zone(campaign)
+    if contacts is None:
+        contacts = campaign_audience(campaign, now).values("pk")
+    quiet = quiet_hours(campaign, zone)
+    result = {}
+    for pk, (hour, contact_zone) in reading_hours(
+            contacts, countries=countries, default_zone=zone, now=now).items():
+        slot = reading_time(hour, contact_zone, start=now,
+                            window_hours=campaign.reading_window_hours, quiet=quiet)
+        if slot is not None:
+            result[pk] = slot
+    return result
 
 
 def _ab_assignment(campaign: Campaign, ids: list[int]) -> dict[int, tuple[str, str]]:
@@ -512,8 +549,11 @@ def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
                                                  reason=reason, created_at=now)],
                                       ignore_conflicts=True)
         return reason
+    later = _reading_times(campaign, {contact.country}, now,
+                           contacts=Contact.objects.filter(pk=contact.pk).values("pk"))
     Send.objects.bulk_create([Send(campaign=campaign, contact=contact, phone=contact.phone,
-                                   created_at=now)], ignore_conflicts=True)
+                                   created_at=now, not_before=later.get(contact.pk))],
+                             ignore_conflicts=True)
     if campaign.status == CampaignStatus.SENDING:
         enqueue(SEND_TASK, campaign.pk)
     return "queued"

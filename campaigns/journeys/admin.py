@@ -36,9 +36,18 @@ class JourneyForm(forms.ModelForm):
         model = Journey
         fields = ["name", "description", "active", "trigger", "trigger_tag",
                   "trigger_event_kind", "audience", "exit_on_reply", "exit_on_purchase",
-                  "exit_on_opt_out", "exit_when_not_matching"]
+                  "exit_on_opt_out", "exit_when_not_matching", "send_at_reading_hour",
+                  "reading_window_hours"]
         widgets = {"audience": forms.Textarea(attrs={"rows": 2}),
                    "description": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reading_window_hours"].required = False  # empty keeps the current value
+
+    def clean_reading_window_hours(self) -> int:
+        return (self.cleaned_data.get("reading_window_hours")
+                or self.instance.reading_window_hours or 24)
 
     def clean(self):
         data = super().clean()
@@ -105,6 +114,7 @@ class JourneyAdmin(admin.ModelAdmin):
                                        "audience", "preview"]}),
         (_("Leaves when"), {"fields": ["exit_on_reply", "exit_on_purchase", "exit_on_opt_out",
                                        "exit_when_not_matching"]}),
+        (_("Sending"), {"fields": ["send_at_reading_hour", "reading_window_hours"]}),
         (_("Report"), {"fields": ["report"]}),
     ]
 

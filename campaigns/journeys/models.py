@@ -11,6 +11,7 @@ exactly-once guarantee for messages.
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -58,6 +59,16 @@ class Journey(models.Model):
         _("leave when no longer matching"), default=False,
         help_text=_("Before each step: leave when the contact no longer matches “only for” "
                     "(or, for a tag trigger, no longer holds the tag / holds it again)."))
+    # Copied onto each send step's triggered campaign (campaigns.reading does the work).
+    send_at_reading_hour = models.BooleanField(
+        _("send at each contact's reading hour"), default=False,
+        help_text=_("A send step waits, within the window below, for the hour at which the "
+                    "contact read our messages most in the last 90 days (their time zone); "
+                    "contacts without reads get it at once. Quiet hours still apply."))
+    reading_window_hours = models.PositiveSmallIntegerField(
+        _("reading-hour window (hours)"), default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(168)],
+        help_text=_("How long a message may wait for the reading hour: 1 to 168 (a week)."))
     starter_key = models.CharField(max_length=40, blank=True, editable=False, db_index=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)

@@ -345,7 +345,7 @@ def step_campaign(step: JourneyStep, occurrence: str = "") -> Campaign:
     link = StepCampaign.objects.filter(step=step, occurrence=occurrence).select_related(
         "campaign").first()
     if link is not None and link.campaign.template_id == step.template_id:
-        return link.campaign
+        return _reading_hour_sync(link.campaign, step.journey)
     name = _("Journey “%(journey)s” · step %(n)d") % {"journey": step.journey.name,
                                                        "n": step.position}
     campaign = campaign_triggered_ensure(name=f"{name} · {occurrence}" if occurrence else name,
@@ -356,6 +356,16 @@ def step_campaign(step: JourneyStep, occurrence: str = "") -> Campaign:
                                                   defaults={"campaign": campaign})
     except IntegrityError:  # a concurrent worker linked the same campaign
         pass
+    return _reading_hour_sync(campaign, step.journey)
+
+
+def _reading_hour_sync(campaign: Campaign, journey: Journey) -> Campaign:
+    """Give the step's campaign the journey's reading-hour option (the journey decides)."""
+    wanted = (journey.send_at_reading_hour, journey.reading_window_hours)
+    if (campaign.send_at_reading_hour, campaign.reading_window_hours) != wanted:
+        Campaign.objects.filter(pk=campaign.pk).update(send_at_reading_hour=wanted[0],
+                                                       reading_window_hours=wanted[1])
+        campaign.send_at_reading_hour, campaign.reading_window_hours = wanted
     return campaign
 
 
