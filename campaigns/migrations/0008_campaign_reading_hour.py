@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0006_sendingpolicy'),
+        ('campaigns', '0007_send_clicked_at'),
     ]
 
     operations = [
