@@ -53,6 +53,9 @@ def test_a_worker_killed_mid_bulk_operation_is_replaced_and_the_report_counts_it
                                                                      BulkStatus.FAILED),
             killed=killed, kind=BULK_JOB, ref=bulk.pk)
         recovery = time.monotonic() - killed
+        # The claim is let go just after the job's own status is written: wait for it
+        # before stopping the worker.
+        wait_for(lambda: Job.objects.get(kind=BULK_JOB, ref=bulk.pk).status == JobStatus.DONE, 15)
     finally:
         worker.stop()
 

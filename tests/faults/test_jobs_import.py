@@ -67,6 +67,9 @@ def test_a_worker_killed_mid_import_is_replaced_and_the_import_completes(
                                                                 ImportStatus.FAILED),
             killed=killed, kind=IMPORT_JOB, ref=job.pk)
         recovery = time.monotonic() - killed
+        # The claim is let go just after the job's own status is written: wait for it
+        # before stopping the worker.
+        wait_for(lambda: Job.objects.get(kind=IMPORT_JOB, ref=job.pk).status == JobStatus.DONE, 15)
     finally:
         worker.stop()
 
