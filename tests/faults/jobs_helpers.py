@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import require_service
-from tests.faults.webhooks_helpers import ROOT, database_url, needs_postgresql
+from tests.conftest import needs_postgresql, require_service
+from tests.faults.webhooks_helpers import ROOT, database_url
 
 _CONFIGURED = os.environ.get("CELERY_BROKER_URL", "")
 BROKER = os.environ.get("TAGWERK_TEST_BROKER_URL") or (

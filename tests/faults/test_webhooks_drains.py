@@ -18,10 +18,10 @@ import pytest
 from campaigns.models import Send, StatusEvent, WebhookDelivery
 from campaigns.selectors import counts
 from crm.models import Contact, Event, EventKind
+from tests.conftest import needs_postgresql
 from tests.faults.webhooks_helpers import (
     BASE,
     Drains,
-    needs_postgresql,
     processed_so_far,
     sent_campaign,
     status_body,

@@ -29,8 +29,8 @@ from campaigns.tasks import campaigns_tick_task
 from crm.models import ConsentStatus
 from crm.services import contacts_insert
 from tests.campaigns.fake_cloud_api import FakeCloudAPI
-from tests.conftest import require_service
-from tests.faults.webhooks_helpers import ROOT, database_url, needs_postgresql
+from tests.conftest import needs_postgresql, require_service
+from tests.faults.webhooks_helpers import ROOT, database_url
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -15,10 +15,10 @@ import time
 import pytest
 
 from campaigns.models import Send, SendStatus, WebhookDelivery
+from tests.conftest import needs_postgresql
 from tests.faults.webhooks_helpers import (
     BASE,
     Drains,
-    needs_postgresql,
     sent_campaign,
     status_body,
     store,

@@ -21,8 +21,6 @@ from pathlib import Path
 
 from django.db import connection
 
-from tests.conftest import needs_postgresql  # noqa: F401 (the fault tests import it from here)
-
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = "tests.faults.webhooks_drain_child"
 
