@@ -250,7 +250,7 @@ class ApiToken(models.Model):
 class Erasure(models.Model):
     """One erased contact: who asked for it, when and why, and the number's salted hash.
 
-    The hash is all that is kept of the number: ``crm.privacy.number_erased`` reads it so
+    The hash is all that is kept of the number: ``crm.privacy.numbers_erased`` reads it so
     an erased number is never messaged again nor imported anew. It cannot be turned back
     into the number without the salt (setting ``PRIVACY_NUMBER_SALT``).
     """

@@ -77,10 +77,6 @@ def numbers_erased(phones: Iterable[str]) -> set[str]:
     return {hashes[h] for h in found}
 
 
-def number_erased(phone: str) -> bool:
-    return bool(numbers_erased([phone]))
-
-
 # --- Who is being erased: what names them in text ------------------------------------------
 
 @dataclass(frozen=True)

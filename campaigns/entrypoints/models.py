@@ -83,10 +83,6 @@ class EntryPoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def is_active_at(self, when) -> bool:
-        return (self.active and (self.active_from is None or self.active_from <= when)
-                and (self.active_until is None or when <= self.active_until))
-
 
 class AdSource(models.Model):
     """A Click-to-WhatsApp ad or post (its ``source_id``) attributed to an entry point."""

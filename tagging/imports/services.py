@@ -53,7 +53,14 @@ from tagging.imports.models import (
     UnknownTags,
     UpdateMode,
 )
-from tagging.imports.reader import Batches, RawRow, UnreadableFile, open_table
+from tagging.imports.reader import (
+    Batches,
+    RawRow,
+    UnreadableFile,
+    detect_encoding,
+    guess_encoding,
+    open_table,
+)
 from tagging.imports.rules import (
     FACT_FIELDS,
     LABELS,
@@ -929,16 +936,21 @@ def _file_rows_erase(path: Path, subject: Subject) -> int:
     raw = path.read_bytes()
     if raw[:2] == b"PK":  # XLSX (a zip)
         return _workbook_rows_erase(path, subject)
-    for encoding in ("utf-8-sig", "utf-16", "gb18030", "cp1252", "latin-1"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeError:
-            continue
-    lines = text.splitlines(keepends=True)
-    kept = [line for line in lines if not subject.matches(line)]
+    try:  # read as the import reads it: the file's encoding, each line in its own
+        encoding = detect_encoding(raw, complete=True)
+    except UnreadableFile:
+        encoding = "latin-1"  # every byte reads: the number's digits are still found
+    if encoding.startswith("utf-16"):
+        lines = raw.decode(encoding, "replace").splitlines(keepends=True)
+        kept = [line for line in lines if not subject.matches(line)]
+        data = "".join(kept).encode(encoding)
+    else:  # line by line on the bytes: the lines kept are written back untouched
+        lines = raw.splitlines(keepends=True)
+        kept = [line for line in lines
+                if not subject.matches(line.decode(guess_encoding(line) or encoding, "replace"))]
+        data = b"".join(kept)
     if len(kept) != len(lines):
-        path.write_bytes("".join(kept).encode(encoding))
+        path.write_bytes(data)
     return len(lines) - len(kept)
 
 

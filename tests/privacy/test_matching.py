@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campaigns.services import is_deletion_confirmation, is_deletion_keyword
 from crm.models import Contact
 from crm.privacy import subject_of
-from tests.privacy.conftest import NATIONAL_DIGITS, WRITINGS
+from tests.privacy.conftest import NATIONAL_DIGITS, PHONE, WRITINGS
 
 SUBJECT = subject_of(Contact(pk=1, phone="+4915123987654", first_name="Zorbalina",
                              last_name="Quxworth"))
@@ -64,3 +65,21 @@ def test_scrub_leaves_json_without_the_subject_as_it_was(value):
 def test_keyword_checks_take_any_text(db, text):
     assert is_deletion_keyword(text) in (True, False)
     assert is_deletion_confirmation(text) in (True, False)
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "gb18030", "utf-16"])
+def test_erasure_finds_the_row_in_a_stored_file_in_any_encoding_a_marketer_uploads(
+        db, tmp_path, encoding):
+    from tagging.imports.services import _file_rows_erase
+
+    contact = Contact.objects.create(phone=PHONE, first_name="Jürgen", last_name="Müller")
+    rows = ["telefon;vorname;nachname;stadt", "0151 23987654;Jürgen;Müller;Köln",
+            "0170 1234567;Zoë;Weiß;Düsseldorf", "0171 7654321;丽;王;上海"]
+    if encoding == "cp1252":
+        rows.pop()  # Windows-1252 has no Chinese
+    upload = tmp_path / "liste.csv"
+    upload.write_bytes(("\r\n".join(rows) + "\r\n").encode(encoding))
+
+    assert _file_rows_erase(upload, subject_of(contact)) == 1
+    left = upload.read_bytes().decode(encoding).splitlines()
+    assert left == [rows[0], *rows[2:]]  # the others kept as they were written

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crm.privacy import ErasureError, contact_by_phone, contact_erase, erasure_check
+from crm.privacy import ErasureError, contact_by_phone, contact_erase
 
 
 class Command(BaseCommand):
@@ -20,7 +20,6 @@ class Command(BaseCommand):
     def handle(self, *args, phone: str, reason: str, json: bool, **options):
         try:
             contact = contact_by_phone(phone)
-            erasure_check(contact)
             erasure = contact_erase(contact=contact, via="command", reason=reason)
         except ErasureError as exc:
             raise CommandError(str(exc)) from None

@@ -15,8 +15,7 @@ from campaigns.entrypoints.services import (
     qr_png,
     qr_svg,
 )
-from tagging.models import Tag
-from tagging.names import name_key
+from tagging.selectors import tags_by_name
 
 
 class Command(BaseCommand):
@@ -38,10 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--svg", default="", help="Write the QR code as SVG to this path.")
 
     def handle(self, *args, **options):
-        tags, unknown = [], []
-        for name in options["tags"]:
-            tag = Tag.objects.filter(name_key=name_key(name)).first()
-            (tags.append(tag) if tag else unknown.append(name))
+        tags, unknown = tags_by_name(options["tags"])
         if unknown:
             raise CommandError("Unknown tag(s): " + ", ".join(unknown)
                                + ". Create them in the admin first (Tags), then run again.")
