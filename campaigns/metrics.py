@@ -3,7 +3,7 @@
 ``tagwerk_sends_total`` counts what the send loop did with each claimed send
 (``campaigns.sending``); ``tagwerk_send_statuses_total`` counts the statuses
 WhatsApp reported for them, each (message, status) once (``campaigns.statuses``).
-Delivery rate = delivered / sent, read rate = read / delivered: the campaign
+Delivery rate = delivered / (sent + failed), read rate = read / delivered: the campaign
 report's definitions (``campaigns.selectors``). Alert rules: docs/operations.md.
 """
 

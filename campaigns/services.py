@@ -705,18 +705,19 @@ def _confirm_word(language: str) -> str:
     return wanted if wanted in words else words[0]
 
 
-def _fold(text: str) -> str:
+def keyword_fold(text: str) -> str:
+    """A message as keywords compare it: trimmed of spaces and end marks, any case."""
     return (text or "").strip().strip(".!?。！ ").casefold()
 
 
 def is_deletion_keyword(text: str) -> bool:
     """Whole-message match against the active deletion keywords and the setting's."""
-    words = {_fold(w) for w in DeletionKeyword.objects.filter(active=True)
+    words = {keyword_fold(w) for w in DeletionKeyword.objects.filter(active=True)
              .values_list("word", flat=True)}
-    words |= {_fold(w) for w in settings.PRIVACY_DELETION_KEYWORDS}
-    return bool(_fold(text)) and _fold(text) in words
+    words |= {keyword_fold(w) for w in settings.PRIVACY_DELETION_KEYWORDS}
+    return bool(keyword_fold(text)) and keyword_fold(text) in words
 
 
 def is_deletion_confirmation(text: str) -> bool:
-    return bool(_fold(text)) and _fold(text) in {
-        _fold(w) for w in settings.PRIVACY_DELETION_CONFIRM_WORDS}
+    return bool(keyword_fold(text)) and keyword_fold(text) in {
+        keyword_fold(w) for w in settings.PRIVACY_DELETION_CONFIRM_WORDS}

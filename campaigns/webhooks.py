@@ -52,7 +52,7 @@ from campaigns.models import (
     WebhookDelivery,
 )
 from campaigns.selectors import webhooks_waiting
-from campaigns.services import contact_opt_out, deletion_request_receive
+from campaigns.services import contact_opt_out, deletion_request_receive, keyword_fold
 from campaigns.statuses import sends_lock, statuses_apply
 from campaigns.transient import backoff, connection_recover, is_transient
 from campaigns.webhook_input import (
@@ -294,15 +294,11 @@ def _contact_for(wa_id: str) -> Contact | None:
     return Contact.objects.filter(phone=phone).first() if phone else None
 
 
-def _normalise(text: str) -> str:
-    return text.strip().strip(".!?。！ ").casefold()
-
-
 def is_opt_out(text: str) -> bool:
     """Whole-message match against the active opt-out keywords (case-insensitive)."""
-    words = {_normalise(w) for w in OptOutKeyword.objects.filter(active=True)
+    words = {keyword_fold(w) for w in OptOutKeyword.objects.filter(active=True)
              .values_list("word", flat=True)}
-    return bool(text) and _normalise(text) in words
+    return bool(text) and keyword_fold(text) in words
 
 
 def messages_apply(*, messages: Sequence[MessageIn]) -> int:

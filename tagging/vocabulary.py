@@ -46,7 +46,7 @@ from tagging.models import (
     TagVersion,
     VersionAction,
 )
-from tagging.names import name_key
+from tagging.names import INVISIBLE, name_key
 from tagging.permissions import (
     TagPermissionDenied,
     ensure_can_archive_dimensions,
@@ -82,9 +82,6 @@ class NearTwinWarning(VocabularyError):
 # Colours go into inline styles (``style="--tw-colour:…"``) and SVG ``fill``: HTML escaping
 # does not stop ``red;background:url(…)`` there, so only hex colours are stored.
 COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
-# NUL and other control characters, and lone surrogates: PostgreSQL refuses NUL, and the
-# others only hide text or break a page's markup.
-_INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def _check_display(obj: Tag | Dimension, *, blank_colour: bool) -> None:
@@ -96,7 +93,7 @@ def _check_display(obj: Tag | Dimension, *, blank_colour: bool) -> None:
             _("“%(c)s” is not a colour; write it as #rgb or #rrggbb, for example #4c6ef5.")
             % {"c": colour[:20]}, field="colour")
     for field in ("name", "symbol", "description"):
-        if _INVISIBLE.search(getattr(obj, field, "") or ""):
+        if INVISIBLE.search(getattr(obj, field, "") or ""):
             raise VocabularyError(
                 _("The %(field)s contains an invisible control character; remove it.")
                 % {"field": obj._meta.get_field(field).verbose_name}, field=field)

@@ -47,7 +47,7 @@ from django.utils.translation import gettext as _
 from crm.models import ConsentStatus
 from tagging.audiences import facts
 from tagging.models import Dimension, Tag
-from tagging.names import name_key
+from tagging.names import INVISIBLE, name_key
 
 
 class SegmentError(ValueError):
@@ -108,9 +108,6 @@ MAX_NUMBER = Decimal(10) ** 12
 MAX_AGE = 150
 MAX_WITHIN = timedelta(days=36_500)
 FIRST_YEAR, LAST_YEAR = 1800, 2999
-# NUL, other control characters and lone surrogates: no tag, field or value holds them,
-# and PostgreSQL refuses NUL in text.
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 # --- Tokens ---------------------------------------------------------------------
 
@@ -150,7 +147,7 @@ def tokenize(text: str) -> list[Token]:
             _("The expression is too long (%(n)s characters; at most %(max)s). Shorten it, "
               "for example with a dimension such as \"Dimension/*\" instead of each of its "
               "tags.") % {"n": f"{len(text):,}", "max": f"{MAX_LENGTH:,}"})
-    bad = _FORBIDDEN.search(text)
+    bad = INVISIBLE.search(text)
     if bad:
         raise SegmentError(_("The expression contains an invisible control character or an "
                              "invalid character; remove it."), bad.start() + 1)

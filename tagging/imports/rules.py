@@ -593,16 +593,6 @@ def consent_verdict(said: list[tuple[str, str, str]]) -> tuple[str | None, str]:
     return None, ""
 
 
-def _first(cells: list[str], indices: list[int], *, raw: bool = False) -> str:
-    """The first non-empty cell of ``indices`` (stripped and unescaped unless ``raw``)."""
-    for index in indices:
-        if index < len(cells):
-            cell = cells[index]
-            if cell and not cell.isspace():
-                return cell if raw else unescape(cell.strip())
-    return ""
-
-
 @lru_cache(maxsize=512)
 def _region(value: str) -> str:
     """A row's country as a region for phone numbers: "DE", "de", "+49", "49" or "0049"."""

@@ -35,10 +35,7 @@ def rule_tags_last_used(*, since: datetime) -> dict[int, datetime]:
             note_use(latest, (tag_id,), at[rule_id])
     dimensions: dict[int, datetime] = {}
     for r in rules:
-        for dim_id in (r["template_dimension_id"], r["remove_dimension_id"]):
-            if dim_id is not None and (dim_id not in dimensions
-                                       or at[r["pk"]] > dimensions[dim_id]):
-                dimensions[dim_id] = at[r["pk"]]
+        note_use(dimensions, (r["template_dimension_id"], r["remove_dimension_id"]), at[r["pk"]])
     if dimensions:
         for pk, dim_id in Tag.objects.filter(dimension_id__in=dimensions).values_list(
                 "pk", "dimension_id"):
