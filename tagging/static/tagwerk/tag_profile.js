@@ -7,10 +7,12 @@
   const csrf = () => (document.querySelector("[name=csrfmiddlewaretoken]") || {}).value || "";
   let timer = null;
   let seq = 0;
+  let showingHint = false;
 
   function say(text, isError) {
     message.textContent = text || "";
     message.classList.toggle("tw-error", !!isError);
+    showingHint = false;
   }
 
   function suggestion(tag) {
@@ -35,8 +37,10 @@
     if (mine !== seq) return; // a newer keystroke has already asked
     const data = await response.json();
     list.replaceChildren(...(data.results || []).map(suggestion));
-    // A tag outside the user's dimensions: say so, and whom to ask.
-    say(data.hint || "", false);
+    // A tag outside the user's dimensions: say so, and whom to ask. Only a
+    // hint is replaced here: the focus after an add must not wipe "added."
+    if (data.hint) { say(data.hint, false); showingHint = true; }
+    else if (showingHint) say("", false);
   }
 
   async function change(op, tagId) {
