@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from campaigns.backends.base import TemplateMessage
+from campaigns.links import BUTTON, link_target, link_token, link_url, links_base
 from campaigns.links import PREFIX as LINK_PREFIX
-from campaigns.links import link_target, link_url
 from campaigns.models import SensitiveWord, Template, TemplateCategory, TemplateStatus
 from crm.models import Contact, Gender
 from tagging.offers.models import Offer
 
 BODY_MAX, FOOTER_MAX, IMAGE_MAX_BYTES = 1024, 60, 5 * 1024 * 1024
+BUTTON_TEXT_MAX, BUTTON_URL_MAX = 25, 2000
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 LINK = re.compile(r"(https?://|www\.)\S+", re.I)
 NEUTRAL = "Kundin/Kunde"
@@ -157,8 +158,31 @@ def message_for(template: Template, contact: Contact, send_id: int | None = None
         else:
             parameters = [{"type": "text", "text": v} for v in values]
         components.append({"type": "body", "parameters": parameters})
+    components.extend(_button_components(template, contact, send_id))
     return TemplateMessage(name=template.name, language=template.language,
                            components=components)
+
+
+def url_buttons(template: Template) -> list[tuple[int, dict]]:
+    """(index among the buttons, button) of each URL button with a ``{{1}}`` suffix."""
+    return [(i, b) for i, b in enumerate(template.buttons or [])
+            if isinstance(b, dict) and b.get("type") == "url" and "{{1}}" in str(b.get("url", ""))]
+
+
+def _button_components(template: Template, contact: Contact, send_id: int | None) -> list[dict]:
+    """A dynamic URL button's suffix (reference §1.3): a ``link:`` source becomes the
+    tracked link's token (a test send's token names the template and records nothing)."""
+    components = []
+    for index, button in url_buttons(template):
+        variable = Variable.parse(button)
+        if link_target(variable.source) is not None:
+            value = link_token(send_id or 0, BUTTON + index,
+                               template_id=None if send_id else template.pk)
+        else:
+            value = variable.value(contact)
+        components.append({"type": "button", "sub_type": "url", "index": str(index),
+                           "parameters": [{"type": "text", "text": value}]})
+    return components
 
 
 # --- Pre-launch checks ---------------------------------------------------------
@@ -225,6 +249,7 @@ def template_checks(template: Template, *, opt_out_words: list[str] | None = Non
                 "offer:<slug of an offer>, link:<https address> (a tracked link) or "
                 "text:<fixed text>.") % {"source": variable.source,
                                              "known": ", ".join(SOURCES)}))
+    checks.extend(button_checks(template))
     text = f"{template.body}\n{template.footer}".casefold()
     for word in SensitiveWord.objects.all():
         if word.word.casefold() in text:
@@ -242,6 +267,45 @@ def template_checks(template: Template, *, opt_out_words: list[str] | None = Non
                 "Abmelden” or a “Stop” quick-reply button.")))
     checks.extend(image_checks(template))
     return checks
+
+
+def button_checks(template: Template) -> list[Check]:
+    """Labels and URLs within WhatsApp's limits; every ``{{1}}`` suffix mapped; a tracked
+    link's button approved with this server's link address."""
+    checks: list[Check] = []
+    for button in (b for b in template.buttons or [] if isinstance(b, dict)):
+        label, url = str(button.get("text", "")), str(button.get("url", ""))
+        if len(label) > BUTTON_TEXT_MAX:
+            checks.append(Check(BLOCK, "button_text_too_long", _(
+                "The button “%(text)s” has %(n)d characters; WhatsApp allows %(max)d.")
+                % {"text": label, "n": len(label), "max": BUTTON_TEXT_MAX}))
+        if len(url) > BUTTON_URL_MAX:
+            checks.append(Check(BLOCK, "button_url_too_long", _(
+                "The address of the button “%(text)s” has %(n)d characters; WhatsApp allows "
+                "%(max)d.") % {"text": label, "n": len(url), "max": BUTTON_URL_MAX}))
+    for _index, button in url_buttons(template):
+        checks.extend(_url_button_checks(button))
+    return checks
+
+
+def _url_button_checks(button: dict) -> list[Check]:
+    label, url = str(button.get("text", "")), str(button.get("url", ""))
+    variable = Variable.parse(button)
+    if not variable.source:
+        return [Check(BLOCK, "button_unmapped", _(
+            "The button “%(text)s” ends in {{1}} but names no source for it; add "
+            "\"source\", e.g. \"link:https://…\" or \"attributes.order_id\".") % {"text": label})]
+    if not variable.known():
+        return [Check(BLOCK, "unknown_variable", _(
+            "Unknown source “%(source)s” for the button “%(text)s”.")
+            % {"source": variable.source, "text": label})]
+    expected = links_base() + "{{1}}"
+    if link_target(variable.source) is not None and url != expected:
+        return [Check(BLOCK, "button_link_address", _(
+            "The button “%(text)s” carries a tracked link, so its address in WhatsApp "
+            "Manager must be %(expected)s, not %(url)s.")
+            % {"text": label, "expected": expected, "url": url})]
+    return []
 
 
 def image_checks(template: Template) -> list[Check]:

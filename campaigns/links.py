@@ -3,6 +3,10 @@
 The token names a send and the variable's position in its template, signed with a
 short HMAC, so no row is stored per send: ``/l/<token>/`` finds the send, reads the
 target from the template's variables, records a ``link_clicked`` event and redirects.
+
+A URL button whose ``source`` is a ``link:`` gets position ``BUTTON + its index``
+(its approved URL ends in ``/l/{{1}}``, the token being the suffix). Test sends have
+no send: their tokens name the template instead (prefix ``-``) and record nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from campaigns.models import Send
+from campaigns.models import Send, Template
 from campaigns.selectors import campaign_templates
 from crm.events import EventIn, events_record
 from crm.models import EventKind
@@ -27,6 +31,8 @@ from crm.models import EventKind
 PREFIX = "link:"
 SALT = "campaigns.links"
 MAC_LENGTH = 16  # hex digits: 64 bits, plenty for a link that only records a click
+BUTTON = 100  # link positions from here on are URL buttons (index - BUTTON)
+TEMPLATE_MARK = "-"  # a token naming a template (a test send), not a send
 _url_valid = URLValidator(schemes=["http", "https"])
 
 
@@ -48,43 +54,65 @@ def _mac(value: str) -> str:
     return salted_hmac(SALT, value, algorithm="sha256").hexdigest()[:MAC_LENGTH]
 
 
-def link_token(send_id: int, index: int) -> str:
-    value = f"{b62_encode(send_id)}.{index}"
+def link_token(send_id: int, index: int, *, template_id: int | None = None) -> str:
+    """The token of link ``index`` in send ``send_id`` (or, for a test send, in the
+    template ``template_id``)."""
+    owner = TEMPLATE_MARK + b62_encode(template_id) if template_id else b62_encode(send_id)
+    value = f"{owner}.{index}"
     return f"{value}.{_mac(value)}"
 
 
+def links_base() -> str:
+    """What every tracked link starts with; a URL button's approved URL is this + ``{{1}}``."""
+    return settings.TAGWERK_PUBLIC_URL.rstrip("/") + reverse("campaigns:link", args=["x"])[:-2]
+
+
 def link_url(send_id: int, index: int) -> str:
-    base = settings.TAGWERK_PUBLIC_URL.rstrip("/")
-    return base + reverse("campaigns:link", args=[link_token(send_id, index)])
+    return links_base() + link_token(send_id, index) + "/"
 
 
-def link_parse(token: str) -> tuple[int, int] | None:
-    """(send id, variable index) of a genuine token; None for anything else."""
+def link_parse(token: str) -> tuple[int, int, bool] | None:
+    """(send or template id, link position, names a template) of a genuine token; None
+    for anything else."""
     value, _dot, mac = token.rpartition(".")
-    send, _dot, index = value.partition(".")
-    if not (send.isascii() and send.isalnum() and index.isascii() and index.isdigit()
-            and len(index) <= 3 and len(send) <= 10):
+    owner, _dot, index = value.partition(".")
+    of_template = owner.startswith(TEMPLATE_MARK)
+    owner = owner.removeprefix(TEMPLATE_MARK)
+    if not (owner.isascii() and owner.isalnum() and index.isascii() and index.isdigit()
+            and len(index) <= 3 and len(owner) <= 10):
         return None
     if not constant_time_compare(mac, _mac(value)):
         return None
-    return b62_decode(send), int(index)
+    return b62_decode(owner), int(index), of_template
 
 
 def _source(raw) -> str:
     return str(raw.get("source", "") if isinstance(raw, dict) else raw).strip()
 
 
-def _resolve(token: str) -> tuple[Send, int, str] | None:
+def template_link(template: Template, index: int) -> str | None:
+    """The target of link position ``index`` in ``template`` (a variable or a URL button)."""
+    if index >= BUTTON:
+        items, index = [b for b in template.buttons or [] if isinstance(b, dict)], index - BUTTON
+    else:
+        items = template.variables or []
+    return link_target(_source(items[index])) if index < len(items) else None
+
+
+def _resolve(token: str) -> tuple[Send | None, int, str] | None:
     parsed = link_parse(token)
     if parsed is None:
         return None
-    send_id, index = parsed
-    send = Send.objects.select_related("campaign__template").filter(pk=send_id).first()
+    owner, index, of_template = parsed
+    if of_template:
+        template = Template.objects.filter(pk=owner).first()
+        url = template_link(template, index) if template else None
+        return (None, index, url) if url else None
+    send = Send.objects.select_related("campaign__template").filter(pk=owner).first()
     if send is None:
         return None
     template = campaign_templates(send.campaign).get(send.variant) or send.campaign.template
-    variables = template.variables or []
-    url = link_target(_source(variables[index])) if index < len(variables) else None
+    url = template_link(template, index)
     return (send, index, url) if url else None
 
 
@@ -104,6 +132,8 @@ def link_click(*, token: str, now: datetime | None = None) -> str | None:
     if found is None:
         return None
     send, index, url = found
+    if send is None:  # a test send's link: nobody to record a click for
+        return url
     now = now or timezone.now()
     # IntegrityError: a parallel request recorded this very click (send, link, minute).
     with contextlib.suppress(IntegrityError):

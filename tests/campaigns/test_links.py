@@ -171,3 +171,78 @@ def test_link_clicked_is_a_trigger_rules_and_journeys_offer():
     for field in (Rule._meta.get_field("event_kind"),
                   Journey._meta.get_field("trigger_event_kind")):
         assert EventKind.LINK_CLICKED in dict(field.choices)
+
+
+# --- URL buttons: the tracked link is the suffix of an approved …/l/{{1}} address -------
+
+SHOP = "https://shop.example.de/sale"
+
+
+@pytest.fixture
+def button_template(db):
+    return template_create(
+        name="spring_button", language="de", body="Hallo {{1}}! Antworte STOP zum Abmelden.",
+        variables=["first_name"],
+        buttons=[{"type": "quick_reply", "text": "Stop"},
+                 {"type": "url", "text": "Zum Angebot", "url": "https://go.example.de/l/{{1}}",
+                  "source": f"link:{SHOP}"}])
+
+
+def _button_suffix(message) -> tuple[str, str]:
+    components = message["components"] if isinstance(message, dict) else message.components
+    [button] = [c for c in components if c["type"] == "button"]
+    return button["index"], button["parameters"][0]["text"]
+
+
+def test_a_url_button_carries_each_sends_own_token_and_the_click_is_recorded(
+        outbox, contacts, make_campaign, button_template, client,
+        django_capture_on_commit_callbacks):
+    contacts(2, first_name="Mia")
+    campaign = make_campaign(template=button_template)
+    campaign_launch(campaign=campaign)
+    campaign_send_batch(campaign_id=campaign.pk, max_seconds=30)
+    suffixes = [_button_suffix(m["template"]) for m in outbox]
+    assert {index for index, _ in suffixes} == {"1"}  # the URL button is the second button
+    assert len({token for _, token in suffixes}) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        # WhatsApp opens the approved address with the suffix appended: no trailing slash.
+        response = client.get(f"/l/{suffixes[0][1]}")
+    assert response.status_code == 302 and response["Location"] == SHOP
+    event = Event.objects.get(kind=EventKind.LINK_CLICKED)
+    assert event.payload["url"] == SHOP
+    assert Send.objects.filter(clicked_at__isnull=False).count() == 1
+
+
+def test_a_test_send_buttons_link_leads_to_the_target_and_records_nothing(
+        button_template, make_contact, client):
+    _index, token = _button_suffix(message_for(button_template, make_contact()))
+    response = client.get(f"/l/{token}")
+    assert response.status_code == 302 and response["Location"] == SHOP
+    assert not Event.objects.filter(kind=EventKind.LINK_CLICKED).exists()
+
+
+def test_button_checks_say_what_whatsapp_would_refuse(db):
+    template = template_create(
+        name="bad_buttons", language="de", body="Hallo", variables=[],
+        buttons=[{"type": "url", "text": "Zum Angebot", "url": "https://shop.example.de/{{1}}",
+                  "source": f"link:{SHOP}"},
+                 {"type": "url", "text": "Bestellung", "url": "https://shop.example.de/o/{{1}}"},
+                 {"type": "quick_reply", "text": "Ein viel zu langer Knopftext hier"}])
+    messages = {c.code: c.message for c in template_checks(template)}
+    assert "must be https://go.example.de/l/{{1}}" in messages["button_link_address"]
+    assert "“Bestellung” ends in {{1}} but names no source" in messages["button_unmapped"]
+    assert "allows 25" in messages["button_text_too_long"]
+    good = {c.code for c in template_checks(template_create(
+        name="good_button", language="de", body="Hallo", variables=[],
+        buttons=[{"type": "url", "text": "Bestellung", "url": "https://shop.example.de/o/{{1}}",
+                  "source": "attributes.order_id"}]))}
+    assert not good & {"button_link_address", "button_unmapped", "unknown_variable"}
+
+
+def test_a_button_with_another_source_sends_its_value(make_contact, db):
+    template = template_create(
+        name="order_button", language="de", body="Hallo", variables=[],
+        buttons=[{"type": "url", "text": "Bestellung", "url": "https://shop.example.de/o/{{1}}",
+                  "source": "attributes.order_id"}])
+    contact = make_contact(attributes={"order_id": "A-1234"})
+    assert _button_suffix(message_for(template, contact)) == ("0", "A-1234")
