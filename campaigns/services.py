@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,7 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from campaigns.audience import campaign_audience, reachable, unreachable_reason
+from campaigns.audience import campaign_audience, reachable
 from campaigns.backends import SendResult, get_backend
 from campaigns.content import BLOCK, WARN, Check, message_for, template_checks
 from campaigns.models import (
@@ -505,25 +506,6 @@ def campaign_triggered_ensure(*, name: str, template: Template, audience: str = 
     return found
 
 
-def _triggered_reason(campaign: Campaign, contact: Contact, now: datetime) -> str:
-    """Why ``contact`` may not get this triggered message: launch's rules for one contact."""
-    marketing = campaign.template.category == TemplateCategory.MARKETING
-    reason = unreachable_reason(contact, marketing=marketing)
-    one = Contact.objects.filter(pk=contact.pk)
-    if not reason and not one.filter(phone__regex=VALID_PHONE).exists():
-        reason = ExclusionReason.INVALID_NUMBER
-    if not reason and campaign.suppression.strip() and one.filter(
-            to_q(parse(campaign.suppression), now)).exists():
-        reason = ExclusionReason.SUPPRESSED
-    if not reason and marketing:
-        day, week = _frequency_counts(campaign, now)
-        caps = sending_policy()
-        if one.annotate(cap_day=day, cap_week=week).filter(
-                Q(cap_day__gte=caps.cap_per_day) | Q(cap_week__gte=caps.cap_per_week)).exists():
-            reason = ExclusionReason.FREQUENCY_CAP
-    return reason
-
-
 def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
                             now: datetime | None = None) -> str:
     """Queue a triggered campaign's message for ``contact``: decided once per contact, ever.
@@ -536,27 +518,76 @@ def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
     blocklist again right before sending, keeps quiet hours, the rate and the daily
     limit, and claims it exactly once. A paused campaign keeps it queued.
     """
+    answers = campaign_send_triggered_many(campaign=campaign, contact_ids=[contact.pk], now=now)
+    return answers.get(contact.pk, "")
+
+
+def campaign_send_triggered_many(*, campaign: Campaign, contact_ids: Iterable[int],
+                                 now: datetime | None = None) -> dict[int, str]:
+    """``campaign_send_triggered`` for many contacts at once: contact id → its answer.
+
+    The same rules, set-based as a launch's snapshot: one query classifies the
+    contacts (already decided, blocklisted, opted out, no consent, invalid number,
+    suppression, frequency caps), exclusions and sends go in with
+    ``bulk_create(ignore_conflicts=True)``, and the send task is queued once.
+    A contact id that names no contact is answered "".
+    """
     now = now or timezone.now()
+    ids = sorted(set(contact_ids))
+    answers = dict.fromkeys(ids, "")
     campaign = Campaign.objects.select_related("template").get(pk=campaign.pk)
-    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.ABORTED):
-        return ""
-    if (Send.objects.filter(campaign=campaign, contact=contact).exists()
-            or Exclusion.objects.filter(campaign=campaign, contact=contact).exists()):
-        return ""
-    reason = _triggered_reason(campaign, contact, now)
-    if reason:
-        Exclusion.objects.bulk_create([Exclusion(campaign=campaign, contact=contact,
-                                                 reason=reason, created_at=now)],
-                                      ignore_conflicts=True)
-        return reason
-    later = _reading_times(campaign, {contact.country}, now,
-                           contacts=Contact.objects.filter(pk=contact.pk).values("pk"))
-    Send.objects.bulk_create([Send(campaign=campaign, contact=contact, phone=contact.phone,
-                                   created_at=now, not_before=later.get(contact.pk))],
-                             ignore_conflicts=True)
+    if not ids or campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.ABORTED):
+        return answers
+    marketing = campaign.template.category == TemplateCategory.MARKETING
+    contacts = Contact.objects.filter(pk__in=ids)
+    whens = [
+        When(Exists(Send.objects.filter(campaign=campaign, contact=OuterRef("pk")))
+             | Exists(Exclusion.objects.filter(campaign=campaign, contact=OuterRef("pk"))),
+             then=Value(ExclusionReason.ALREADY)),
+        When(is_blocked=True, then=Value(ExclusionReason.BLOCKLISTED)),
+        When(consent_status=ConsentStatus.OPTED_OUT, then=Value(ExclusionReason.OPTED_OUT)),
+    ]
+    if marketing:
+        whens.append(When(~Q(consent_status=ConsentStatus.OPTED_IN),
+                          then=Value(ExclusionReason.NO_CONSENT)))
+    whens.append(When(~Q(phone__regex=VALID_PHONE), then=Value(ExclusionReason.INVALID_NUMBER)))
+    if campaign.suppression.strip():
+        whens.append(When(to_q(parse(campaign.suppression), now),
+                          then=Value(ExclusionReason.SUPPRESSED)))
+    if marketing:
+        day, week = _frequency_counts(campaign, now)
+        contacts = contacts.annotate(cap_day=day, cap_week=week)
+        caps = sending_policy()
+        whens.append(When(Q(cap_day__gte=caps.cap_per_day)
+                          | Q(cap_week__gte=caps.cap_per_week),
+                          then=Value(ExclusionReason.FREQUENCY_CAP)))
+    rows = contacts.annotate(reason=Case(*whens, default=Value(""), output_field=CharField()))
+    eligible: list[tuple[int, str]] = []
+    countries: set[str] = set()
+    exclusions: list[Exclusion] = []
+    for pk, phone, country, reason in rows.order_by("pk").values_list(
+            "pk", "phone", "country", "reason"):
+        if reason == ExclusionReason.ALREADY:
+            continue
+        if reason:
+            exclusions.append(Exclusion(campaign=campaign, contact_id=pk, reason=reason,
+                                        created_at=now))
+            answers[pk] = reason
+            continue
+        eligible.append((pk, phone))
+        countries.add(country)
+        answers[pk] = "queued"
+    Exclusion.objects.bulk_create(exclusions, ignore_conflicts=True)
+    if not eligible:
+        return answers
+    later = _reading_times(campaign, countries, now, contacts=Contact.objects.filter(
+        pk__in=[pk for pk, _phone in eligible]).values("pk"))
+    Send.objects.bulk_create([Send(campaign=campaign, contact_id=pk, phone=phone,
+                                   created_at=now, not_before=later.get(pk))
+                              for pk, phone in eligible], ignore_conflicts=True)
     if campaign.status == CampaignStatus.SENDING:
         enqueue(SEND_TASK, campaign.pk)
-    return "queued"
+    return answers
 
 
 # --- A/B decision and follow-ups ----------------------------------------------------------

@@ -69,7 +69,7 @@ class StepForm(forms.ModelForm):
     class Meta:
         model = JourneyStep
         fields = ["position", "kind", "wait_days", "wait_hours", "window_start", "window_end",
-                  "expression", "template", "add_tags", "remove_tags"]
+                  "expression", "offer", "template", "add_tags", "remove_tags"]
         widgets = {"expression": forms.Textarea(attrs={"rows": 1, "cols": 30})}
 
     def clean(self):
@@ -84,6 +84,8 @@ class StepForm(forms.ModelForm):
             elif error:
                 self.add_error("expression", _("The expression is invalid: %(error)s")
                                % {"error": error})
+        if kind == StepKind.OFFER and not data.get("offer"):
+            self.add_error("offer", _("An offer check needs its offer."))
         if kind == StepKind.TAGS and not (data.get("add_tags") or data.get("remove_tags")):
             self.add_error("add_tags", _("Name a tag to add or to remove."))
         if bool(data.get("window_start")) != bool(data.get("window_end")):

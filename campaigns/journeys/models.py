@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from campaigns.models import Campaign, Template
 from crm.models import Contact, EventKind
 from tagging.models import Tag
+from tagging.offers.models import Offer
 
 
 class JourneyTrigger(models.TextChoices):
@@ -87,6 +88,7 @@ class StepKind(models.TextChoices):
     CHECK = "check", _("check an expression")
     SEND = "send", _("send a template")
     TAGS = "tags", _("add or remove tags")
+    OFFER = "offer", _("check an offer")
 
 
 class JourneyStep(models.Model):
@@ -108,6 +110,12 @@ class JourneyStep(models.Model):
     template = models.ForeignKey(Template, on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="+", verbose_name=_("template"),
                                  help_text=_("Send: its variables are filled per contact."))
+    offer = models.ForeignKey(
+        Offer, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("offer"),
+        help_text=_("Check an offer: the contact goes on only when it may use this offer "
+                    "now (in its audience and within its validity); otherwise it leaves "
+                    "the journey and the log says why."))
     add_tags = models.ManyToManyField(Tag, blank=True, related_name="+",
                                       verbose_name=_("add tags"))
     remove_tags = models.ManyToManyField(Tag, blank=True, related_name="+",
@@ -153,6 +161,7 @@ class ExitReason(models.TextChoices):
     OPTED_OUT = "opted_out", _("opted out or blocklisted")
     NOT_MATCHING = "not_matching", _("no longer matches")
     CHECK_FAILED = "check_failed", _("did not pass a check")
+    NOT_ELIGIBLE = "not_eligible", _("may not use the offer")
 
 
 class Enrollment(models.Model):

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -39,13 +39,14 @@ from campaigns.journeys.models import (
     StepKind,
 )
 from campaigns.models import Campaign, ExclusionReason
-from campaigns.services import campaign_send_triggered, campaign_triggered_ensure
+from campaigns.services import campaign_send_triggered_many, campaign_triggered_ensure
 from campaigns.zones import country_time_zone
 from crm.jobs import enqueue
 from crm.models import ConsentStatus, Contact, Event
 from tagging.audiences.language import SegmentError
-from tagging.audiences.selectors import contact_matches, contacts_matching
+from tagging.audiences.selectors import contacts_matching
 from tagging.models import AssignmentHistory, Source, TagAssignment
+from tagging.offers.selectors import offer_eligibility_many
 from tagging.services import tags_change
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,14 @@ def journey_activate(*, journey: Journey, active: bool = True,
 
 
 # --- Moving on -------------------------------------------------------------------------------
+#
+# A batch is claimed in one statement, then walked step by step in groups: the claimed
+# enrollments that stand before the same step of the same journey run it together — the
+# exit checks, an expression or an offer evaluated once for the group, one tags_change,
+# one triggered send for all of them, the outcome rows in one insert, and the group moved
+# on in a statement or two. As before batching, each statement commits on its own and is
+# idempotent (step done first, recorded after), so a worker that dies half-way through a
+# group leaves nothing that a rerun after the lease would do twice.
 
 @dataclass
 class AdvanceResult:
@@ -190,117 +199,210 @@ class AdvanceResult:
     more: bool = False
 
 
+@dataclass
+class _Group:
+    """Claimed enrollments before the same step, with what the step reads about them."""
+
+    step: JourneyStep
+    enrollments: list[Enrollment]
+    contacts: dict[int, Contact]
+    now: datetime
+
+
 def journeys_advance(*, now: datetime | None = None, limit: int = BATCH) -> AdvanceResult:
-    """Run the due steps of up to ``limit`` enrollments; ``more`` when others are waiting.
+    """Run the due steps of up to ``limit`` enrollments; ``more`` when others may be waiting.
 
     Safe to run in parallel and to repeat: each enrollment is claimed by one caller.
     """
     now = now or timezone.now()
-    result = AdvanceResult()
-    due = list(Enrollment.objects.filter(
-        status=EnrollmentStatus.ACTIVE, due_at__lte=now, journey__active=True,
-    ).order_by("due_at", "pk").values_list("pk", "due_at")[:limit + 1])
-    result.more = len(due) > limit
-    steps: dict[int, list[JourneyStep]] = {}  # each journey's steps, read once a batch
-    for pk, due_at in due[:limit]:
-        if not Enrollment.objects.filter(pk=pk, due_at=due_at,
-                                         status=EnrollmentStatus.ACTIVE).update(
-                due_at=now + LEASE):
-            continue  # another worker has it
-        enrollment = Enrollment.objects.select_related("journey", "contact").get(pk=pk)
-        if enrollment.journey_id not in steps:
-            steps[enrollment.journey_id] = journey_steps(enrollment.journey)
-        result.runs += 1
-        result.steps += enrollment_run(enrollment=enrollment, now=now,
-                                       steps=steps[enrollment.journey_id])
+    claimed = _claim(now, limit)
+    result = AdvanceResult(runs=len(claimed), more=len(claimed) >= limit)
+    if not claimed:
+        return result
+    enrollments = list(Enrollment.objects.filter(pk__in=claimed).order_by("due_at", "pk"))
+    journeys = Journey.objects.in_bulk({e.journey_id for e in enrollments})
+    result.steps = _walk(enrollments, now, journeys, _steps_of(journeys))
     return result
+
+
+def _claim(now: datetime, limit: int) -> list[int]:
+    """Lease up to ``limit`` due enrollments of active journeys in one UPDATE; their ids.
+
+    The lease moves ``due_at`` ahead, so the rows no longer match a second claim;
+    PostgreSQL's SKIP LOCKED lets concurrent claims pass each other's rows. It commits
+    on its own (autocommit), so a worker that dies later leaves its rows leased.
+    """
+    ops = connection.ops
+    table, journeys = (ops.quote_name(Enrollment._meta.db_table),
+                       ops.quote_name(Journey._meta.db_table))
+    skip = (" FOR UPDATE OF e SKIP LOCKED"
+            if connection.features.has_select_for_update_skip_locked else "")
+    at, lease = (ops.adapt_datetimefield_value(now),
+                 ops.adapt_datetimefield_value(now + LEASE))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET due_at = %s WHERE status = %s AND due_at <= %s AND id IN ("
+            f"SELECT e.id FROM {table} e JOIN {journeys} j ON j.id = e.journey_id"
+            f" WHERE e.status = %s AND e.due_at <= %s AND j.active = %s"
+            f" ORDER BY e.due_at, e.id LIMIT %s{skip}) RETURNING id",
+            [lease, EnrollmentStatus.ACTIVE.value, at, EnrollmentStatus.ACTIVE.value, at, True,
+             limit])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def journey_steps(journey: Journey) -> list[JourneyStep]:
     """The journey's steps in order, with what running them reads."""
-    return list(JourneyStep.objects.filter(journey=journey).select_related(
-        "template", "journey").prefetch_related("add_tags", "remove_tags").order_by("position"))
+    return _steps_of({journey.pk: journey})[journey.pk]
+
+
+def _steps_of(journeys: dict[int, Journey]) -> dict[int, list[JourneyStep]]:
+    steps: dict[int, list[JourneyStep]] = {pk: [] for pk in journeys}
+    for step in JourneyStep.objects.filter(journey_id__in=journeys).select_related(
+            "template", "offer").prefetch_related("add_tags", "remove_tags").order_by(
+            "journey_id", "position"):
+        step.journey = journeys[step.journey_id]
+        steps[step.journey_id].append(step)
+    return steps
 
 
 def enrollment_run(*, enrollment: Enrollment, now: datetime | None = None,
                    steps: list[JourneyStep] | None = None) -> int:
     """Run ``enrollment``'s steps until one waits or the journey ends; return steps run."""
     now = now or timezone.now()
-    journey, contact = enrollment.journey, enrollment.contact
-    done = 0
-    for step in steps if steps is not None else journey_steps(journey):
-        if step.position < enrollment.position:
-            continue
-        reason = exit_reason(journey, enrollment, contact, now)
-        if reason:
-            _finish(enrollment, EnrollmentStatus.EXITED, reason, now, step.position)
-            return done
-        outcome, detail, due = RUNNERS[step.kind](enrollment, step, contact, now)
-        EnrollmentStep.objects.bulk_create([EnrollmentStep(
-            enrollment=enrollment, position=step.position, outcome=outcome, detail=detail[:300],
-            at=now)], ignore_conflicts=True)
-        done += 1
-        if outcome == Outcome.EXITED:
-            _finish(enrollment, EnrollmentStatus.EXITED, ExitReason.CHECK_FAILED, now)
-            return done
-        nxt = step.position + 1
-        # Until it waits, it stays leased: a stale claim by another worker cannot match.
-        waits = bool(due and due > now)
-        Enrollment.objects.filter(pk=enrollment.pk, position=step.position,
-                                  status=EnrollmentStatus.ACTIVE).update(
-            position=nxt, due_at=due if waits else now + LEASE)
-        enrollment.position = nxt
-        if waits:
-            return done
-    _finish(enrollment, EnrollmentStatus.COMPLETED, "", now)
+    journey = enrollment.journey
+    steps = steps if steps is not None else journey_steps(journey)
+    return _walk([enrollment], now, {journey.pk: journey}, {journey.pk: steps})
+
+
+def _walk(enrollments: list[Enrollment], now: datetime, journeys: dict[int, Journey],
+          steps: dict[int, list[JourneyStep]]) -> int:
+    """Run the enrollments' steps, a group at a time, until each waits or ends; steps run."""
+    done, running = 0, enrollments
+    while running:
+        groups: dict[tuple[int, int], list[Enrollment]] = {}
+        for enrollment in running:
+            groups.setdefault((enrollment.journey_id, enrollment.position), []).append(
+                enrollment)
+        running = []
+        for (journey_id, position), group in groups.items():
+            step = next((s for s in steps[journey_id] if s.position >= position), None)
+            if step is None:
+                _finish(group, EnrollmentStatus.COMPLETED, "", now)
+                continue
+            ran, going_on = _run_group(journeys[journey_id], step, position, group, now)
+            done += ran
+            running += going_on
     return done
 
 
-def _finish(enrollment: Enrollment, status: str, reason: str, now: datetime,
+def _run_group(journey: Journey, step: JourneyStep, position: int, group: list[Enrollment],
+               now: datetime) -> tuple[int, list[Enrollment]]:
+    """Run ``step`` for the group; return how many ran it and those that go straight on."""
+    contacts = Contact.objects.only(*CONTACT_FIELDS).in_bulk([e.contact_id for e in group])
+    group = [e for e in group if e.contact_id in contacts]  # an erased contact's is gone
+    reasons = _exit_reasons(journey, group, contacts, now)
+    staying = [e for e in group if e.pk not in reasons]
+    for reason in sorted(set(reasons.values())):
+        _finish([e for e in group if reasons.get(e.pk) == reason], EnrollmentStatus.EXITED,
+                reason, now, step.position)
+    if not staying:
+        return 0, []
+    outcomes = RUNNERS[step.kind](_Group(step=step, enrollments=staying, contacts=contacts,
+                                         now=now))
+    EnrollmentStep.objects.bulk_create([EnrollmentStep(
+        enrollment=e, position=step.position, outcome=outcomes[e.pk][0],
+        detail=outcomes[e.pk][1][:300], at=now) for e in staying], ignore_conflicts=True)
+    failed = [e for e in staying if outcomes[e.pk][0] == Outcome.EXITED]
+    _finish(failed, EnrollmentStatus.EXITED,
+            EXIT_REASONS.get(step.kind, ExitReason.CHECK_FAILED), now)
+    going_on: list[Enrollment] = []
+    moves: dict[datetime, list[Enrollment]] = {}
+    for enrollment in staying:
+        if outcomes[enrollment.pk][0] == Outcome.EXITED:
+            continue
+        due = outcomes[enrollment.pk][2]
+        # Until it waits, it stays leased: a stale claim by another worker cannot match.
+        waits = bool(due and due > now)
+        moves.setdefault(due if waits else now + LEASE, []).append(enrollment)
+        enrollment.position = step.position + 1
+        if not waits:
+            going_on.append(enrollment)
+    for due, moving in moves.items():
+        Enrollment.objects.filter(pk__in=[e.pk for e in moving], position=position,
+                                  status=EnrollmentStatus.ACTIVE).update(
+            position=step.position + 1, due_at=due)
+    return len(staying), going_on
+
+
+def _finish(enrollments: list[Enrollment], status: str, reason: str, now: datetime,
             position: int | None = None) -> None:
-    Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.ACTIVE).update(
+    if not enrollments:
+        return
+    Enrollment.objects.filter(pk__in=[e.pk for e in enrollments],
+                              status=EnrollmentStatus.ACTIVE).update(
         status=status, exit_reason=reason, finished_at=now)
-    if position is not None:  # the step it left before, in the log
+    if position is not None:  # the step they left before, in the log
+        detail = str(ExitReason(reason).label)
         EnrollmentStep.objects.bulk_create([EnrollmentStep(
-            enrollment=enrollment, position=position, outcome=Outcome.EXITED,
-            detail=str(ExitReason(reason).label), at=now)], ignore_conflicts=True)
-    enrollment.status, enrollment.exit_reason = status, reason
+            enrollment=e, position=position, outcome=Outcome.EXITED, detail=detail, at=now)
+            for e in enrollments], ignore_conflicts=True)
+    for enrollment in enrollments:
+        enrollment.status, enrollment.exit_reason = status, reason
 
 
-def exit_reason(journey: Journey, enrollment: Enrollment, contact: Contact,
-                now: datetime) -> str:
-    """Why the contact leaves before its next step ("" to go on), as the journey says."""
-    contact.refresh_from_db(fields=["consent_status", "is_blocked", "last_reply_at",
-                                    "last_purchase_at"])
-    if journey.exit_on_opt_out and (contact.is_blocked
-                                    or contact.consent_status == ConsentStatus.OPTED_OUT):
-        return ExitReason.OPTED_OUT
-    if journey.exit_on_reply and contact.last_reply_at and (
-            contact.last_reply_at > enrollment.entered_at):
-        return ExitReason.REPLIED
-    if journey.exit_on_purchase and contact.last_purchase_at and (
-            contact.last_purchase_at > enrollment.entered_at):
-        return ExitReason.PURCHASED
-    if journey.exit_when_not_matching and not _still_matches(journey, contact, now):
-        return ExitReason.NOT_MATCHING
-    return ""
+CONTACT_FIELDS = ("pk", "country", "consent_status", "is_blocked", "last_reply_at",
+                  "last_purchase_at")
 
 
-def _still_matches(journey: Journey, contact: Contact, now: datetime) -> bool:
+def _exit_reasons(journey: Journey, group: list[Enrollment], contacts: dict[int, Contact],
+                  now: datetime) -> dict[int, str]:
+    """Enrollment id → why it leaves before its next step, as the journey says (absent: go
+    on). The contacts' facts are read fresh for the group; "no longer matches" is one query
+    for the tag and one for "only for"."""
+    not_matching = (_not_matching(journey, [e.contact_id for e in group], now)
+                    if journey.exit_when_not_matching and group else set())
+    reasons = {}
+    for enrollment in group:
+        contact = contacts[enrollment.contact_id]
+        if journey.exit_on_opt_out and (contact.is_blocked
+                                        or contact.consent_status == ConsentStatus.OPTED_OUT):
+            reasons[enrollment.pk] = ExitReason.OPTED_OUT
+        elif journey.exit_on_reply and contact.last_reply_at and (
+                contact.last_reply_at > enrollment.entered_at):
+            reasons[enrollment.pk] = ExitReason.REPLIED
+        elif journey.exit_on_purchase and contact.last_purchase_at and (
+                contact.last_purchase_at > enrollment.entered_at):
+            reasons[enrollment.pk] = ExitReason.PURCHASED
+        elif contact.pk in not_matching:
+            reasons[enrollment.pk] = ExitReason.NOT_MATCHING
+    return reasons
+
+
+def _not_matching(journey: Journey, ids: list[int], now: datetime) -> set[int]:
+    """Of ``ids``, the contacts that no longer hold (or hold again) the journey's tag or no
+    longer match its "only for"."""
+    left: set[int] = set()
     if journey.trigger in (JourneyTrigger.TAG_ADDED, JourneyTrigger.TAG_REMOVED):
-        holds = TagAssignment.objects.filter(contact=contact, tag_id=journey.trigger_tag_id
-                                             ).exists()
-        if holds != (journey.trigger == JourneyTrigger.TAG_ADDED):
-            return False
+        holders = set(TagAssignment.objects.filter(
+            contact_id__in=ids, tag_id=journey.trigger_tag_id).values_list("contact_id",
+                                                                           flat=True))
+        wanted = journey.trigger == JourneyTrigger.TAG_ADDED
+        left |= {pk for pk in ids if (pk in holders) != wanted}
     if journey.audience.strip():
         try:
-            return contact_matches(journey.audience, contact.pk, now)
+            left |= set(ids) - _matching(journey.audience, ids, now)
         except SegmentError:
-            return False
-    return True
+            return set(ids)
+    return left
 
 
-# --- The steps: each returns (outcome, detail, due) -------------------------------------------
+def _matching(expression: str, ids: list[int], now: datetime) -> set[int]:
+    """Of ``ids``, those matching ``expression``: one query for the whole group."""
+    return set(contacts_matching(expression, Contact.objects.filter(pk__in=ids), now)
+               .values_list("pk", flat=True))
+
+
+# --- The steps: each takes a group and returns {enrollment: (outcome, detail, due)} -----------
 
 def contact_zone(contact: Contact) -> ZoneInfo:
     """The contact's clock: its country's zone when the country keeps one, else TIME_ZONE."""
@@ -322,22 +424,41 @@ def wait_until(step: JourneyStep, contact: Contact, now: datetime) -> datetime:
     return datetime.combine(day, start, tzinfo=local.tzinfo)
 
 
-def _wait(enrollment, step, contact, now):
-    due = wait_until(step, contact, now)
-    when = timezone.localtime(due, contact_zone(contact)).strftime("%Y-%m-%d %H:%M %Z")
-    return Outcome.WAITING, _("until %(when)s") % {"when": when}, due
+def _wait(group: _Group) -> dict:
+    answers = {}
+    for enrollment in group.enrollments:
+        contact = group.contacts[enrollment.contact_id]
+        due = wait_until(group.step, contact, group.now)
+        when = timezone.localtime(due, contact_zone(contact)).strftime("%Y-%m-%d %H:%M %Z")
+        answers[enrollment.pk] = (Outcome.WAITING, _("until %(when)s") % {"when": when}, due)
+    return answers
 
 
-def _check(enrollment, step, contact, now):
+def _check(group: _Group) -> dict:
+    expression = group.step.expression
+    ids = [e.contact_id for e in group.enrollments]
     try:
-        ok = (not step.expression.strip()
-              or contact_matches(step.expression, contact.pk, now))
+        passed = _matching(expression, ids, group.now) if expression.strip() else set(ids)
     except SegmentError as exc:
-        return Outcome.EXITED, _("The check's expression is invalid: %(e)s") % {"e": exc}, None
-    if ok:
-        return Outcome.PASSED, step.expression[:300], None
-    return Outcome.EXITED, _("did not match “%(expression)s”") % {
-        "expression": step.expression[:200]}, None
+        failed = (Outcome.EXITED, _("The check's expression is invalid: %(e)s") % {"e": exc},
+                  None)
+        return dict.fromkeys((e.pk for e in group.enrollments), failed)
+    did_not = (Outcome.EXITED, _("did not match “%(expression)s”") % {
+        "expression": expression[:200]}, None)
+    return {e.pk: (Outcome.PASSED, expression[:300], None) if e.contact_id in passed
+            else did_not for e in group.enrollments}
+
+
+def _check_offer(group: _Group) -> dict:
+    offer = group.step.offer
+    if offer is None:
+        failed = (Outcome.EXITED, _("The step names no offer."), None)
+        return dict.fromkeys((e.pk for e in group.enrollments), failed)
+    answers = offer_eligibility_many(offer, [e.contact_id for e in group.enrollments], group.now)
+    passed = _("may use the offer “%(offer)s”") % {"offer": offer.name}
+    return {e.pk: (Outcome.PASSED, passed, None) if answers[e.contact_id].eligible
+            else (Outcome.EXITED, answers[e.contact_id].reason, None)
+            for e in group.enrollments}
 
 
 def step_campaign(step: JourneyStep, occurrence: str = "") -> Campaign:
@@ -369,26 +490,38 @@ def _reading_hour_sync(campaign: Campaign, journey: Journey) -> Campaign:
     return campaign
 
 
-def _send(enrollment, step, contact, now):
-    if step.template_id is None:
-        return Outcome.NOT_SENT, _("The step names no template."), None
-    campaign = step_campaign(step, enrollment.occurrence)
-    answer = campaign_send_triggered(campaign=campaign, contact=contact, now=now)
-    if answer in ("queued", ""):
-        return Outcome.SENT, campaign.name, None
-    return Outcome.NOT_SENT, str(ExclusionReason(answer).label), None
+def _send(group: _Group) -> dict:
+    if group.step.template_id is None:
+        unsent = (Outcome.NOT_SENT, _("The step names no template."), None)
+        return dict.fromkeys((e.pk for e in group.enrollments), unsent)
+    answers = {}
+    for occurrence in sorted({e.occurrence for e in group.enrollments}):
+        campaign = step_campaign(group.step, occurrence)
+        mine = [e for e in group.enrollments if e.occurrence == occurrence]
+        sent = campaign_send_triggered_many(campaign=campaign,
+                                            contact_ids=[e.contact_id for e in mine],
+                                            now=group.now)
+        for enrollment in mine:
+            answer = sent.get(enrollment.contact_id, "")
+            answers[enrollment.pk] = (
+                (Outcome.SENT, campaign.name, None) if answer in ("queued", "")
+                else (Outcome.NOT_SENT, str(ExclusionReason(answer).label), None))
+    return answers
 
 
-def _tags(enrollment, step, contact, now):
+def _tags(group: _Group) -> dict:
+    step = group.step
     add, remove = list(step.add_tags.all()), list(step.remove_tags.all())
-    tags_change(contacts=[contact.pk], add=add, remove=remove, source=Source.CAMPAIGN,
-                source_ref=f"journey:{step.journey_id}")
-    names = [f"+{t.name}" for t in add] + [f"−{t.name}" for t in remove]
-    return Outcome.TAGGED, ", ".join(names), None
+    tags_change(contacts=[e.contact_id for e in group.enrollments], add=add, remove=remove,
+                source=Source.CAMPAIGN, source_ref=f"journey:{step.journey_id}")
+    names = ", ".join([f"+{t.name}" for t in add] + [f"−{t.name}" for t in remove])
+    return {e.pk: (Outcome.TAGGED, names, None) for e in group.enrollments}
 
 
 RUNNERS = {StepKind.WAIT: _wait, StepKind.CHECK: _check, StepKind.SEND: _send,
-           StepKind.TAGS: _tags}
+           StepKind.TAGS: _tags, StepKind.OFFER: _check_offer}
+# Why an enrollment leaves when its step says no.
+EXIT_REASONS = {StepKind.CHECK: ExitReason.CHECK_FAILED, StepKind.OFFER: ExitReason.NOT_ELIGIBLE}
 
 
 def contact_journeys_erase(*, contact_id: int) -> int:
@@ -412,5 +545,8 @@ def journey_problems(journey: Journey, steps: list[JourneyStep]) -> list[str]:
             problems.append(_("Step %(n)d sends but names no template.") % {"n": step.position})
         if step.kind == StepKind.CHECK and not step.expression.strip():
             problems.append(_("Step %(n)d checks but has no expression.")
+                            % {"n": step.position})
+        if step.kind == StepKind.OFFER and step.offer_id is None:
+            problems.append(_("Step %(n)d checks an offer but names none.")
                             % {"n": step.position})
     return problems
