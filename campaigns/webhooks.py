@@ -29,6 +29,7 @@ inbound message is stored once per message id.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
@@ -393,13 +394,16 @@ def preferences_apply(*, preferences: Sequence[PreferenceIn]) -> int:
 # --- Privacy: raw bodies of an erased number; retention (docs/privacy.md) ------------------
 
 def webhook_bodies_erase(*, subject: Subject) -> int:
-    """Empty every stored body that names the subject's number (its wa_id digits); keep the
-    row and its hash, so a replay of the body is still recognised and ignored.
+    """Empty every stored body that names the subject's number; keep the row and its hash,
+    so a replay of the body is still recognised and ignored.
 
+    WhatsApp writes a number as its quoted international digits (``"wa_id":"4917…"``,
+    ``"from"``, ``"recipient_id"``), so that quoted token is searched: bodies of another
+    number whose digits merely contain the subject's (or a timestamp that does) stay.
     One statement: the bytes are searched in the database (``position`` on PostgreSQL,
     ``instr`` on SQLite). A body still waiting is marked done, with nothing left to apply.
     """
-    digits = subject.national
+    digits = re.sub(r"\D", "", subject.phone)
     if len(digits) < 6:
         return 0
     table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
@@ -410,7 +414,7 @@ def webhook_bodies_erase(*, subject: Subject) -> int:
         cursor.execute(
             f"UPDATE {table} SET body = %s, processed_at = COALESCE(processed_at, %s), "
             f"retry_at = NULL WHERE {where}",
-            [b"", now, digits.encode()])
+            [b"", now, f'"{digits}"'.encode()])
         return max(cursor.rowcount, 0)
 
 
