@@ -89,3 +89,10 @@ def contact_tag_history_export(contact: Contact) -> list[dict]:
     return [{"at": h.at.isoformat(), "action": h.get_action_display(),
              "tag": names.get(h.tag_id, str(h.tag_id)), "reason": h.get_reason_display(),
              "replaced": h.replaced} for h in rows]
+
+
+def operation_tags(operation) -> QuerySet[Tag]:
+    """The tags one operation (an import, a bulk run) added, removed or replaced: the tags
+    its undo would change (index on ``operation``)."""
+    changed = AssignmentHistory.objects.filter(operation=operation).values("tag_id")
+    return Tag.objects.filter(pk__in=changed).select_related("dimension")

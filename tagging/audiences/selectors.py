@@ -12,7 +12,9 @@ from pyroaring import BitMap
 from crm.models import Contact
 from tagging.audiences import evaluation, index
 from tagging.audiences.language import BoolOp, Node, parse
+from tagging.audiences.models import BulkOperation
 from tagging.audiences.sql import id_in, to_q
+from tagging.models import Tag
 
 
 def contacts_matching(expression: str, queryset: QuerySet[Contact] | None = None,
@@ -95,3 +97,9 @@ def _count_fast(node: Node, now: datetime) -> int | None:
     if len(others) <= len(part):
         return len(part) + sql.filter(id_in(others)).count()
     return len(part) + sql.count() - sql.filter(id_in(part)).count()
+
+
+def bulk_operation_tags(bulk: BulkOperation) -> QuerySet[Tag]:
+    """The tags ``bulk`` adds or removes (a single-choice tag it replaced shares a dimension)."""
+    return Tag.objects.select_related("dimension").filter(
+        pk__in=[*bulk.add_tag_ids, *bulk.remove_tag_ids])
