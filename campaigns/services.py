@@ -642,10 +642,11 @@ def contact_messages_erase(*, subject: Subject) -> int:
     return touched + SandboxEvent.objects.filter(pk__in=stale).delete()[0]
 
 
-def deletion_request_receive(*, contact: Contact, text: str, now: datetime | None = None
-                             ) -> str:
+def deletion_request_receive(*, contact: Contact, text: str, now: datetime | None = None,
+                             words: frozenset[str] | None = None) -> str:
     """Act on a message that asks for erasure or confirms it; return what was done ("" when
-    it does neither).
+    it does neither). ``words``: the deletion keywords read once for a batch
+    (``deletion_words()``); read here when None.
 
     A deletion keyword opens a request and queues the confirmation request (sent after
     commit, through the configured backend). A confirming reply within
@@ -655,13 +656,16 @@ def deletion_request_receive(*, contact: Contact, text: str, now: datetime | Non
     since = now - timedelta(hours=settings.PRIVACY_DELETION_CONFIRM_HOURS)
     pending = DeletionRequest.objects.filter(contact=contact, confirmed_at__isnull=True,
                                              requested_at__gte=since).first()
-    if pending is not None and (is_deletion_confirmation(text) or is_deletion_keyword(text)):
+    if words is None:
+        words = deletion_words()
+    is_keyword = bool(keyword_fold(text)) and keyword_fold(text) in words
+    if pending is not None and (is_deletion_confirmation(text) or is_keyword):
         DeletionRequest.objects.filter(pk=pending.pk).update(confirmed_at=now)
         enqueue(ERASE_TASK, contact.pk, "keyword",
                 "Confirmed by the customer's WhatsApp reply.")
         logger.info("contact %s confirmed erasure by message", contact.pk)
         return "erasure confirmed"
-    if not is_deletion_keyword(text):
+    if not is_keyword:
         return ""
     request = DeletionRequest.objects.create(contact=contact, requested_at=now)
     enqueue(CONFIRMATION_TASK, request.pk)
@@ -710,12 +714,16 @@ def keyword_fold(text: str) -> str:
     return (text or "").strip().strip(".!?。！ ").casefold()
 
 
-def is_deletion_keyword(text: str) -> bool:
-    """Whole-message match against the active deletion keywords and the setting's."""
+def deletion_words() -> frozenset[str]:
+    """The active deletion keywords and the setting's, folded (``keyword_fold``)."""
     words = {keyword_fold(w) for w in DeletionKeyword.objects.filter(active=True)
              .values_list("word", flat=True)}
-    words |= {keyword_fold(w) for w in settings.PRIVACY_DELETION_KEYWORDS}
-    return bool(keyword_fold(text)) and keyword_fold(text) in words
+    return frozenset(words | {keyword_fold(w) for w in settings.PRIVACY_DELETION_KEYWORDS})
+
+
+def is_deletion_keyword(text: str) -> bool:
+    """Whole-message match against the active deletion keywords and the setting's."""
+    return bool(keyword_fold(text)) and keyword_fold(text) in deletion_words()
 
 
 def is_deletion_confirmation(text: str) -> bool:

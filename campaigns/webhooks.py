@@ -32,6 +32,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,7 +54,12 @@ from campaigns.models import (
     WebhookDelivery,
 )
 from campaigns.selectors import webhooks_waiting
-from campaigns.services import contact_opt_out, deletion_request_receive, keyword_fold
+from campaigns.services import (
+    contact_opt_out,
+    deletion_request_receive,
+    deletion_words,
+    keyword_fold,
+)
 from campaigns.statuses import sends_lock, statuses_apply
 from campaigns.transient import backoff, connection_recover, is_transient
 from campaigns.webhook_input import (
@@ -68,7 +74,7 @@ from crm.jobs import enqueue
 from crm.models import ConsentStatus, Contact, EventKind
 from crm.phones import try_normalize_phone
 from crm.privacy import Subject
-from crm.selectors import contact_ids_by_phone
+from crm.selectors import contact_ids_by_phone, contacts_by_phone
 from crm.services import contact_set_consent, contacts_lock
 from tagging.models import Source
 from tagging.services import tags_change
@@ -295,21 +301,52 @@ def _contact_for(wa_id: str) -> Contact | None:
     return Contact.objects.filter(phone=phone).first() if phone else None
 
 
-def is_opt_out(text: str) -> bool:
-    """Whole-message match against the active opt-out keywords (case-insensitive)."""
-    words = {keyword_fold(w) for w in OptOutKeyword.objects.filter(active=True)
-             .values_list("word", flat=True)}
-    return bool(text) and keyword_fold(text) in words
+def _opt_out_words() -> frozenset[str]:
+    return frozenset(keyword_fold(w) for w in OptOutKeyword.objects.filter(active=True)
+                     .values_list("word", flat=True))
+
+
+def is_opt_out(text: str, words: frozenset[str] | None = None) -> bool:
+    """Whole-message match against the active opt-out keywords (case-insensitive);
+    ``words`` read once for a batch, or here when None."""
+    return bool(text) and keyword_fold(text) in (_opt_out_words() if words is None else words)
+
+
+@dataclass(frozen=True)
+class Keywords:
+    """The active opt-out and deletion keywords and keyword rules, read once per batch."""
+
+    opt_out: frozenset[str]
+    deletion: frozenset[str]
+    rules: tuple[tuple[KeywordRule, tuple[str, ...]], ...]
+
+    @classmethod
+    def load(cls) -> Keywords:
+        rules = tuple(
+            (rule, tuple(w.strip().casefold() for w in rule.keywords.split(",") if w.strip()))
+            for rule in KeywordRule.objects.filter(active=True).select_related("tag"))
+        return cls(_opt_out_words(), deletion_words(), rules)
+
+
+def _contacts_of(messages: Sequence[MessageIn]) -> dict[str, Contact]:
+    return contacts_by_phone({p for p in (_phone(m.wa_id) for m in messages) if p})
 
 
 def messages_apply(*, messages: Sequence[MessageIn]) -> int:
-    """Store inbound messages once, attribute them, apply opt-outs and keyword rules."""
+    """Store inbound messages once, attribute them, apply opt-outs and keyword rules.
+
+    The keywords and the senders' contacts are read once for the batch."""
     handled, events = 0, []
+    keywords = Keywords.load() if messages else None
+    contacts = _contacts_of(messages)
     for message in messages:
-        contact = _contact_for(message.wa_id) or next(
+        phone = _phone(message.wa_id)
+        contact = contacts.get(phone) or next(
             (found for finder in inbound_contact_finders if (found := finder(message))), None)
         if contact is None:
             continue
+        if phone:
+            contacts[phone] = contact  # a finder's new contact, for the batch's next message
         send = _attribute(contact, message)
         try:
             with transaction.atomic():
@@ -329,7 +366,7 @@ def messages_apply(*, messages: Sequence[MessageIn]) -> int:
                               occurred_at=message.occurred_at, source_id=message.message_id,
                               payload={"campaign": send.campaign_id if send else None,
                                        "variant": send.variant if send else ""}))
-        actions.extend(_act_on_text(contact, message.text))
+        actions.extend(_act_on_text(contact, message.text, keywords))
         actions += [note for _receiver, note in inbound_message_received.send(
             sender=InboundMessage, contact=contact, message=message, inbound=inbound) if note]
         if actions:
@@ -339,19 +376,18 @@ def messages_apply(*, messages: Sequence[MessageIn]) -> int:
     return handled
 
 
-def _act_on_text(contact: Contact, text: str) -> list[str]:
+def _act_on_text(contact: Contact, text: str, keywords: Keywords) -> list[str]:
     """Deletion request or its confirmation, else opt-out keyword, else keyword rules: what
     was done, for the message's log."""
-    erasure = deletion_request_receive(contact=contact, text=text)
+    erasure = deletion_request_receive(contact=contact, text=text, words=keywords.deletion)
     if erasure:
         return [erasure]
-    if is_opt_out(text):
+    if is_opt_out(text, keywords.opt_out):
         contact_opt_out(contact=contact, source="keyword", detail=text[:100])
         logger.info("contact %s opted out by keyword %r; confirmation logged", contact.pk, text)
         return ["opted out"]
     actions, folded = [], text.casefold()
-    for rule in KeywordRule.objects.filter(active=True).select_related("tag"):
-        words = [w.strip().casefold() for w in rule.keywords.split(",") if w.strip()]
+    for rule, words in keywords.rules:
         if any(w in folded for w in words):
             tags_change(contacts=[contact.pk], add=[rule.tag], source=Source.CAMPAIGN,
                         source_ref=f"keyword rule {rule.pk}")
