@@ -49,11 +49,10 @@ from campaigns.models import (
     InboundMessage,
     KeywordRule,
     OptOut,
-    OptOutKeyword,
     Send,
     WebhookDelivery,
 )
-from campaigns.selectors import webhooks_waiting
+from campaigns.selectors import opt_out_words, webhooks_waiting
 from campaigns.services import (
     contact_opt_out,
     deletion_request_receive,
@@ -302,8 +301,7 @@ def _contact_for(wa_id: str) -> Contact | None:
 
 
 def _opt_out_words() -> frozenset[str]:
-    return frozenset(keyword_fold(w) for w in OptOutKeyword.objects.filter(active=True)
-                     .values_list("word", flat=True))
+    return frozenset(keyword_fold(w) for w in opt_out_words())
 
 
 def is_opt_out(text: str, words: frozenset[str] | None = None) -> bool:
