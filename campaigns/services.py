@@ -24,6 +24,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Value,
     When,
@@ -32,7 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from campaigns.audience import campaign_audience, reachable, unreachable_reason
+from campaigns.audience import campaign_audience, reachable
 from campaigns.backends import SendResult, get_backend
 from campaigns.content import BLOCK, WARN, Check, message_for, template_checks
 from campaigns.models import (
@@ -273,19 +274,18 @@ def _frequency_counts(campaign: Campaign, now: datetime):
     return within(24), within(24 * 7)
 
 
-def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> Snapshot:
-    """Write one Send per eligible contact and one Exclusion per left-out contact.
+def _classified(campaign: Campaign, contacts: QuerySet[Contact], now: datetime, *,
+                decided: bool = False) -> QuerySet[Contact]:
+    """``contacts`` annotated with ``reason``: the ``ExclusionReason`` that leaves each out
+    of ``campaign`` ("" when it gets the message), one CASE over EXISTS subqueries.
 
-    Set-based: one query classifies the whole audience (a CASE over EXISTS
-    subqueries); rows go in with ``bulk_create(ignore_conflicts=True)``, so a
-    repeat adds nothing.
-    """
-    now = now or timezone.now()
+    ``ALREADY``: a send of the campaign exists, or with ``decided`` an exclusion too."""
     marketing = campaign.template.category == TemplateCategory.MARKETING
-    audience = campaign_audience(campaign, now)
+    already = Exists(Send.objects.filter(campaign=campaign, contact=OuterRef("pk")))
+    if decided:
+        already |= Exists(Exclusion.objects.filter(campaign=campaign, contact=OuterRef("pk")))
     whens = [
-        When(Exists(Send.objects.filter(campaign=campaign, contact=OuterRef("pk"))),
-             then=Value(ExclusionReason.ALREADY)),
+        When(already, then=Value(ExclusionReason.ALREADY)),
         When(is_blocked=True, then=Value(ExclusionReason.BLOCKLISTED)),
         When(consent_status=ConsentStatus.OPTED_OUT, then=Value(ExclusionReason.OPTED_OUT)),
     ]
@@ -298,12 +298,23 @@ def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> S
                           then=Value(ExclusionReason.SUPPRESSED)))
     if marketing:
         day, week = _frequency_counts(campaign, now)
-        audience = audience.annotate(cap_day=day, cap_week=week)
+        contacts = contacts.annotate(cap_day=day, cap_week=week)
         caps = sending_policy()
         whens.append(When(Q(cap_day__gte=caps.cap_per_day)
                           | Q(cap_week__gte=caps.cap_per_week),
                           then=Value(ExclusionReason.FREQUENCY_CAP)))
-    rows = audience.annotate(reason=Case(*whens, default=Value(""), output_field=CharField()))
+    return contacts.annotate(reason=Case(*whens, default=Value(""), output_field=CharField()))
+
+
+def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> Snapshot:
+    """Write one Send per eligible contact and one Exclusion per left-out contact.
+
+    Set-based: one query classifies the whole audience (a CASE over EXISTS
+    subqueries); rows go in with ``bulk_create(ignore_conflicts=True)``, so a
+    repeat adds nothing.
+    """
+    now = now or timezone.now()
+    rows = _classified(campaign, campaign_audience(campaign, now), now)
     eligible: list[tuple[int, str]] = []
     countries: set[str] = set()
     excluded: dict[str, int] = {}
@@ -505,25 +516,6 @@ def campaign_triggered_ensure(*, name: str, template: Template, audience: str = 
     return found
 
 
-def _triggered_reason(campaign: Campaign, contact: Contact, now: datetime) -> str:
-    """Why ``contact`` may not get this triggered message: launch's rules for one contact."""
-    marketing = campaign.template.category == TemplateCategory.MARKETING
-    reason = unreachable_reason(contact, marketing=marketing)
-    one = Contact.objects.filter(pk=contact.pk)
-    if not reason and not one.filter(phone__regex=VALID_PHONE).exists():
-        reason = ExclusionReason.INVALID_NUMBER
-    if not reason and campaign.suppression.strip() and one.filter(
-            to_q(parse(campaign.suppression), now)).exists():
-        reason = ExclusionReason.SUPPRESSED
-    if not reason and marketing:
-        day, week = _frequency_counts(campaign, now)
-        caps = sending_policy()
-        if one.annotate(cap_day=day, cap_week=week).filter(
-                Q(cap_day__gte=caps.cap_per_day) | Q(cap_week__gte=caps.cap_per_week)).exists():
-            reason = ExclusionReason.FREQUENCY_CAP
-    return reason
-
-
 def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
                             now: datetime | None = None) -> str:
     """Queue a triggered campaign's message for ``contact``: decided once per contact, ever.
@@ -540,10 +532,11 @@ def campaign_send_triggered(*, campaign: Campaign, contact: Contact,
     campaign = Campaign.objects.select_related("template").get(pk=campaign.pk)
     if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.ABORTED):
         return ""
-    if (Send.objects.filter(campaign=campaign, contact=contact).exists()
-            or Exclusion.objects.filter(campaign=campaign, contact=contact).exists()):
+    # Decided before, or left out as at a launch: one query classifies the contact.
+    reason = (_classified(campaign, Contact.objects.filter(pk=contact.pk), now, decided=True)
+              .values_list("reason", flat=True).first())
+    if reason is None or reason == ExclusionReason.ALREADY:
         return ""
-    reason = _triggered_reason(campaign, contact, now)
     if reason:
         Exclusion.objects.bulk_create([Exclusion(campaign=campaign, contact=contact,
                                                  reason=reason, created_at=now)],

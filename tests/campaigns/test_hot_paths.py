@@ -9,11 +9,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.models import InboundMessage, KeywordRule
+from campaigns.models import Campaign, Exclusion, ExclusionReason, InboundMessage, KeywordRule
+from campaigns.policy import sending_policy
+from campaigns.services import campaign_send_triggered, campaign_triggered_ensure, template_create
 from campaigns.webhook_input import MessageIn
 from campaigns.webhooks import messages_apply
 from crm.models import ConsentStatus, Contact
 from tagging.models import TagAssignment
+from tagging.services import tags_change
 from tests.factories import ContactFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,3 +58,38 @@ def test_inbound_messages_read_keywords_and_contacts_once_per_batch():
     opted_out = set(Contact.objects.filter(consent_status=ConsentStatus.OPTED_OUT)
                     .values_list("pk", flat=True))
     assert opted_out == {quitter.pk, fan.pk}
+
+
+# --- A triggered send decides a contact in one query, however many rules apply ---------------
+
+def _decide(campaign, contact) -> tuple[str, int]:
+    """The answer and the number of queries, leaving out the suppression expression's
+    vocabulary lookup (tag names → ids, as at a launch)."""
+    sending_policy()  # cached for minutes in production; warm here
+    with CaptureQueriesContext(connection) as captured:
+        answer = campaign_send_triggered(campaign=campaign, contact=contact)
+    vocabulary = ('FROM "tagging_tag" ', 'FROM "tagging_dimension" ')
+    return answer, sum(not any(v in q["sql"] for v in vocabulary)
+                       for q in captured.captured_queries)
+
+
+def test_a_triggered_send_classifies_the_contact_in_one_query():
+    plain = campaign_triggered_ensure(name="Service", template=template_create(
+        name="info", language="de", body="Info", category="utility"))
+    checked = campaign_triggered_ensure(name="Angebot", template=template_create(
+        name="angebot", language="de", body="Hallo!"))  # marketing: consent and caps
+    Campaign.objects.filter(pk=checked.pk).update(suppression='"Sperre"')
+    checked.refresh_from_db()
+    blocked = TagFactory(name="Sperre")
+    suppressed = ContactFactory(consent_status=ConsentStatus.OPTED_IN)
+    tags_change(contacts=[suppressed], add=[blocked])
+
+    queued_plain, plain_queries = _decide(plain, ContactFactory())
+    consented = ContactFactory(consent_status=ConsentStatus.OPTED_IN)
+    queued, checked_queries = _decide(checked, consented)
+    assert (queued_plain, queued) == ("queued", "queued")
+    assert plain_queries <= 3  # the campaign, the classification, the send
+    assert checked_queries == plain_queries  # suppression, consent, caps: one query still
+    assert _decide(checked, suppressed) == (ExclusionReason.SUPPRESSED, plain_queries)
+    assert _decide(checked, suppressed)[0] == ""  # decided before: nothing again
+    assert Exclusion.objects.filter(campaign=checked, contact=suppressed).count() == 1
