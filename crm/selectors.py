@@ -96,6 +96,10 @@ def contact_events_export(contact: Contact) -> list[dict]:
     return [{key: _jsonable(value) for key, value in row.items()} for row in rows]
 
 
+def contact_events_count(contact: Contact) -> int:
+    return Event.objects.filter(contact=contact).count()
+
+
 def _jsonable(value):
     """Dates, times and decimals as ISO text and strings; the rest as it is."""
     if hasattr(value, "isoformat"):

@@ -83,6 +83,14 @@ def contact_tags_export(contact: Contact) -> list[dict]:
              "expires_at": a.expires_at.isoformat() if a.expires_at else None} for a in rows]
 
 
+def contact_tags_count(contact: Contact) -> int:
+    return TagAssignment.objects.filter(contact=contact).count()
+
+
+def contact_tag_history_count(contact: Contact) -> int:
+    return AssignmentHistory.objects.filter(contact_id=contact.pk).count()
+
+
 def contact_tag_history_export(contact: Contact) -> list[dict]:
     names = dict(Tag.objects.values_list("pk", "name"))
     rows = AssignmentHistory.objects.filter(contact_id=contact.pk).order_by("at", "id")
