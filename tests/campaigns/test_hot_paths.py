@@ -26,10 +26,18 @@ LOOKUPS = ("campaigns_optoutkeyword", "campaigns_deletionkeyword", "campaigns_ke
 
 def _inbound(contacts: list[Contact], texts: list[str], start: int = 0) -> list[MessageIn]:
     now = timezone.now()
-    return [MessageIn(message_id=f"wamid.in-{start + i}", wa_id=c.phone.lstrip("+"),
-                      occurred_at=now - timedelta(seconds=i), kind="text", text=text,
-                      context_id="", payload={})
-            for i, (c, text) in enumerate(zip(contacts, texts, strict=True))]
+    return [
+        MessageIn(
+            message_id=f"wamid.in-{start + i}",
+            wa_id=c.phone.lstrip("+"),
+            occurred_at=now - timedelta(seconds=i),
+            kind="text",
+            text=text,
+            context_id="",
+            payload={},
+        )
+        for i, (c, text) in enumerate(zip(contacts, texts, strict=True))
+    ]
 
 
 def _lookups(messages: list[MessageIn]) -> int:
@@ -46,21 +54,27 @@ def test_inbound_messages_read_keywords_and_contacts_once_per_batch():
     sport = TagFactory(name="Sport")
     KeywordRule.objects.create(name="Sport", keywords="fußball, tennis", tag=sport)
     few, many = [ContactFactory() for _ in range(2)], [ContactFactory() for _ in range(8)]
-    assert _lookups(_inbound(few, ["Hallo"] * 2)) == \
-        _lookups(_inbound(many, ["Hallo"] * 8, start=100))
+    assert _lookups(_inbound(few, ["Hallo"] * 2)) == _lookups(
+        _inbound(many, ["Hallo"] * 8, start=100)
+    )
     assert InboundMessage.objects.count() == 10
 
     # Read once, still acted on per message (twice from one contact in one batch, too).
     fan, quitter, chatter = many[:3]
-    messages_apply(messages=_inbound([fan, quitter, chatter, fan],
-                                     ["Ich spiele Tennis", "STOP", "Hallo", "stop"], start=200))
+    messages_apply(
+        messages=_inbound(
+            [fan, quitter, chatter, fan], ["Ich spiele Tennis", "STOP", "Hallo", "stop"], start=200
+        )
+    )
     assert TagAssignment.objects.filter(tag=sport).get().contact_id == fan.pk
-    opted_out = set(Contact.objects.filter(consent_status=ConsentStatus.OPTED_OUT)
-                    .values_list("pk", flat=True))
+    opted_out = set(
+        Contact.objects.filter(consent_status=ConsentStatus.OPTED_OUT).values_list("pk", flat=True)
+    )
     assert opted_out == {quitter.pk, fan.pk}
 
 
 # --- A triggered send decides a contact in one query, however many rules apply ---------------
+
 
 def _decide(campaign, contact) -> tuple[str, int]:
     """The answer and the number of queries, leaving out the suppression expression's
@@ -69,15 +83,19 @@ def _decide(campaign, contact) -> tuple[str, int]:
     with CaptureQueriesContext(connection) as captured:
         answer = campaign_send_triggered(campaign=campaign, contact=contact)
     vocabulary = ('FROM "tagging_tag" ', 'FROM "tagging_dimension" ')
-    return answer, sum(not any(v in q["sql"] for v in vocabulary)
-                       for q in captured.captured_queries)
+    return answer, sum(
+        not any(v in q["sql"] for v in vocabulary) for q in captured.captured_queries
+    )
 
 
 def test_a_triggered_send_classifies_the_contact_in_one_query():
-    plain = campaign_triggered_ensure(name="Service", template=template_create(
-        name="info", language="de", body="Info", category="utility"))
-    checked = campaign_triggered_ensure(name="Angebot", template=template_create(
-        name="angebot", language="de", body="Hallo!"))  # marketing: consent and caps
+    plain = campaign_triggered_ensure(
+        name="Service",
+        template=template_create(name="info", language="de", body="Info", category="utility"),
+    )
+    checked = campaign_triggered_ensure(
+        name="Angebot", template=template_create(name="angebot", language="de", body="Hallo!")
+    )  # marketing: consent and caps
     Campaign.objects.filter(pk=checked.pk).update(suppression='"Sperre"')
     checked.refresh_from_db()
     blocked = TagFactory(name="Sperre")

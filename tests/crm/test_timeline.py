@@ -22,14 +22,28 @@ def _sixty_entries_in_one_instant():
     """20 events, 20 tag changes and 20 replies, all at the same moment (an import's burst)."""
     contact = ContactFactory()
     instant = timezone.now().replace(microsecond=123456)
-    events_record(events=[EventIn(kind="purchase", contact_id=contact.pk, product=f"P{i:02}",
-                                  occurred_at=instant) for i in range(20)])
-    tags_change(contacts=[contact], add=[TagFactory(name=f"T{i:02}") for i in range(20)],
-                source=Source.IMPORT)
+    events_record(
+        events=[
+            EventIn(kind="purchase", contact_id=contact.pk, product=f"P{i:02}", occurred_at=instant)
+            for i in range(20)
+        ]
+    )
+    tags_change(
+        contacts=[contact],
+        add=[TagFactory(name=f"T{i:02}") for i in range(20)],
+        source=Source.IMPORT,
+    )
     AssignmentHistory.objects.filter(contact=contact).update(at=instant)
     InboundMessage.objects.bulk_create(
-        InboundMessage(message_id=f"wamid.{i}", contact=contact, kind="text", text=f"R{i:02}",
-                       occurred_at=instant) for i in range(20))
+        InboundMessage(
+            message_id=f"wamid.{i}",
+            contact=contact,
+            kind="text",
+            text=f"R{i:02}",
+            occurred_at=instant,
+        )
+        for i in range(20)
+    )
     return contact
 
 
@@ -64,8 +78,16 @@ def test_the_cursor_pages_through_the_sources_without_gaps(superuser):
     assert third.next_before is None
 
 
-@pytest.mark.parametrize("before", ["nonsense", "2024-13-45T99:00:00", "2024-01-01T10:00~tag~x",
-                                    "~~", "2024-01-01T10:00:00+00:00~tag"])
+@pytest.mark.parametrize(
+    "before",
+    [
+        "nonsense",
+        "2024-13-45T99:00:00",
+        "2024-01-01T10:00~tag~x",
+        "~~",
+        "2024-01-01T10:00:00+00:00~tag",
+    ],
+)
 def test_a_malformed_cursor_gives_a_page_not_an_error(client, superuser, before):
     contact = _sixty_entries_in_one_instant()
     client.force_login(superuser)

@@ -14,7 +14,7 @@ from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
 
-SUBJECT = "+491701234567"     # national digits 1701234567 …
+SUBJECT = "+491701234567"  # national digits 1701234567 …
 NEIGHBOUR = "+4917012345678"  # … are inside this number's digits, and inside a timestamp
 
 
