@@ -56,7 +56,7 @@ from crm.admin import ReadOnlyAdmin
 from crm.csvsafe import SafeWriter
 from crm.jobs import enqueue
 from crm.models import Contact
-from crm.timeline import Entry, timeline_sources
+from crm.timeline import Cursor, Entry, timeline_sources
 from tagging.audiences.language import SegmentError, parse
 from tagging.insight.dashboard import register_change_probe
 from tagging.insight.tasks import dashboard_refresh_task
@@ -690,12 +690,13 @@ admin.site.register(SensitiveWord, list_display=["word", "blocks"])
 # --- the contact's timeline: the messages they got and the replies they sent ----------
 
 
-def messages_timeline(contact: Contact, before, limit: int) -> list[Entry]:
+def messages_timeline(contact: Contact, before: Cursor | None, limit: int) -> list[Entry]:
     sends = Send.objects.filter(contact=contact).select_related("campaign").annotate(
         at=Coalesce("sent_at", "created_at"))
     inbound = InboundMessage.objects.filter(contact=contact)
     if before is not None:
-        sends, inbound = sends.filter(at__lt=before), inbound.filter(occurred_at__lt=before)
+        sends = sends.filter(before.q("message", "at"))
+        inbound = inbound.filter(before.q("reply", "occurred_at"))
     entries = []
     for send in sends.order_by("-at", "-id")[:limit]:
         steps = [(_("sent"), send.sent_at), (_("delivered"), send.delivered_at),
@@ -705,10 +706,11 @@ def messages_timeline(contact: Contact, before, limit: int) -> list[Entry]:
         if send.error_code is not None:
             detail = error_meaning(send.error_code)
         entries.append(Entry(send.at, "message", _("Message of “%(campaign)s”: %(status)s") % {
-            "campaign": send.campaign.name, "status": status_label(send.status)}, detail))
-    for message in inbound.order_by("-occurred_at")[:limit]:
+            "campaign": send.campaign.name, "status": status_label(send.status)}, detail,
+            id=send.pk))
+    for message in inbound.order_by("-occurred_at", "-id")[:limit]:
         entries.append(Entry(message.occurred_at, "reply", _("Wrote: %(text)s") % {
-            "text": message.text[:200] or message.kind}, message.action))
+            "text": message.text[:200] or message.kind}, message.action, id=message.pk))
     return entries
 
 

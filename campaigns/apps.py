@@ -52,16 +52,20 @@ def _register_privacy() -> None:
     privacy_parts.register(PrivacyPart(
         "messages", _("campaign messages and their statuses"),
         selectors.contact_messages_export,
-        lambda subject: contact_messages_erase(subject=subject)))
+        lambda subject: contact_messages_erase(subject=subject),
+        count=selectors.contact_messages_count))
     privacy_parts.register(PrivacyPart(
         "inbound_messages", _("messages received"), selectors.contact_inbound_export,
-        lambda subject: webhook_bodies_erase(subject=subject)))
+        lambda subject: webhook_bodies_erase(subject=subject),
+        count=selectors.contact_inbound_count))
     privacy_parts.register(PrivacyPart(
         "consent_log", _("opt-outs and erasure requests"),
-        selectors.contact_consent_log_export, lambda subject: 0))
+        selectors.contact_consent_log_export, lambda subject: 0,
+        count=selectors.contact_consent_log_count))
     privacy_parts.register(PrivacyPart(
         "exclusions", _("campaigns that left the contact out"),
-        selectors.contact_exclusions_export, lambda subject: 0))
+        selectors.contact_exclusions_export, lambda subject: 0,
+        count=selectors.contact_exclusions_count))
     for key, label, protects, prune in (
         ("webhook_bodies", _("raw WhatsApp webhook bodies, after processing"),
          _("They hold numbers, names and message texts; once applied only a replay needs "

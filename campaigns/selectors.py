@@ -318,3 +318,22 @@ def contact_exclusions_export(contact: Contact) -> list[dict]:
     rows = Exclusion.objects.filter(contact=contact).select_related("campaign")
     return [{"campaign": e.campaign.name, "reason": e.get_reason_display(),
              "at": _iso(e.created_at)} for e in rows]
+
+
+# Row counts of the exports above, for the erasure's confirmation page (``PrivacyPart.count``).
+
+def contact_messages_count(contact: Contact) -> int:
+    return Send.objects.filter(contact=contact).count()
+
+
+def contact_inbound_count(contact: Contact) -> int:
+    return InboundMessage.objects.filter(contact=contact).count()
+
+
+def contact_consent_log_count(contact: Contact) -> int:
+    return (OptOut.objects.filter(contact=contact).count()
+            + DeletionRequest.objects.filter(contact=contact).count())
+
+
+def contact_exclusions_count(contact: Contact) -> int:
+    return Exclusion.objects.filter(contact=contact).count()

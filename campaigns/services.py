@@ -25,6 +25,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Value,
     When,
@@ -274,19 +275,18 @@ def _frequency_counts(campaign: Campaign, now: datetime):
     return within(24), within(24 * 7)
 
 
-def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> Snapshot:
-    """Write one Send per eligible contact and one Exclusion per left-out contact.
+def _classified(campaign: Campaign, contacts: QuerySet[Contact], now: datetime, *,
+                decided: bool = False) -> QuerySet[Contact]:
+    """``contacts`` annotated with ``reason``: the ``ExclusionReason`` that leaves each out
+    of ``campaign`` ("" when it gets the message), one CASE over EXISTS subqueries.
 
-    Set-based: one query classifies the whole audience (a CASE over EXISTS
-    subqueries); rows go in with ``bulk_create(ignore_conflicts=True)``, so a
-    repeat adds nothing.
-    """
-    now = now or timezone.now()
+    ``ALREADY``: a send of the campaign exists, or with ``decided`` an exclusion too."""
     marketing = campaign.template.category == TemplateCategory.MARKETING
-    audience = campaign_audience(campaign, now)
+    already = Exists(Send.objects.filter(campaign=campaign, contact=OuterRef("pk")))
+    if decided:
+        already |= Exists(Exclusion.objects.filter(campaign=campaign, contact=OuterRef("pk")))
     whens = [
-        When(Exists(Send.objects.filter(campaign=campaign, contact=OuterRef("pk"))),
-             then=Value(ExclusionReason.ALREADY)),
+        When(already, then=Value(ExclusionReason.ALREADY)),
         When(is_blocked=True, then=Value(ExclusionReason.BLOCKLISTED)),
         When(consent_status=ConsentStatus.OPTED_OUT, then=Value(ExclusionReason.OPTED_OUT)),
     ]
@@ -299,12 +299,23 @@ def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> S
                           then=Value(ExclusionReason.SUPPRESSED)))
     if marketing:
         day, week = _frequency_counts(campaign, now)
-        audience = audience.annotate(cap_day=day, cap_week=week)
+        contacts = contacts.annotate(cap_day=day, cap_week=week)
         caps = sending_policy()
         whens.append(When(Q(cap_day__gte=caps.cap_per_day)
                           | Q(cap_week__gte=caps.cap_per_week),
                           then=Value(ExclusionReason.FREQUENCY_CAP)))
-    rows = audience.annotate(reason=Case(*whens, default=Value(""), output_field=CharField()))
+    return contacts.annotate(reason=Case(*whens, default=Value(""), output_field=CharField()))
+
+
+def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> Snapshot:
+    """Write one Send per eligible contact and one Exclusion per left-out contact.
+
+    Set-based: one query classifies the whole audience (a CASE over EXISTS
+    subqueries); rows go in with ``bulk_create(ignore_conflicts=True)``, so a
+    repeat adds nothing.
+    """
+    now = now or timezone.now()
+    rows = _classified(campaign, campaign_audience(campaign, now), now)
     eligible: list[tuple[int, str]] = []
     countries: set[str] = set()
     excluded: dict[str, int] = {}
@@ -538,30 +549,8 @@ def campaign_send_triggered_many(*, campaign: Campaign, contact_ids: Iterable[in
     campaign = Campaign.objects.select_related("template").get(pk=campaign.pk)
     if not ids or campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.ABORTED):
         return answers
-    marketing = campaign.template.category == TemplateCategory.MARKETING
-    contacts = Contact.objects.filter(pk__in=ids)
-    whens = [
-        When(Exists(Send.objects.filter(campaign=campaign, contact=OuterRef("pk")))
-             | Exists(Exclusion.objects.filter(campaign=campaign, contact=OuterRef("pk"))),
-             then=Value(ExclusionReason.ALREADY)),
-        When(is_blocked=True, then=Value(ExclusionReason.BLOCKLISTED)),
-        When(consent_status=ConsentStatus.OPTED_OUT, then=Value(ExclusionReason.OPTED_OUT)),
-    ]
-    if marketing:
-        whens.append(When(~Q(consent_status=ConsentStatus.OPTED_IN),
-                          then=Value(ExclusionReason.NO_CONSENT)))
-    whens.append(When(~Q(phone__regex=VALID_PHONE), then=Value(ExclusionReason.INVALID_NUMBER)))
-    if campaign.suppression.strip():
-        whens.append(When(to_q(parse(campaign.suppression), now),
-                          then=Value(ExclusionReason.SUPPRESSED)))
-    if marketing:
-        day, week = _frequency_counts(campaign, now)
-        contacts = contacts.annotate(cap_day=day, cap_week=week)
-        caps = sending_policy()
-        whens.append(When(Q(cap_day__gte=caps.cap_per_day)
-                          | Q(cap_week__gte=caps.cap_per_week),
-                          then=Value(ExclusionReason.FREQUENCY_CAP)))
-    rows = contacts.annotate(reason=Case(*whens, default=Value(""), output_field=CharField()))
+    # Decided before, or left out as at a launch: one query classifies them all.
+    rows = _classified(campaign, Contact.objects.filter(pk__in=ids), now, decided=True)
     eligible: list[tuple[int, str]] = []
     countries: set[str] = set()
     exclusions: list[Exclusion] = []
@@ -673,10 +662,11 @@ def contact_messages_erase(*, subject: Subject) -> int:
     return touched + SandboxEvent.objects.filter(pk__in=stale).delete()[0]
 
 
-def deletion_request_receive(*, contact: Contact, text: str, now: datetime | None = None
-                             ) -> str:
+def deletion_request_receive(*, contact: Contact, text: str, now: datetime | None = None,
+                             words: frozenset[str] | None = None) -> str:
     """Act on a message that asks for erasure or confirms it; return what was done ("" when
-    it does neither).
+    it does neither). ``words``: the deletion keywords read once for a batch
+    (``deletion_words()``); read here when None.
 
     A deletion keyword opens a request and queues the confirmation request (sent after
     commit, through the configured backend). A confirming reply within
@@ -686,13 +676,16 @@ def deletion_request_receive(*, contact: Contact, text: str, now: datetime | Non
     since = now - timedelta(hours=settings.PRIVACY_DELETION_CONFIRM_HOURS)
     pending = DeletionRequest.objects.filter(contact=contact, confirmed_at__isnull=True,
                                              requested_at__gte=since).first()
-    if pending is not None and (is_deletion_confirmation(text) or is_deletion_keyword(text)):
+    if words is None:
+        words = deletion_words()
+    is_keyword = bool(keyword_fold(text)) and keyword_fold(text) in words
+    if pending is not None and (is_deletion_confirmation(text) or is_keyword):
         DeletionRequest.objects.filter(pk=pending.pk).update(confirmed_at=now)
         enqueue(ERASE_TASK, contact.pk, "keyword",
                 "Confirmed by the customer's WhatsApp reply.")
         logger.info("contact %s confirmed erasure by message", contact.pk)
         return "erasure confirmed"
-    if not is_deletion_keyword(text):
+    if not is_keyword:
         return ""
     request = DeletionRequest.objects.create(contact=contact, requested_at=now)
     enqueue(CONFIRMATION_TASK, request.pk)
@@ -741,12 +734,16 @@ def keyword_fold(text: str) -> str:
     return (text or "").strip().strip(".!?。！ ").casefold()
 
 
-def is_deletion_keyword(text: str) -> bool:
-    """Whole-message match against the active deletion keywords and the setting's."""
+def deletion_words() -> frozenset[str]:
+    """The active deletion keywords and the setting's, folded (``keyword_fold``)."""
     words = {keyword_fold(w) for w in DeletionKeyword.objects.filter(active=True)
              .values_list("word", flat=True)}
-    words |= {keyword_fold(w) for w in settings.PRIVACY_DELETION_KEYWORDS}
-    return bool(keyword_fold(text)) and keyword_fold(text) in words
+    return frozenset(words | {keyword_fold(w) for w in settings.PRIVACY_DELETION_KEYWORDS})
+
+
+def is_deletion_keyword(text: str) -> bool:
+    """Whole-message match against the active deletion keywords and the setting's."""
+    return bool(keyword_fold(text)) and keyword_fold(text) in deletion_words()
 
 
 def is_deletion_confirmation(text: str) -> bool:

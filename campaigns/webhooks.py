@@ -29,8 +29,10 @@ inbound message is stored once per message id.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,12 +49,16 @@ from campaigns.models import (
     InboundMessage,
     KeywordRule,
     OptOut,
-    OptOutKeyword,
     Send,
     WebhookDelivery,
 )
-from campaigns.selectors import webhooks_waiting
-from campaigns.services import contact_opt_out, deletion_request_receive, keyword_fold
+from campaigns.selectors import opt_out_words, webhooks_waiting
+from campaigns.services import (
+    contact_opt_out,
+    deletion_request_receive,
+    deletion_words,
+    keyword_fold,
+)
 from campaigns.statuses import sends_lock, statuses_apply
 from campaigns.transient import backoff, connection_recover, is_transient
 from campaigns.webhook_input import (
@@ -67,7 +73,7 @@ from crm.jobs import enqueue
 from crm.models import ConsentStatus, Contact, EventKind
 from crm.phones import try_normalize_phone
 from crm.privacy import Subject
-from crm.selectors import contact_ids_by_phone
+from crm.selectors import contact_ids_by_phone, contacts_by_phone
 from crm.services import contact_set_consent, contacts_lock
 from tagging.models import Source
 from tagging.services import tags_change
@@ -294,21 +300,51 @@ def _contact_for(wa_id: str) -> Contact | None:
     return Contact.objects.filter(phone=phone).first() if phone else None
 
 
-def is_opt_out(text: str) -> bool:
-    """Whole-message match against the active opt-out keywords (case-insensitive)."""
-    words = {keyword_fold(w) for w in OptOutKeyword.objects.filter(active=True)
-             .values_list("word", flat=True)}
-    return bool(text) and keyword_fold(text) in words
+def _opt_out_words() -> frozenset[str]:
+    return frozenset(keyword_fold(w) for w in opt_out_words())
+
+
+def is_opt_out(text: str, words: frozenset[str] | None = None) -> bool:
+    """Whole-message match against the active opt-out keywords (case-insensitive);
+    ``words`` read once for a batch, or here when None."""
+    return bool(text) and keyword_fold(text) in (_opt_out_words() if words is None else words)
+
+
+@dataclass(frozen=True)
+class Keywords:
+    """The active opt-out and deletion keywords and keyword rules, read once per batch."""
+
+    opt_out: frozenset[str]
+    deletion: frozenset[str]
+    rules: tuple[tuple[KeywordRule, tuple[str, ...]], ...]
+
+    @classmethod
+    def load(cls) -> Keywords:
+        rules = tuple(
+            (rule, tuple(w.strip().casefold() for w in rule.keywords.split(",") if w.strip()))
+            for rule in KeywordRule.objects.filter(active=True).select_related("tag"))
+        return cls(_opt_out_words(), deletion_words(), rules)
+
+
+def _contacts_of(messages: Sequence[MessageIn]) -> dict[str, Contact]:
+    return contacts_by_phone({p for p in (_phone(m.wa_id) for m in messages) if p})
 
 
 def messages_apply(*, messages: Sequence[MessageIn]) -> int:
-    """Store inbound messages once, attribute them, apply opt-outs and keyword rules."""
+    """Store inbound messages once, attribute them, apply opt-outs and keyword rules.
+
+    The keywords and the senders' contacts are read once for the batch."""
     handled, events = 0, []
+    keywords = Keywords.load() if messages else None
+    contacts = _contacts_of(messages)
     for message in messages:
-        contact = _contact_for(message.wa_id) or next(
+        phone = _phone(message.wa_id)
+        contact = contacts.get(phone) or next(
             (found for finder in inbound_contact_finders if (found := finder(message))), None)
         if contact is None:
             continue
+        if phone:
+            contacts[phone] = contact  # a finder's new contact, for the batch's next message
         send = _attribute(contact, message)
         try:
             with transaction.atomic():
@@ -328,7 +364,7 @@ def messages_apply(*, messages: Sequence[MessageIn]) -> int:
                               occurred_at=message.occurred_at, source_id=message.message_id,
                               payload={"campaign": send.campaign_id if send else None,
                                        "variant": send.variant if send else ""}))
-        actions.extend(_act_on_text(contact, message.text))
+        actions.extend(_act_on_text(contact, message.text, keywords))
         actions += [note for _receiver, note in inbound_message_received.send(
             sender=InboundMessage, contact=contact, message=message, inbound=inbound) if note]
         if actions:
@@ -338,19 +374,18 @@ def messages_apply(*, messages: Sequence[MessageIn]) -> int:
     return handled
 
 
-def _act_on_text(contact: Contact, text: str) -> list[str]:
+def _act_on_text(contact: Contact, text: str, keywords: Keywords) -> list[str]:
     """Deletion request or its confirmation, else opt-out keyword, else keyword rules: what
     was done, for the message's log."""
-    erasure = deletion_request_receive(contact=contact, text=text)
+    erasure = deletion_request_receive(contact=contact, text=text, words=keywords.deletion)
     if erasure:
         return [erasure]
-    if is_opt_out(text):
+    if is_opt_out(text, keywords.opt_out):
         contact_opt_out(contact=contact, source="keyword", detail=text[:100])
         logger.info("contact %s opted out by keyword %r; confirmation logged", contact.pk, text)
         return ["opted out"]
     actions, folded = [], text.casefold()
-    for rule in KeywordRule.objects.filter(active=True).select_related("tag"):
-        words = [w.strip().casefold() for w in rule.keywords.split(",") if w.strip()]
+    for rule, words in keywords.rules:
         if any(w in folded for w in words):
             tags_change(contacts=[contact.pk], add=[rule.tag], source=Source.CAMPAIGN,
                         source_ref=f"keyword rule {rule.pk}")
@@ -393,13 +428,16 @@ def preferences_apply(*, preferences: Sequence[PreferenceIn]) -> int:
 # --- Privacy: raw bodies of an erased number; retention (docs/privacy.md) ------------------
 
 def webhook_bodies_erase(*, subject: Subject) -> int:
-    """Empty every stored body that names the subject's number (its wa_id digits); keep the
-    row and its hash, so a replay of the body is still recognised and ignored.
+    """Empty every stored body that names the subject's number; keep the row and its hash,
+    so a replay of the body is still recognised and ignored.
 
+    WhatsApp writes a number as its quoted international digits (``"wa_id":"4917…"``,
+    ``"from"``, ``"recipient_id"``), so that quoted token is searched: bodies of another
+    number whose digits merely contain the subject's (or a timestamp that does) stay.
     One statement: the bytes are searched in the database (``position`` on PostgreSQL,
     ``instr`` on SQLite). A body still waiting is marked done, with nothing left to apply.
     """
-    digits = subject.national
+    digits = re.sub(r"\D", "", subject.phone)
     if len(digits) < 6:
         return 0
     table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
@@ -410,7 +448,7 @@ def webhook_bodies_erase(*, subject: Subject) -> int:
         cursor.execute(
             f"UPDATE {table} SET body = %s, processed_at = COALESCE(processed_at, %s), "
             f"retry_at = NULL WHERE {where}",
-            [b"", now, digits.encode()])
+            [b"", now, f'"{digits}"'.encode()])
         return max(cursor.rowcount, 0)
 
 

@@ -22,7 +22,6 @@ from django.db import connection
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
@@ -39,7 +38,7 @@ from crm.privacy import (
     retentions,
 )
 from crm.selectors import contacts_search
-from crm.timeline import timeline_page
+from crm.timeline import Cursor, timeline_page
 from crm.tokens import (
     ApiTokenError,
     api_token_check,
@@ -241,11 +240,12 @@ class ContactAdmin(admin.ModelAdmin):
     # --- the timeline ------------------------------------------------------------
 
     def timeline_view(self, request, object_id):
-        """One page of the contact's timeline (HTML fragment), older than ``?before=``."""
+        """One page of the contact's timeline (HTML fragment) after the cursor ``?before=``
+        (a malformed one gives the first page)."""
         contact = self.get_object(request, object_id)
         if contact is None or not self.has_view_permission(request, contact):
             raise PermissionDenied
-        before = parse_datetime(request.GET.get("before", "") or "") or None
+        before = Cursor.parse(request.GET.get("before", ""))
         return TemplateResponse(request, "admin/crm/contact/timeline.html",
                                 self._timeline_context(request, contact, before))
 
@@ -254,7 +254,7 @@ class ContactAdmin(admin.ModelAdmin):
         more_url = ""
         if page.next_before is not None:
             more_url = reverse("admin:crm_contact_timeline", args=[contact.pk]) + "?" + \
-                urlencode({"before": page.next_before.isoformat()})
+                urlencode({"before": page.next_before.encode()})
         return {"timeline": page.entries, "timeline_more_url": more_url}
 
     # --- the parts' hooks ---------------------------------------------------------

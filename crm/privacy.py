@@ -135,13 +135,16 @@ class PrivacyPart:
     """One app's rows about a contact.
 
     ``export(contact)`` returns them as JSON values (a list of rows, or one dict);
-    ``erase(subject)`` deletes or anonymises them and returns how many rows it touched.
+    ``erase(subject)`` deletes or anonymises them and returns how many rows it touched;
+    ``count(contact)``, how many rows the export would list, with a ``COUNT`` query (the
+    erasure's confirmation page; without it the export is built and counted).
     """
 
     name: str
     label: str | Promise
     export: Callable[[Contact], Any]
     erase: Callable[[Subject], int]
+    count: Callable[[Contact], int] | None = None
 
 
 @dataclass
@@ -184,11 +187,13 @@ def contact_export(contact: Contact) -> dict[str, Any]:
 def erasure_plan(contact: Contact) -> list[tuple[str, int]]:
     """What an erasure of ``contact`` takes away: (label, rows) per part, for the
     confirmation page."""
-    plan = []
-    for part in privacy_parts:
-        rows = part.export(contact)
-        plan.append((str(part.label), len(rows) if isinstance(rows, list) else int(bool(rows))))
-    return plan
+    return [(str(part.label), part.count(contact) if part.count else _rows(part, contact))
+            for part in privacy_parts]
+
+
+def _rows(part: PrivacyPart, contact: Contact) -> int:
+    rows = part.export(contact)
+    return len(rows) if isinstance(rows, list) else int(bool(rows))
 
 
 # --- Erasure -------------------------------------------------------------------------------

@@ -45,16 +45,27 @@ def phone_in(phones: Collection[str]) -> Q | RawSQL:
                   ["{" + ",".join(phones) + "}"], output_field=BooleanField())
 
 
-def contact_ids_by_phone(phones: Collection[str]) -> dict[str, int]:
-    """phone → id of the stored contacts among ``phones`` (E.164)."""
+def _phone_chunks(phones: Collection[str]) -> list[list[str]]:
     phones = list(phones)
     # SQLite binds at most 32,766 parameters per statement; PostgreSQL takes one array.
     step = max(len(phones), 1) if connection.vendor == "postgresql" else 10_000
+    return [phones[start:start + step] for start in range(0, len(phones), step)]
+
+
+def contact_ids_by_phone(phones: Collection[str]) -> dict[str, int]:
+    """phone → id of the stored contacts among ``phones`` (E.164)."""
     ids: dict[str, int] = {}
-    for start in range(0, len(phones), step):
-        chunk = phones[start:start + step]
+    for chunk in _phone_chunks(phones):
         ids.update(Contact.objects.filter(phone_in(chunk)).values_list("phone", "id"))
     return ids
+
+
+def contacts_by_phone(phones: Collection[str]) -> dict[str, Contact]:
+    """phone → the stored contact among ``phones`` (E.164): one query for a batch."""
+    found: dict[str, Contact] = {}
+    for chunk in _phone_chunks(phones):
+        found.update((c.phone, c) for c in Contact.objects.filter(phone_in(chunk)))
+    return found
 
 
 def reachable_q(*, marketing: bool) -> Q:
@@ -83,6 +94,10 @@ def contact_events_export(contact: Contact) -> list[dict]:
         "kind", "name", "occurred_at", "received_at", "amount", "currency", "product",
         "category", "payload", "source", "source_id")
     return [{key: _jsonable(value) for key, value in row.items()} for row in rows]
+
+
+def contact_events_count(contact: Contact) -> int:
+    return Event.objects.filter(contact=contact).count()
 
 
 def _jsonable(value):

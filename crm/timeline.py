@@ -4,18 +4,22 @@ Each app registers a source from its ``AppConfig.ready()`` (or its admin module)
 
     timeline_sources.register("tags", tag_changes)   # tag_changes(contact, before, limit)
 
-A source returns at most ``limit`` entries older than ``before`` (all when None),
-newest first. ``timeline_page`` merges them, so every source stays one indexed query
-per page, whatever the contact's history.
+Entries are ordered newest first by ``(at, kind, id)``, so rows written in one instant (a
+bulk change, an import) still have a place of their own. A source returns at most ``limit``
+entries that come after the cursor ``before`` in that order (all when None), filtering
+with ``before.q(kind, …)`` and ordering by ``-time, -id``. ``timeline_page`` merges them,
+so every source stays one indexed query per page, whatever the contact's history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from crm.models import Contact, Event, EventKind
@@ -28,9 +32,53 @@ class Entry:
     title: str         # one line for people: “Purchase: Lipstick, 39.00 EUR”
     detail: str = ""   # where it came from: “import #12”, “rule: High-value customer”
     extra: dict = field(default_factory=dict)
+    id: int = 0        # the row's id in its source: orders entries of the same instant
 
 
-Source = Callable[[Contact, datetime | None, int], list[Entry]]
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the last entry's ``(at, kind, id)``; the next page starts after it."""
+
+    at: datetime
+    kind: str = ""
+    id: int = 0
+
+    @classmethod
+    def of(cls, entry: Entry) -> Cursor:
+        return cls(entry.at, entry.kind, entry.id)
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor | None:
+        """``encode()``'s text back; a bare datetime (older links) too; None when malformed."""
+        at_text, _sep, rest = (text or "").partition("~")
+        kind, _sep, id_text = rest.partition("~")
+        try:
+            at = parse_datetime(at_text.replace(" ", "+"))
+            pk = int(id_text or 0)
+        except ValueError:
+            return None
+        if at is None:
+            return None
+        if timezone.is_naive(at):
+            at = timezone.make_aware(at, UTC)
+        return cls(at, kind, pk)
+
+    def encode(self) -> str:
+        return f"{self.at.isoformat()}~{self.kind}~{self.id}"
+
+    def q(self, kind: str, at: str, pk: str = "pk") -> Q:
+        """Rows of ``kind`` after the cursor, newest first by ``(at, kind, id)``."""
+        if kind < self.kind:
+            return Q(**{f"{at}__lte": self.at})
+        if kind > self.kind:
+            return Q(**{f"{at}__lt": self.at})
+        return Q(**{f"{at}__lt": self.at}) | Q(**{at: self.at, f"{pk}__lt": self.id})
+
+    def key(self) -> tuple:
+        return (self.at, self.kind, self.id)
+
+
+Source = Callable[[Contact, Cursor | None, int], list[Entry]]
 
 
 class TimelineSources:
@@ -51,17 +99,17 @@ timeline_sources = TimelineSources()
 @dataclass
 class TimelinePage:
     entries: list[Entry]
-    next_before: datetime | None  # pass as ``before`` for the next (older) page
+    next_before: Cursor | None  # pass as ``before`` for the next (older) page
 
 
-def timeline_page(contact: Contact, *, before: datetime | None = None,
+def timeline_page(contact: Contact, *, before: Cursor | None = None,
                   limit: int = 25) -> TimelinePage:
-    """The ``limit`` newest entries older than ``before``, merged from every source."""
+    """The ``limit`` newest entries after the cursor ``before``, merged from every source."""
     entries = [e for source in timeline_sources for e in source(contact, before, limit + 1)]
-    entries.sort(key=lambda e: e.at, reverse=True)
+    entries.sort(key=lambda e: Cursor.of(e).key(), reverse=True)
     page = entries[:limit]
     more = len(entries) > limit
-    return TimelinePage(page, page[-1].at if more and page else None)
+    return TimelinePage(page, Cursor.of(page[-1]) if more and page else None)
 
 
 def _event_title(event: Event) -> str:
@@ -74,13 +122,13 @@ def _event_title(event: Event) -> str:
     return f"{label}: {text}" if text else str(label)
 
 
-def events_source(contact: Contact, before: datetime | None, limit: int) -> list[Entry]:
+def events_source(contact: Contact, before: Cursor | None, limit: int) -> list[Entry]:
     """Built in: the contact's events (purchases, carts, interactions, message statuses)."""
     rows = Event.objects.filter(contact=contact)
     if before is not None:
-        rows = rows.filter(Q(occurred_at__lt=before))
+        rows = rows.filter(before.q("event", "occurred_at"))
     return [Entry(e.occurred_at, "event", _event_title(e),
-                  _("source: %(source)s") % {"source": e.source})
+                  _("source: %(source)s") % {"source": e.source}, id=e.pk)
             for e in rows.order_by("-occurred_at", "-id")[:limit]]
 
 

@@ -35,12 +35,19 @@ class TaggingConfig(AppConfig):
 def _register_privacy() -> None:
     """A contact's tags and their history: exported on request, deleted on erasure."""
     from crm.privacy import PrivacyPart, privacy_parts
-    from tagging.selectors import contact_tag_history_export, contact_tags_export
+    from tagging.selectors import (
+        contact_tag_history_count,
+        contact_tag_history_export,
+        contact_tags_count,
+        contact_tags_export,
+    )
     from tagging.services import contact_tags_erase
 
     privacy_parts.register(PrivacyPart(
         "tags", _("tags"), contact_tags_export,
-        lambda subject: contact_tags_erase(contact_id=subject.contact.pk)))
+        lambda subject: contact_tags_erase(contact_id=subject.contact.pk),
+        count=contact_tags_count))
     # Erased together with the tags above: this part's eraser has nothing left to do.
     privacy_parts.register(PrivacyPart(
-        "tag_history", _("tag history"), contact_tag_history_export, lambda subject: 0))
+        "tag_history", _("tag history"), contact_tag_history_export, lambda subject: 0,
+        count=contact_tag_history_count))

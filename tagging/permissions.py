@@ -145,10 +145,34 @@ def can_undo(user, owner_id: int | None) -> bool:
     return own or user.has_perm(f"tagging.{DEFINE}")
 
 
-def ensure_can_undo(user, owner_id: int | None, message: str) -> None:
-    """Raise ``TagPermissionDenied`` with ``message`` unless ``user`` may undo (``can_undo``)."""
+def undo_refused_dimensions(user, tags: Iterable[Tag]) -> list[str]:
+    """Names of the dimensions of ``tags`` whose tags ``user`` may neither apply nor define:
+    an undo changes those tags too, so a withdrawn grant withdraws the undo."""
+    return sorted({t.dimension.name for t in tags
+                   if not can_apply(user, t.dimension) and not can_define(user, t.dimension)})
+
+
+def undo_dimensions_refusal(dimensions: list[str]) -> str:
+    return _("You may no longer apply tags in these dimensions, which this undo would change: "
+             "%(dimensions)s. Nothing was undone; ask a tag administrator to undo it.") % {
+        "dimensions": ", ".join(dimensions)}
+
+
+def undo_refusal_for(user, owner_id: int | None, message: str, tags: Iterable[Tag] = ()) -> str:
+    """Why ``user`` may not undo (``message`` when not theirs, or the dimensions they lost);
+    empty when they may."""
     if not can_undo(user, owner_id):
-        raise TagPermissionDenied(message)
+        return message
+    refused = undo_refused_dimensions(user, tags)
+    return undo_dimensions_refusal(refused) if refused else ""
+
+
+def ensure_can_undo(user, owner_id: int | None, message: str, tags: Iterable[Tag] = ()) -> None:
+    """Raise ``TagPermissionDenied`` unless ``user`` may undo (``can_undo``) and may still
+    apply (or define) every tag in ``tags``, the tags the undo would change."""
+    refusal = undo_refusal_for(user, owner_id, message, tags)
+    if refusal:
+        raise TagPermissionDenied(refusal)
 
 
 def undo_refusal(kind: str) -> str:

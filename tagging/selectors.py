@@ -83,9 +83,24 @@ def contact_tags_export(contact: Contact) -> list[dict]:
              "expires_at": a.expires_at.isoformat() if a.expires_at else None} for a in rows]
 
 
+def contact_tags_count(contact: Contact) -> int:
+    return TagAssignment.objects.filter(contact=contact).count()
+
+
+def contact_tag_history_count(contact: Contact) -> int:
+    return AssignmentHistory.objects.filter(contact_id=contact.pk).count()
+
+
 def contact_tag_history_export(contact: Contact) -> list[dict]:
     names = dict(Tag.objects.values_list("pk", "name"))
     rows = AssignmentHistory.objects.filter(contact_id=contact.pk).order_by("at", "id")
     return [{"at": h.at.isoformat(), "action": h.get_action_display(),
              "tag": names.get(h.tag_id, str(h.tag_id)), "reason": h.get_reason_display(),
              "replaced": h.replaced} for h in rows]
+
+
+def operation_tags(operation) -> QuerySet[Tag]:
+    """The tags one operation (an import, a bulk run) added, removed or replaced: the tags
+    its undo would change (index on ``operation``)."""
+    changed = AssignmentHistory.objects.filter(operation=operation).values("tag_id")
+    return Tag.objects.filter(pk__in=changed).select_related("dimension")

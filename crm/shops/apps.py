@@ -17,4 +17,4 @@ class ShopsConfig(AppConfig):
         # Orders are events (crm's part); only the last outcome shown may name a number.
         privacy_parts.register(PrivacyPart(
             "shops", _("shop deliveries"), lambda contact: [],
-            lambda subject: shop_outcomes_erase(subject=subject)))
+            lambda subject: shop_outcomes_erase(subject=subject), count=lambda contact: 0))

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.admin import ContactAdminPart
 from crm.models import Contact
-from crm.timeline import Entry, timeline_sources
+from crm.timeline import Cursor, Entry, timeline_sources
 from tagging.models import AssignmentHistory, HistoryAction, Source, Tag, TagAssignment
 from tagging.names import name_key
 from tagging.permissions import applicable_dimension_ids
@@ -246,11 +246,11 @@ def history_source(row: AssignmentHistory) -> str:
     return f"{label}: {detail}" if detail else str(label)
 
 
-def tag_changes_timeline(contact: Contact, before, limit: int) -> list[Entry]:
+def tag_changes_timeline(contact: Contact, before: Cursor | None, limit: int) -> list[Entry]:
     """The contact's tag changes for the timeline (index tagging_hist_contact_at)."""
     rows = AssignmentHistory.objects.filter(contact=contact).select_related("tag", "actor")
     if before is not None:
-        rows = rows.filter(at__lt=before)
+        rows = rows.filter(before.q("tag", "at"))
     entries = []
     for row in rows.order_by("-at", "-id")[:limit]:
         name = row.tag.name if row.tag_id else "?"
@@ -258,7 +258,7 @@ def tag_changes_timeline(contact: Contact, before, limit: int) -> list[Entry]:
                  else _("Tag “%(tag)s” removed")) % {"tag": name}
         if row.replaced:
             title += " " + _("(replaced by another tag of its dimension)")
-        entries.append(Entry(row.at, "tag", title, history_source(row)))
+        entries.append(Entry(row.at, "tag", title, history_source(row), id=row.pk))
     return entries
 
 

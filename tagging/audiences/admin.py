@@ -26,6 +26,7 @@ from tagging.audiences.language import SegmentError, TagRef, parse
 from tagging.audiences.models import BulkOperation, BulkStatus, Segment
 from tagging.audiences.selectors import (
     bitmap_matching,
+    bulk_operation_tags,
     contacts_matching,
     count_matching,
     ids_matching,
@@ -38,7 +39,12 @@ from tagging.audiences.services import (
 )
 from tagging.audiences.sql import to_q
 from tagging.models import Dimension, Tag
-from tagging.permissions import APPLY, applicable_dimension_ids, can_undo, undo_refusal
+from tagging.permissions import (
+    APPLY,
+    applicable_dimension_ids,
+    undo_refusal,
+    undo_refusal_for,
+)
 from tagging.services import TagChangeError
 
 EXPR = "expr"
@@ -379,8 +385,9 @@ class BulkOperationAdmin(admin.ModelAdmin):
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         # The undo button for its owner and tag administrators; the others read why not.
-        if obj is not None and not can_undo(request.user, obj.actor_id):
-            context["undo_refused"] = undo_refusal("bulk")
+        if obj is not None:
+            context["undo_refused"] = undo_refusal_for(
+                request.user, obj.actor_id, undo_refusal("bulk"), bulk_operation_tags(obj))
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def has_view_permission(self, request, obj=None):

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -495,6 +495,18 @@ class _Vocabulary:
 def parse(text: str, vocabulary: _Vocabulary | None = None) -> Node:
     """Parse ``text`` into a syntax tree with tags resolved; raise ``SegmentError``."""
     return _Parser(text or "", vocabulary or _Vocabulary()).parse()
+
+
+def parse_all(texts: Iterable[str]) -> dict[str, Node | SegmentError]:
+    """Each distinct text of ``texts`` parsed, or the ``SegmentError`` it raised: one
+    vocabulary load for all of them (a list page with an expression per row)."""
+    vocabulary, parsed = _Vocabulary(), {}
+    for text in dict.fromkeys(texts):
+        try:
+            parsed[text] = parse(text, vocabulary)
+        except SegmentError as exc:
+            parsed[text] = exc
+    return parsed
 
 
 def expressions_naming(tag: Tag, expressions) -> int:

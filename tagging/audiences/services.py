@@ -23,10 +23,10 @@ from crm.models import Contact
 from tagging.audiences import index
 from tagging.audiences.language import SegmentError, TagRef
 from tagging.audiences.models import BulkOperation, BulkStatus, Segment
-from tagging.audiences.selectors import count_matching
+from tagging.audiences.selectors import bulk_operation_tags, count_matching
 from tagging.audiences.sql import to_q
 from tagging.models import Tag
-from tagging.permissions import can_define, ensure_can_apply, ensure_can_undo, undo_refusal
+from tagging.permissions import ensure_can_apply, ensure_can_undo, undo_refusal
 from tagging.services import (
     TagChangeResult,
     contact_ids,
@@ -193,11 +193,7 @@ def bulk_operation_undo(*, bulk: BulkOperation, actor=None) -> TagChangeResult |
     """
     if bulk.status == BulkStatus.UNDONE:
         return None
-    ensure_can_undo(actor, bulk.actor_id, undo_refusal("bulk"))
-    tags = Tag.objects.select_related("dimension").filter(
-        pk__in=[*bulk.add_tag_ids, *bulk.remove_tag_ids])
-    if not all(can_define(actor, t.dimension) for t in tags):  # a tag administrator's own
-        ensure_can_apply(actor, tags)
+    ensure_can_undo(actor, bulk.actor_id, undo_refusal("bulk"), bulk_operation_tags(bulk))
     # Claimed first: a second click finds it undone. Not one transaction with the undo:
     # on SQLite the undo goes in short slices (``operation_undo``); one that fails gives
     # the claim back, and the next click continues it (its slices are idempotent).

@@ -39,7 +39,8 @@ from tagging.imports.services import (
     import_check_options,
 )
 from tagging.imports.tasks import import_analyse_task
-from tagging.permissions import can_undo, undo_refusal
+from tagging.permissions import undo_refusal, undo_refusal_for
+from tagging.selectors import operation_tags
 
 
 def outcome_text(outcome: str) -> str:
@@ -179,6 +180,13 @@ def _labelled(counts: dict) -> list[tuple[str, str, int]]:
             for code, n in sorted((counts or {}).items(), key=lambda kv: -kv[1])]
 
 
+def _undo_refusal(user, job: ImportJob) -> str:
+    """Why ``user`` may not undo ``job`` (not theirs, or a dimension they lost); empty if
+    they may."""
+    return undo_refusal_for(user, job.actor_id, undo_refusal("import"),
+                            operation_tags(job.operation))
+
+
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
     form = ImportForm
@@ -244,6 +252,8 @@ class ImportJobAdmin(admin.ModelAdmin):
         job = self._job(request, pk)
         counts = job.preview.get("counts", {}) if job.status == ImportStatus.READY else None
         can_add = self.has_add_permission(request)
+        undoable = job.status in (ImportStatus.DONE, ImportStatus.FAILED)
+        refused = _undo_refusal(request.user, job) if undoable else ""
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "job": job,
             "title": _("Import #%(id)s: %(name)s") % {"id": job.pk, "name": job.original_name},
@@ -258,11 +268,8 @@ class ImportJobAdmin(admin.ModelAdmin):
             "sample": [{**row, "outcome": outcome_text(row.get("outcome", ""))}
                        for row in (job.preview or {}).get("rows", [])],
             "can_confirm": job.status == ImportStatus.READY and self.has_add_permission(request),
-            "can_undo": job.status in (ImportStatus.DONE, ImportStatus.FAILED)
-            and self.has_add_permission(request) and can_undo(request.user, job.actor_id),
-            "undo_refused": undo_refusal("import")
-            if job.status in (ImportStatus.DONE, ImportStatus.FAILED)
-            and not can_undo(request.user, job.actor_id) else "",
+            "can_undo": undoable and self.has_add_permission(request) and not refused,
+            "undo_refused": refused if undoable else "",
         }
         return TemplateResponse(request, self.job_template, context)
 
@@ -315,8 +322,9 @@ class ImportJobAdmin(admin.ModelAdmin):
         if request.method != "POST" or not self.has_add_permission(request):
             raise PermissionDenied
         job = self._job(request, pk)
-        if not can_undo(request.user, job.actor_id):
-            messages.error(request, undo_refusal("import"))
+        refused = _undo_refusal(request.user, job)
+        if refused:
+            messages.error(request, refused)
         elif job.undone_at:
             messages.info(request, _("This import was already undone; nothing changed."))
         else:

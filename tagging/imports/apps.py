@@ -30,7 +30,7 @@ class ImportsConfig(AppConfig):
 def _register_privacy() -> None:
     """The imports a contact came from: exported, scrubbed on erasure; files pruned."""
     from crm.privacy import PrivacyPart, Retention, privacy_parts, register_retention
-    from tagging.imports.selectors import contact_imports_export
+    from tagging.imports.selectors import contact_imports_count, contact_imports_export
     from tagging.imports.services import (
         contact_imports_erase,
         failed_row_files_prune,
@@ -39,7 +39,7 @@ def _register_privacy() -> None:
 
     privacy_parts.register(PrivacyPart(
         "imports", _("imports"), contact_imports_export,
-        lambda subject: contact_imports_erase(subject=subject)))
+        lambda subject: contact_imports_erase(subject=subject), count=contact_imports_count))
     register_retention(Retention(
         "import_files", _("uploaded import files"),
         _("Whole customer lists as uploaded; the import's report and undo do not need "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from crm.models import Contact
 from tagging.imports.models import ImportedChange, ImportedContact, ImportJob
 
@@ -19,3 +21,11 @@ def contact_imports_export(contact: Contact) -> list[dict]:
         "values_before": changes[job.pk].before if job.pk in changes else {},
         "values_written": changes[job.pk].after if job.pk in changes else {},
     } for job in jobs]
+
+
+def contact_imports_count(contact: Contact) -> int:
+    """How many imports ``contact_imports_export`` lists: one COUNT."""
+    return ImportJob.objects.filter(
+        Q(pk__in=ImportedContact.objects.filter(contact_id=contact.pk).values("job_id"))
+        | Q(pk__in=ImportedChange.objects.filter(contact_id=contact.pk).values("job_id"))
+    ).count()

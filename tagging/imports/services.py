@@ -77,6 +77,7 @@ from tagging.imports.rules import (
 )
 from tagging.models import AssignmentHistory, Source, Tag, TagAssignment
 from tagging.permissions import can_define, ensure_can_undo, undo_refusal
+from tagging.selectors import operation_tags
 from tagging.services import operation_undo, tags_change_pairs
 
 BATCH_SIZE = 10_000  # rows per committed batch: the resume cursor moves by this much
@@ -269,10 +270,11 @@ def import_undo(*, job: ImportJob, actor=None) -> dict:
     the contacts it created unless something else touched them since, and put back the
     fields it overwrote on existing contacts unless they changed since (``_restore_changes``).
 
-    Only the person who ran the import, or a tag administrator, may undo it (``can_undo``).
+    Only the person who ran the import, or a tag administrator, may undo it (``can_undo``),
+    and only while they may apply every tag it changed; refused, nothing changes.
     Idempotent: a second undo changes nothing and returns the first undo's report.
     """
-    ensure_can_undo(actor, job.actor_id, undo_refusal("import"))
+    ensure_can_undo(actor, job.actor_id, undo_refusal("import"), operation_tags(job.operation))
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
         if job.undone_at:

@@ -5,9 +5,10 @@ import, deleting the contacts it had created)."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from guardian.shortcuts import remove_perm
 
 from crm.models import Contact
 from tagging.audiences.models import BulkStatus
@@ -95,3 +96,70 @@ def test_another_marketer_may_not_undo_a_bulk_operation(client, vocabulary, peop
     assert bulk_operation_undo(bulk=bulk, actor=people["admin"]) is not None
     bulk.refresh_from_db()
     assert bulk.status == BulkStatus.UNDONE
+
+
+# --- A withdrawn grant withdraws the undo (the owner changes tags only where still granted) --
+
+GRANTED_CSV = "phone,tags\n+4915123000001,VIP;Bestellt\n+4915123000002,VIP\n"
+LOST = ("You may no longer apply tags in these dimensions, which this undo would change: "
+        "Kaufphase. Nothing was undone; ask a tag administrator to undo it.")
+
+
+def _withdraw(user, dimension):
+    remove_perm("tagging.apply_dimension_tags", user, dimension)
+    return type(user).objects.get(pk=user.pk)  # a fresh user: no cached permissions
+
+
+def test_an_import_owner_whose_grant_was_withdrawn_may_not_undo_it(vocabulary, run_import,
+                                                                  marketer, people):
+    job = run_import(GRANTED_CSV, actor=marketer)
+    assert job.tags_added == 3
+    marketer = _withdraw(marketer, vocabulary["dimensions"]["Kaufphase"])
+
+    with pytest.raises(PermissionDenied) as refused:
+        import_undo(job=job, actor=marketer)
+    assert str(refused.value) == LOST
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE and Contact.objects.count() == 2
+    assert vocabulary["Bestellt"].assignments.count() == 1
+
+    import_undo(job=job, actor=people["admin"])  # a tag administrator still may
+    job.refresh_from_db()
+    assert job.status == ImportStatus.UNDONE and Contact.objects.count() == 0
+
+
+def test_the_import_page_tells_the_owner_which_dimension_they_lost(client, vocabulary,
+                                                                   run_import, marketer):
+    for codename in ("add_importjob", "view_importjob"):
+        marketer.user_permissions.add(Permission.objects.get(codename=codename))
+    job = run_import(GRANTED_CSV, actor=marketer)
+    marketer = _withdraw(marketer, vocabulary["dimensions"]["Kaufphase"])
+    client.force_login(marketer)
+    page = client.get(reverse("admin:imports_importjob_job", args=[job.pk])).content.decode()
+    assert LOST in page and 'id="tw-undo"' not in page
+    answer = client.post(reverse("admin:imports_importjob_undo", args=[job.pk]), follow=True)
+    assert LOST in answer.content.decode()
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE
+
+
+def test_a_bulk_owner_whose_grant_was_withdrawn_may_not_undo_it(client, vocabulary, marketer):
+    contacts = [ContactFactory() for _ in range(3)]
+    bulk = bulk_operation_start(contacts=[c.pk for c in contacts],
+                                add=[vocabulary["VIP"], vocabulary["Bestellt"]], actor=marketer)
+    marketer = _withdraw(marketer, vocabulary["dimensions"]["Kaufphase"])
+    with pytest.raises(PermissionDenied) as refused:
+        bulk_operation_undo(bulk=bulk, actor=marketer)
+    assert str(refused.value) == LOST
+
+    marketer.is_staff = True
+    marketer.save()
+    marketer.user_permissions.add(Permission.objects.get(codename="view_bulkoperation"))
+    client.force_login(marketer)
+    page = client.get(reverse("admin:audiences_bulkoperation_change", args=[bulk.pk]))
+    assert LOST in page.content.decode() and 'id="tw-undo"' not in page.content.decode()
+    bulk.refresh_from_db()
+    assert bulk.status == BulkStatus.DONE and vocabulary["VIP"].assignments.count() == 3
+
+    assert bulk_operation_undo(bulk=bulk, actor=None) is not None  # the system still may
+    assert vocabulary["VIP"].assignments.count() == 0

@@ -4,11 +4,14 @@ the API, the command and the admin's count."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -199,3 +202,30 @@ def test_a_template_names_an_offers_code_and_link(offer, member):
                              variables=["offer:gibt-es-nicht"])
     [check] = [c for c in template_checks(broken) if c.code == "unknown_variable"]
     assert "offer:<slug of an offer>" in check.message
+
+
+def _changelist_queries(client) -> tuple[str, int]:
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get("/admin/offers/offer/").content.decode()
+    return page, len(captured.captured_queries)
+
+
+def test_the_offer_list_counts_its_rows_in_queries_that_do_not_grow_with_them(
+        client, superuser, offer, member, make_contact):
+    client.force_login(superuser)
+    make_contact()
+    Offer.objects.create(name="Alle", slug="alle", audience='NOT "VIP"')
+    _changelist_queries(client)  # the admin theme, cached after the first page
+    _page, few = _changelist_queries(client)
+    for i in range(5):
+        Offer.objects.create(name=f"Angebot {i}", slug=f"angebot-{i}",
+                             audience=f'"VIP" OR purchases >= {i}')
+    Offer.objects.create(name="Kaputt", slug="kaputt", audience='"Gelöschter Tag"')
+    page, many = _changelist_queries(client)
+    assert many == few
+    rows = {name: count for name, count in re.findall(
+        r'<th class="field-name"><a [^>]*>([^<]+)</a></th>.*?<td class="field-eligible">'
+        r'([^<]+)</td>', page)}
+    assert rows["VIP-Vorverkauf"] == "1" and rows["Alle"] == "1"
+    assert rows["Angebot 0"] == "2" and rows["Angebot 3"] == "1"
+    assert rows["Kaputt"] == "invalid audience"

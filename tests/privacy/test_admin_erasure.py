@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from crm.models import Contact, Erasure
+from crm.privacy import privacy_parts
 from tagging.roles import MARKETERS, TAG_ADMINISTRATORS
 from tests.factories import UserFactory
 from tests.privacy.conftest import FIRST, PHONE
@@ -47,3 +53,28 @@ def test_marketers_neither_see_the_action_nor_reach_the_page(customer, client):
                            {"ids": str(customer["contact"].pk), "confirm": "1"})
     assert response.status_code == 403
     assert not Erasure.objects.exists()
+
+
+HISTORY_TABLES = ("crm_event", "tagging_tagassignment", "tagging_assignmenthistory",
+                  "campaigns_send", "campaigns_statusevent", "campaigns_inboundmessage",
+                  "campaigns_optout", "campaigns_deletionrequest", "campaigns_exclusion",
+                  "imports_importjob", "imports_importedchange", "imports_importedcontact")
+
+
+def test_the_confirmation_counts_what_will_go_without_reading_it(customer, client):
+    contact = customer["contact"]
+    expected = []
+    for part in privacy_parts:  # what the full export holds, counted by hand
+        rows = part.export(contact)
+        expected.append((str(part.label), len(rows) if isinstance(rows, list) else 1))
+    assert dict(expected)["tag history"] >= 3 and dict(expected)["events"] >= 3
+    client.force_login(_user(TAG_ADMINISTRATORS))
+    url = reverse("admin:crm_contact_erase") + f"?ids={contact.pk}"
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(url).content.decode()
+    shown = re.findall(r"<tr><th>([^<]+)</th><td>(\d+) rows?</td></tr>", page)
+    assert [(html.unescape(label), int(n)) for label, n in shown] == [
+        (label[:1].upper() + label[1:], n) for label, n in expected]
+    reads = [q["sql"] for q in captured.captured_queries
+             if any(f'FROM "{table}"' in q["sql"] for table in HISTORY_TABLES)]
+    assert reads and all(sql.startswith("SELECT COUNT(") for sql in reads), reads
