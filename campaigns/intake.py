@@ -1,28 +1,51 @@
 """Webhook intake, in the request: check the signature, store the body once, queue a drain.
 
-It does the least possible: the signature is checked over the raw body, the
-body is stored once (its SHA-256 is unique, so Meta's retries and replays are
-stored once), and a worker applies it later (``campaigns.webhooks``), where a
-body that cannot be applied is set aside with its reason. Nothing here reads
-the body, so no content can make the request fail. The sandbox sender posts its
-webhooks through here too.
+It does the least possible: the size is checked, the signature is checked over
+the raw body, the body is stored once (its SHA-256 is unique, so Meta's retries
+and replays are stored once; the row is committed before the 200), and a worker
+applies it later (``campaigns.webhooks``), where a body that cannot be applied is
+set aside with its reason. Nothing here reads the body, so no content can make the
+request fail. The sandbox sender posts its webhooks through here too.
+
+Two doors lead here. ``wsgi_intake`` is a bare WSGI handler that ``config/wsgi.py``
+routes ``POST /webhooks/whatsapp/`` to, past Django's middleware (sessions, locale,
+CSRF, auth, axes, prometheus' per-view timing): none of them has anything to say
+about a signed machine-to-machine POST, and together they cost more than the rest of
+the request (docs/benchmarks.md, "Webhook intake"). The Django view
+(``campaigns.views.whatsapp_webhook``) answers everything else on that address
+(Meta's GET handshake) and the test client; both call ``webhook_receive``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, connection
+from django.http.request import split_domain_port, validate_host
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from campaigns.metrics import WEBHOOKS_RECEIVED
 from campaigns.models import WebhookDelivery
 from crm.jobs import enqueue
 
+logger = logging.getLogger(__name__)
+
 DRAIN_TASK = "campaigns.tasks.webhooks_drain_task"
 DRAIN_FLAG, DRAIN_FLAG_SECONDS = "campaigns:webhooks:drain-queued", 10
+PATH = "/webhooks/whatsapp/"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
 
 
 def app_secret() -> str:
@@ -47,18 +70,67 @@ def signature_valid(body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(sign(body, secret).encode(), header.encode("utf-8", "replace"))
 
 
-def webhook_store(*, body: bytes) -> WebhookDelivery | None:
-    """Store a verified body once; return None when it was stored before (a replay)."""
-    digest = hashlib.sha256(body).hexdigest()
+def webhook_receive(
+    *, stream: Readable, content_length: str | None, signature: str | None
+) -> tuple[int, str]:
+    """Check and store one POSTed webhook; return the HTTP status and the answer's text.
+
+    200 only once the body is committed (or was stored before): Meta retries anything
+    else, so a database error is raised to the caller, which answers 500.
+    """
+    limit = settings.WHATSAPP_WEBHOOK_MAX_BYTES
+    body = _body(stream, content_length, limit)
+    if body is None:
+        WEBHOOKS_RECEIVED.labels(outcome="too_large").inc()
+        logger.warning("webhook over %d bytes refused", limit)
+        return 413, _("The body is larger than a WhatsApp webhook can be.")
+    if not signature_valid(body, signature):
+        WEBHOOKS_RECEIVED.labels(outcome="bad_signature").inc()
+        logger.warning("webhook with a missing or invalid signature rejected")
+        return 403, "invalid signature"
+    webhook_store(body=body)
+    return 200, "ok"
+
+
+def _body(stream: Readable, content_length: str | None, limit: int) -> bytes | None:
+    """The raw body, or None when it is longer than ``limit`` bytes.
+
+    Read from the stream with our own limit: Meta's bodies may exceed Django's
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB), which applies to forms.
+    """
     try:
-        with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(body=body, sha256=digest)
-    except IntegrityError:
+        declared = int(content_length or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return None
+    body = stream.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def webhook_store(*, body: bytes) -> WebhookDelivery | None:
+    """Store a verified body once; return None when it was stored before (a replay).
+
+    One statement, committed on its own (autocommit) unless the caller holds a
+    transaction: ``INSERT … ON CONFLICT (sha256) DO NOTHING RETURNING id`` needs no
+    savepoint, no BEGIN/COMMIT round trips and no exception for a replay.
+    """
+    digest = hashlib.sha256(body).hexdigest()
+    now = timezone.now()
+    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (body, sha256, received_at, error, attempts) "
+            "VALUES (%s, %s, %s, '', 0) ON CONFLICT (sha256) DO NOTHING RETURNING id",
+            [body, digest, connection.ops.adapt_datetimefield_value(now)],
+        )
+        row = cursor.fetchone()
+    if row is None:
         WEBHOOKS_RECEIVED.labels(outcome="duplicate").inc()
         return None
     WEBHOOKS_RECEIVED.labels(outcome="stored").inc()
     _drain_soon()
-    return delivery
+    return WebhookDelivery(pk=row[0], body=body, sha256=digest, received_at=now)
 
 
 def _drain_soon() -> None:
@@ -72,3 +144,62 @@ def _drain_soon() -> None:
     """
     if cache.add(DRAIN_FLAG, 1, timeout=DRAIN_FLAG_SECONDS):
         enqueue(DRAIN_TASK)
+
+
+# --- The bare WSGI door (config/wsgi.py) --------------------------------------------------
+
+StartResponse = Callable[..., Any]
+
+
+def wsgi_intake(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """``POST /webhooks/whatsapp/`` without Django's request cycle.
+
+    What the middleware would have done that matters here is done here: the Host
+    header is checked against ``ALLOWED_HOSTS``, and the database connection is kept
+    per thread as ``CONN_MAX_AGE`` says, closed after an error so the next request
+    reconnects (instead of a ``SELECT 1`` health check before every request).
+    """
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    domain, _port = split_domain_port(host)
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+        return _answer(start_response, 400, "bad request (host not allowed)")
+    _connection_age_check()
+    try:
+        with translation.override(settings.LANGUAGE_CODE):  # not the thread's last language
+            status, text = webhook_receive(
+                stream=environ["wsgi.input"],
+                content_length=environ.get("CONTENT_LENGTH"),
+                signature=environ.get("HTTP_X_HUB_SIGNATURE_256"),
+            )
+    except DatabaseError:
+        logger.exception("webhook could not be stored; WhatsApp will send it again")
+        connection.close_if_unusable_or_obsolete()
+        return _answer(start_response, 500, "not stored, try again")
+    return _answer(start_response, status, text)
+
+
+def _connection_age_check() -> None:
+    """Close this thread's connection once it is older than ``CONN_MAX_AGE`` (as
+    Django does at a request's start), without the health check's extra round trip:
+    a broken connection fails the INSERT, which is answered 500 and retried by Meta."""
+    close_at = getattr(connection, "close_at", None)
+    if connection.connection is not None and (
+        (close_at is not None and time.monotonic() >= close_at) or not connection.get_autocommit()
+    ):
+        connection.close()
+
+
+def _answer(start_response: StartResponse, status: int, text: str) -> list[bytes]:
+    reasons = {
+        200: "OK",
+        400: "Bad Request",
+        403: "Forbidden",
+        413: "Content Too Large",
+        500: "Internal Server Error",
+    }
+    data = text.encode()
+    start_response(
+        f"{status} {reasons[status]}",
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
