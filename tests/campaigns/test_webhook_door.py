@@ -27,13 +27,28 @@ def _host(settings):
     settings.ALLOWED_HOSTS = [HOST]
 
 
-def call(body: bytes, *, signature: str | None = "valid", method: str = "POST",
-         host: str = HOST, query: str = "") -> tuple[int, dict, bytes]:
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": "/webhooks/whatsapp/", "SCRIPT_NAME": "",
-               "QUERY_STRING": query, "SERVER_NAME": host, "SERVER_PORT": "443",
-               "HTTP_HOST": host, "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(body),
-               "wsgi.errors": io.StringIO(), "CONTENT_LENGTH": str(len(body)),
-               "CONTENT_TYPE": "application/json"}
+def call(
+    body: bytes,
+    *,
+    signature: str | None = "valid",
+    method: str = "POST",
+    host: str = HOST,
+    query: str = "",
+) -> tuple[int, dict, bytes]:
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": "/webhooks/whatsapp/",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": query,
+        "SERVER_NAME": host,
+        "SERVER_PORT": "443",
+        "HTTP_HOST": host,
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+    }
     if signature == "valid":
         environ["HTTP_X_HUB_SIGNATURE_256"] = sign(body, app_secret())
     elif signature:
@@ -95,8 +110,9 @@ def test_the_verification_handshake_still_goes_to_django(db, settings):
 
 def test_concurrent_requests_are_each_committed_before_their_200(transactional_db):
     """Threads of one process share INSERTs (group commit); each answer still means stored."""
-    needs_postgresql("threads writing at once (SQLite's shared in-memory test database "
-                     "locks tables)")
+    needs_postgresql(
+        "threads writing at once (SQLite's shared in-memory test database locks tables)"
+    )
     bodies = [body_of(f"wamid.door.c{i}") for i in range(24)]
     bodies += bodies[:6]  # retries arriving at the same time as the originals
     answers: list[int] = []
