@@ -9,6 +9,11 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
+# Threads: WhatsApp's status webhooks arrive many at once, and the intake's threads of a
+# process share their INSERTs (campaigns.intake, group commit); each thread holds its own
+# database connection, so a web machine uses workers × threads connections.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 accesslog = "-"
 
