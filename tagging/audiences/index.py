@@ -648,6 +648,10 @@ def changes_prune() -> int:
             # A stored snapshot older than this horizon can no longer catch up (``_load``).
             cursor.execute("UPDATE audiences_tagchangeprune SET deleted_below = "
                            "pg_snapshot_xmin(%s::pg_snapshot) WHERE id = 1", [row[0]])
+        # A stored snapshot this old can no longer catch up (STALE_AFTER): nobody loads it,
+        # and the contact fields it holds are kept no longer than the change log.
+        cursor.execute(f"DELETE FROM audiences_indexsnapshot WHERE saved_at < now() - "
+                       f"interval '{KEEP}'")
         if row is None or row[1]:
             cursor.execute(
                 "INSERT INTO audiences_tagchangeprune (id, snapshot, at) "

@@ -156,3 +156,20 @@ def test_one_contact_s_membership_never_builds_the_index(world, monkeypatch):
     count_matching('"A"')  # a process that counts holds it from then on
     assert bitmaps.built()
     assert [contact_matches('"A" AND NOT "B"', c.pk) for c in contacts] == [True] * 3 + [False] * 5
+
+
+def test_the_hourly_prune_deletes_a_snapshot_no_process_can_use(world, monkeypatch):
+    fresh_process(monkeypatch).refresh()
+    assert bitmaps.snapshot_save(force=True)
+
+    def stored() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM audiences_indexsnapshot")
+            return cursor.fetchone()[0]
+
+    bitmaps.changes_prune()
+    assert stored() > 0  # fresh: kept
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audiences_indexsnapshot SET saved_at = now() - interval '61 min'")
+    bitmaps.changes_prune()
+    assert stored() == 0

@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS audiences_indexsnapshot (
     data bytea NOT NULL
 );
 ALTER TABLE audiences_indexsnapshot ALTER COLUMN data SET STORAGE EXTERNAL;
+-- When it was written: the hourly prune deletes a snapshot no process can use any more.
+ALTER TABLE audiences_indexsnapshot ADD COLUMN IF NOT EXISTS saved_at timestamptz NOT NULL
+    DEFAULT now();
 -- The horizon the prune last deleted below: a stored snapshot older than it cannot catch up.
 ALTER TABLE audiences_tagchangeprune ADD COLUMN IF NOT EXISTS deleted_below xid8;
 """
