@@ -36,6 +36,8 @@ a process that has not caught up for 45 minutes rebuilds from scratch.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import sys
 import threading
@@ -55,6 +57,11 @@ from tagging.audiences.metrics import INDEX_REFRESH_SECONDS
 from tagging.services import assignments_orphans_remove
 
 log = logging.getLogger(__name__)
+try:
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _libc.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):
+    _libc = None
 
 CONTACT = 0  # the tag id that stands for "this contact exists"
 STALE_AFTER = 45 * 60  # seconds without a catch-up before a full rebuild
@@ -130,50 +137,43 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, p.contact_id, c.id IS NOT NULL {colum
   FROM pairs p LEFT JOIN crm_contact c ON c.id = p.contact_id WHERE p.tag_id = 0
 """
 
-# One statement, one snapshot: every tag's contacts as 4-byte big-endian ids; with
-# ``fields``, every held column too, aggregated in one pass over the contacts in id order
-# (a sorted subquery feeds the aggregates; the order is checked after reading).
-_BUILD = """
-WITH s AS (SELECT pg_current_snapshot()::text AS snap,
-                  extract(epoch from clock_timestamp())::float8 AS at), {texts}
-t AS (SELECT array_agg(tag_id) AS tag_ids, array_agg(blob) AS blobs
-        FROM (SELECT tag_id, string_agg(substring(int8send(contact_id) from 5), ''::bytea) blob
-                FROM tagging_tagassignment GROUP BY tag_id) g),
-c AS (SELECT coalesce(max(id), 0) AS max_id,
-             string_agg(substring(int8send(id) from 5), ''::bytea) AS ids {columns}
-        FROM (SELECT {select} FROM crm_contact ct {joins} ORDER BY ct.id) x)
-SELECT s.snap, s.at, c.*, t.tag_ids, t.blobs {values} FROM s, c, t
+# A build reads in one repeatable-read transaction of its own (one snapshot for all of it),
+# streamed so that no more than one tag's bytes, or a few MB of rows, are in flight at once:
+# the process's memory then holds the index, not the index plus its whole transfer.
+_BUILD_HEAD = """
+SELECT pg_current_snapshot()::text, extract(epoch from clock_timestamp())::float8,
+       coalesce(max(id), 0), string_agg(substring(int8send(id) from 5), ''::bytea ORDER BY id)
+  FROM crm_contact
 """
-
-# The held columns alone, in one statement (for a process whose first field test comes after
-# its tags were loaded): ``refresh`` then catches them up with the rest.
-_COLUMNS = """
-WITH {texts}
-c AS (SELECT coalesce(max(id), 0) AS max_id,
-             string_agg(substring(int8send(id) from 5), ''::bytea) AS ids {columns}
-        FROM (SELECT {select} FROM crm_contact ct {joins} ORDER BY ct.id) x)
-SELECT c.* {values} FROM c
+# Each tag's contacts as 4-byte big-endian ids, one row per tag (a server-side cursor).
+_BUILD_TAGS = """
+SELECT tag_id, string_agg(substring(int8send(contact_id) from 5), ''::bytea)
+  FROM tagging_tagassignment GROUP BY tag_id
 """
+# Text fields as codes into their sorted distinct values (``_TEXT_VALUES``, same snapshot).
+_TEXT_VALUES = "SELECT array_agg(DISTINCT {name} ORDER BY {name}) FROM crm_contact"
 
 
-def _build_sql(fields: bool, template: str = _BUILD) -> str:
-    if not fields:
-        return template.format(texts="", columns="", select="id", joins="", values="")
-    # Text as codes into its sorted distinct values (one small table per field, hash-joined).
-    texts = "".join(
+def _columns_copy_sql() -> str:
+    """Every held column of every contact, fixed width (``_RECORD``), in binary COPY."""
+    texts = ", ".join(
         f"v_{n} AS (SELECT v, (row_number() OVER (ORDER BY v) - 1)::int4 AS code"
-        f" FROM (SELECT DISTINCT {n} AS v FROM crm_contact) d), " for n in TEXT)
-    columns = "".join(
-        f", string_agg(int8send(coalesce({expr}, {NULL})), ''::bytea)" for expr in NUMERIC.values())
-    columns += "".join(f", string_agg(int4send(code_{n}), ''::bytea)" for n in TEXT)
-    select = ", ".join(["ct.id", *(f"ct.{n}" for n in NUMERIC),
-                        *(f"v_{n}.code AS code_{n}" for n in TEXT)])
+        f" FROM (SELECT DISTINCT {n} AS v FROM crm_contact) d)" for n in TEXT)
+    numeric = "".join(f", coalesce({expr}, {NULL})::int8" for expr in NUMERIC.values())
+    codes = "".join(f", v_{n}.code" for n in TEXT)
     joins = "".join(f" JOIN v_{n} ON v_{n}.v = ct.{n}" for n in TEXT)
-    values = "".join(f", (SELECT array_agg(v ORDER BY code) FROM v_{n})" for n in TEXT)
-    if template is _COLUMNS:
-        texts = texts.rstrip().rstrip(",") + ","
-    return template.format(texts=texts, columns=columns, select=select, joins=joins,
-                           values=values)
+    # Unqualified names in NUMERIC: only crm_contact has them here.
+    return (f"COPY (WITH {texts} SELECT ct.id{numeric}{codes} FROM crm_contact ct{joins})"
+            " TO STDOUT (FORMAT binary)")
+
+
+# One COPY row: field count, then (length, value) per field; nothing is NULL (coalesced).
+_RECORD = np.dtype([("n", ">i2"), ("id_len", ">i4"), ("id", ">i8"),
+                    *((f, t) for name in NUMERIC for f, t in ((f"{name}_len", ">i4"),
+                                                               (name, ">i8"))),
+                    *((f, t) for name in TEXT for f, t in ((f"{name}_len", ">i4"),
+                                                            (name, ">i4")))])
+_COPY_HEADER = 19  # signature (11), flags (4), header extension length (4, zero)
 
 
 class TextColumn:
@@ -204,6 +204,24 @@ class TextColumn:
     def equal(self, value: str) -> np.ndarray:
         code = self.lookup.get(value)
         return np.zeros(len(self.codes), dtype=bool) if code is None else self.codes == code
+
+
+@contextmanager
+def _reading_transaction() -> Iterator[psycopg.Cursor]:
+    """A binary cursor in a read-only repeatable-read transaction on a connection of its
+    own: a build sees one snapshot, and never runs inside the caller's transaction."""
+    with snapshot.connect() as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.cursor(binary=True) as cursor:
+            yield cursor
+        conn.rollback()
+
+
+def _release_freed_memory() -> None:
+    """Hand the transfer's freed memory back to the system (glibc keeps it otherwise)."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
 
 
 def to_bitmap(mask: np.ndarray) -> BitMap:
@@ -338,66 +356,73 @@ class TagBitmaps:
 
     def _build(self) -> None:
         fields = self.fields
-        connection.ensure_connection()
-        # A plain psycopg cursor (Django's binds client-side, which cannot return binary):
-        # bytea then arrives as it is, not as hex text twice its size.
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_build_sql(fields), binary=True)
-            snap, at, max_id, blob, *rest = cursor.fetchone()
-        self.contacts = _decode(blob)
-        ids = self._columns_set(max_id, blob, rest if fields else None)
-        del blob
-        tag_ids, blobs = rest.pop(0) or [], rest.pop(0) or []
-        # Only existing contacts: assignments have no foreign key (tagging migration 0002).
-        self.tags = {tag_id: _decode(b) & self.contacts
-                     for tag_id, b in zip(tag_ids, blobs, strict=True)}
-        del blobs, ids
-        if fields:
-            for name, values in zip(TEXT, rest, strict=True):
-                self.text[name].lookup = {}
-                for value in values or ():  # codes are positions in the sorted values
-                    self.text[name].lookup.setdefault(value, len(self.text[name].lookup))
+        with _reading_transaction() as cursor:
+            cursor.execute(_BUILD_HEAD)
+            snap, at, max_id, blob = cursor.fetchone()
+            if max_id >= 2**32:
+                raise OverflowError("contact ids beyond 2**32 need BitMap64")
+            contacts = _decode(blob)
+            del blob
+            tags = {}
+            with cursor.connection.cursor(name="tagwerk_index_tags", binary=True) as named:
+                named.itersize = 1  # one tag's bytes at a time
+                named.execute(_BUILD_TAGS)
+                # Only existing contacts: assignments have no foreign key (tagging 0002).
+                for tag_id, blob in named:
+                    tags[tag_id] = _decode(blob) & contacts
+                    del blob
+            self.contacts, self.tags = contacts, tags
+            self.numeric, self.text, self.exists = {}, {}, np.zeros(0, dtype=bool)
+            if fields:
+                self._columns_read(cursor, max_id)
         self.snapshot, self.taken_at, self.synced_at = snap, at, time.monotonic()
         self.save_due = 0.0  # a fresh build is worth sharing now
+        _release_freed_memory()
 
-    def _columns_set(self, max_id: int, blob: bytes | None, rest: list | None) -> np.ndarray:
-        """Fill the held columns from the build's blobs (consumed from ``rest``); ``None``:
-        no fields."""
-        if max_id >= 2**32:
-            raise OverflowError("contact ids beyond 2**32 need BitMap64")
-        ids = np.frombuffer(blob or b"", dtype=">u4").astype(np.int64)
-        if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
-            raise RuntimeError("contacts were not aggregated in id order")
+    def _columns_read(self, cursor: psycopg.Cursor, max_id: int) -> None:
+        """Every held column, streamed (binary COPY) into arrays indexed by contact id."""
         size = max_id + 1
-        self.numeric, self.text = {}, {}
-        self.exists = np.zeros(size if rest is not None else 0, dtype=bool)
-        if rest is None:
-            return ids
-        self.exists[ids] = True
-        for name in NUMERIC:
-            read = np.frombuffer(rest.pop(0) or b"", dtype=">i8")
-            column = np.full(size, np.iinfo(dtype_of(name)).min, dtype=dtype_of(name))
-            known = read != NULL
-            column[ids[known]] = read[known]
-            self.numeric[name] = column
+        numeric = {n: np.full(size, np.iinfo(dtype_of(n)).min, dtype=dtype_of(n))
+                   for n in NUMERIC}
+        text = {}
         for name in TEXT:
-            codes = np.frombuffer(rest.pop(0) or b"", dtype=">i4")
-            text = TextColumn(size)
-            text.codes = text.codes.astype(TextColumn._dtype(int(codes.max(initial=0)) + 1))
-            text.codes[ids] = codes
-            self.text[name] = text
-        return ids
+            cursor.execute(_TEXT_VALUES.format(name=name))
+            text[name] = TextColumn(size, cursor.fetchone()[0] or ())
+        exists = np.zeros(size, dtype=bool)
+        fields = 1 + len(NUMERIC) + len(TEXT)
+
+        def apply(rows: np.ndarray) -> None:
+            if not np.all(rows["n"] == fields):
+                raise RuntimeError("unexpected COPY row layout")
+            ids = rows["id"]
+            exists[ids] = True
+            for name, column in numeric.items():
+                values = rows[name]
+                column[ids] = np.where(values == NULL, null_of(column), values)
+            for name, column in text.items():
+                column.codes[ids] = rows[name]
+
+        pending, skip = bytearray(), _COPY_HEADER
+        with cursor.copy(_columns_copy_sql()) as copy:
+            for data in copy:
+                pending += data
+                if len(pending) - skip >= 4 << 20:  # decode in ~4 MB steps
+                    whole = (len(pending) - skip) // _RECORD.itemsize
+                    apply(np.frombuffer(pending, dtype=_RECORD, count=whole, offset=skip))
+                    del pending[: skip + whole * _RECORD.itemsize]
+                    skip = 0
+        whole = (len(pending) - skip - 2) // _RECORD.itemsize  # the trailer: int16 -1
+        if (len(pending) - skip - 2) % _RECORD.itemsize:
+            raise RuntimeError("the COPY stream ended inside a row")
+        apply(np.frombuffer(pending, dtype=_RECORD, count=whole, offset=skip))
+        self.numeric, self.text, self.exists = numeric, text, exists
 
     def _columns_load(self) -> None:
         """The held columns, read now (a newer snapshot than the bitmaps')."""
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_build_sql(True, _COLUMNS), binary=True)
-            max_id, blob, *rest = cursor.fetchone()
-        self._columns_set(max_id, blob, rest)
-        for name, values in zip(TEXT, rest, strict=True):
-            for value in values or ():
-                self.text[name].lookup.setdefault(value, len(self.text[name].lookup))
+        with _reading_transaction() as cursor:
+            cursor.execute("SELECT coalesce(max(id), 0) FROM crm_contact")
+            self._columns_read(cursor, cursor.fetchone()[0])
+        _release_freed_memory()
 
     # --- The stored snapshot (``snapshot``): shared by every process and machine -----------
 
@@ -433,6 +458,7 @@ class TagBitmaps:
         # As old as the snapshot, so that STALE_AFTER counts from when it was taken.
         self.synced_at = time.monotonic() - max(age, 0.0)
         self.save_due = time.monotonic() + (SAVE_EVERY or 0) - max(age, 0.0)
+        _release_freed_memory()
         log.info("audience index: loaded the stored snapshot (%.0f s old) in %.2f s", age,
                  time.monotonic() - started)
         return True
