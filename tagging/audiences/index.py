@@ -31,7 +31,17 @@ beyond the catch-up. The change log and its triggers are installed by the
 migration ``audiences.0002_change_log``.
 
 Change rows older than an hour are pruned (``changes_prune``, hourly beat);
-a process that has not caught up for 45 minutes rebuilds from scratch.
+a process that has not caught up for 45 minutes starts again.
+
+Starting. A new process does not build from scratch when it can help it: it loads
+the snapshot another process stored (``snapshot_save``, in PostgreSQL through
+``snapshot``: bitmaps and columns with the PostgreSQL snapshot they reflect) and
+catches up from there through the same change log. A missing, corrupt, other-format
+or too old snapshot (the change log no longer reaches back to it) means a full
+build, said in a log line. A build reads in a repeatable-read transaction of its
+own, streamed (one tag at a time; the fields by binary COPY), so the process holds
+the index and not its transfer. Nothing is built at import or for one contact's
+membership (``selectors.contact_matches`` uses the index only once it is held).
 """
 
 from __future__ import annotations
