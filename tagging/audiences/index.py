@@ -128,13 +128,13 @@ changes AS (
      WHERE ch.xid >= pg_snapshot_xmin(%(prev)s::text::pg_snapshot)
        AND NOT pg_visible_in_snapshot(ch.xid, %(prev)s::text::pg_snapshot)),
 pairs AS (
-    SELECT u.contact_id, u.tag_id,
-           CASE WHEN count(*) = 1 THEN max(changes.op::text) END AS op
+    SELECT u.contact_id, u.tag_id, count(*) = 1 AND bool_and(changes.op = 'I') AS inserted,
+           count(*) = 1 AND bool_and(changes.op = 'D') AS deleted
       FROM changes, unnest(changes.contact_ids, changes.tag_ids) AS u(contact_id, tag_id)
      GROUP BY u.contact_id, u.tag_id),
 tagged AS (
     SELECT p.tag_id, p.contact_id,
-           CASE p.op WHEN 'I' THEN true WHEN 'D' THEN false
+           CASE WHEN p.inserted THEN true WHEN p.deleted THEN false
                 ELSE EXISTS (SELECT 1 FROM tagging_tagassignment a
                               WHERE a.contact_id = p.contact_id AND a.tag_id = p.tag_id)
            END AS holds
