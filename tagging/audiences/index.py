@@ -177,7 +177,7 @@ def _columns_copy_sql() -> str:
     texts = ", ".join(
         f"v_{n} AS (SELECT v, (row_number() OVER (ORDER BY v) - 1)::int4 AS code"
         f" FROM (SELECT DISTINCT {n} AS v FROM crm_contact) d)" for n in TEXT)
-    numeric = "".join(f", coalesce({expr}, {NULL})::int8" for expr in NUMERIC.values())
+    numeric = "".join(f", {_COPIED[name][0]}" for name in NUMERIC)
     codes = "".join(f", v_{n}.code" for n in TEXT)
     joins = "".join(f" JOIN v_{n} ON v_{n}.v = ct.{n}" for n in TEXT)
     # Unqualified names in NUMERIC: only crm_contact has them here.
@@ -186,9 +186,19 @@ def _columns_copy_sql() -> str:
 
 
 # One COPY row: field count, then (length, value) per field; nothing is NULL (coalesced).
+# How COPY sends each numeric column: times and dates as PostgreSQL stores them (binary:
+# microseconds or days since 2000-01-01, a missing one as -infinity = the type's minimum),
+# moved to 1970 here, which spares the server a numeric ``extract(epoch …)`` per value.
+_PG_EPOCH_US, _PG_EPOCH_DAYS = 946_684_800_000_000, 10_957
+_COPIED = {
+    name: (f"coalesce({name}, '-infinity')", ">i8", _PG_EPOCH_US) if name.endswith("_at")
+    else (f"coalesce({name}, '-infinity'::date)", ">i4", _PG_EPOCH_DAYS) if name == "birth_date"
+    else (f"coalesce({expr}, {NULL})::int8", ">i8", 0)
+    for name, expr in NUMERIC.items()
+}
 _RECORD = np.dtype([("n", ">i2"), ("id_len", ">i4"), ("id", ">i8"),
                     *((f, t) for name in NUMERIC for f, t in ((f"{name}_len", ">i4"),
-                                                               (name, ">i8"))),
+                                                               (name, _COPIED[name][1]))),
                     *((f, t) for name in TEXT for f, t in ((f"{name}_len", ">i4"),
                                                             (name, ">i4")))])
 _COPY_HEADER = 19  # signature (11), flags (4), header extension length (4, zero)
@@ -420,8 +430,10 @@ class TagBitmaps:
             ids = rows["id"]
             exists[ids] = True
             for name, column in numeric.items():
-                values = rows[name]
-                column[ids] = np.where(values == NULL, null_of(column), values)
+                values, shift = rows[name], _COPIED[name][2]
+                missing = values == np.iinfo(values.dtype).min
+                column[ids] = np.where(missing, null_of(column),
+                                       values.astype(np.int64) + shift)
             for name, column in text.items():
                 column.codes[ids] = rows[name]
 
