@@ -22,3 +22,6 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 # One cache per test process, emptied between tests (tests/conftest.py); tests of
 # Redis-backed features connect to REDIS_URL themselves.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The audience index's snapshot is saved by tests that mean to (``index.snapshot_save``), not
+# by a background thread racing the test database's flushes.
+AUDIENCE_INDEX_SAVE_SECONDS = None

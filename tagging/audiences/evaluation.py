@@ -14,7 +14,7 @@ import numpy as np
 from django.utils import timezone
 from pyroaring import BitMap
 
-from tagging.audiences.index import NULL, NUMERIC, TEXT, TagBitmaps, to_bitmap
+from tagging.audiences.index import NUMERIC, TEXT, TagBitmaps, null_of, to_bitmap
 from tagging.audiences.language import (
     AGE,
     DATE,
@@ -145,7 +145,7 @@ def _field_mask(node: Condition | Within, index: TagBitmaps, now: datetime) -> n
         return equal if node.op == "=" else index.exists & ~equal
     column = index.numeric[spec.column]
     if spec.kind == AGE:
-        known = column != NULL
+        known = column != null_of(column)
         today, years = now.date(), int(node.value)
 
         def at_least(n: int):
@@ -173,4 +173,5 @@ def _field_mask(node: Condition | Within, index: TagBitmaps, now: datetime) -> n
     if node.op == "!=":
         return index.exists & (column != value)
     mask = _COMPARE[node.op](column, value)  # only the one comparison asked for
-    return mask & (column != NULL) if node.op in ("<", "<=") else mask  # NULL is min
+    # A missing value is the type's minimum: never "less than" anything in SQL.
+    return mask & (column != null_of(column)) if node.op in ("<", "<=") else mask

@@ -76,11 +76,15 @@ def ids_matching(expression: str, now: datetime | None = None) -> list[int]:
 
 
 def contact_matches(expression: str, contact_id: int, now: datetime | None = None) -> bool:
-    """Whether one contact matches ``expression``: a bitmap lookup where the index holds
-    every name and field of it, else one ``EXISTS`` query. ``SegmentError`` when invalid."""
+    """Whether one contact matches ``expression``: a bitmap lookup where this process holds
+    the index already and it holds every name and field of it, else one ``EXISTS`` query.
+    ``SegmentError`` when invalid.
+
+    Never builds the index: one contact is not worth seconds and ~100 MB in a worker
+    that checks journeys or offers and never counts."""
     node = parse(expression)
     now = now or timezone.now()
-    if index.usable() and evaluation.held(node):
+    if index.built() and index.usable() and evaluation.held(node):
         with index.reading(evaluation.columns(node)) as loaded:
             return evaluation.contains(node, loaded, {}, now, contact_id)
     return Contact.objects.filter(to_q(node, now), pk=contact_id).exists()
