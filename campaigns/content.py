@@ -92,6 +92,8 @@ class Variable:
             return value or (self.fallback if self.fallback is not None else "–")
         if self.source.startswith("attributes."):
             value, fallback = str((contact.attributes or {}).get(self.source[11:], "")), "–"
+        elif self.source not in SOURCES:  # none or unknown: the checks block a launch
+            value, fallback = "", "–"
         else:
             getter, fallback = SOURCES[self.source]
             value = getter(contact)

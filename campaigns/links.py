@@ -93,7 +93,7 @@ def _source(raw) -> str:
 def template_link(template: Template, index: int) -> str | None:
     """The target of link position ``index`` in ``template`` (a variable or a URL button)."""
     if index >= BUTTON:
-        items, index = [b for b in template.buttons or [] if isinstance(b, dict)], index - BUTTON
+        items, index = template.buttons or [], index - BUTTON  # as WhatsApp counts them
     else:
         items = template.variables or []
     return link_target(_source(items[index])) if index < len(items) else None

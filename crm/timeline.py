@@ -61,6 +61,10 @@ class Cursor:
             return None
         if timezone.is_naive(at):
             at = timezone.make_aware(at, UTC)
+        try:  # compared in UTC (SQLite converts it): a datetime with no UTC equivalent
+            at = at.astimezone(UTC)
+        except OverflowError:
+            return None
         return cls(at, kind, pk)
 
     def encode(self) -> str:

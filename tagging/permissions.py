@@ -148,8 +148,9 @@ def can_undo(user, owner_id: int | None) -> bool:
 def undo_refused_dimensions(user, tags: Iterable[Tag]) -> list[str]:
     """Names of the dimensions of ``tags`` whose tags ``user`` may neither apply nor define:
     an undo changes those tags too, so a withdrawn grant withdraws the undo."""
-    return sorted({t.dimension.name for t in tags
-                   if not can_apply(user, t.dimension) and not can_define(user, t.dimension)})
+    dimensions = {t.dimension_id: t.dimension for t in tags}  # a right is per dimension
+    return sorted(d.name for d in dimensions.values()
+                  if not can_apply(user, d) and not can_define(user, d))
 
 
 def undo_dimensions_refusal(dimensions: list[str]) -> str:

@@ -246,3 +246,32 @@ def test_a_button_with_another_source_sends_its_value(make_contact, db):
                   "source": "attributes.order_id"}])
     contact = make_contact(attributes={"order_id": "A-1234"})
     assert _button_suffix(message_for(template, contact)) == ("0", "A-1234")
+
+
+@pytest.mark.parametrize("source", [None, "attribute.order_id"])  # none, or a typo
+def test_a_url_button_without_a_known_source_still_sends_a_test_message(outbox, db, source):
+    """The checks block a launch; a test send (and a journey's triggered send, which is never
+    launched) must not crash on it: the suffix gets the fallback, as a body variable does."""
+    from campaigns.services import template_test_send
+
+    button = {"type": "url", "text": "Bestellung", "url": "https://shop.example.de/o/{{1}}"}
+    if source:
+        button["source"] = source
+    template = template_create(name="order_button", language="de", body="Hallo!",
+                               buttons=[button])
+    template_test_send(template=template, phone="+4915123000009")
+    assert _button_suffix(outbox[-1]["template"]) == ("0", "–")
+
+
+def test_a_url_buttons_tracked_link_works_after_a_button_written_as_plain_text(
+        make_contact, client, db):
+    """The button's index is its place among all the buttons, as WhatsApp counts them, both
+    in the message and when the tap is resolved."""
+    template = template_create(
+        name="plain_stop", language="de", body="Hallo!",
+        buttons=["Stop", {"type": "url", "text": "Zum Angebot",
+                          "url": "https://go.example.de/l/{{1}}", "source": f"link:{SHOP}"}])
+    index, token = _button_suffix(message_for(template, make_contact()))
+    assert index == "1"
+    response = client.get(f"/l/{token}")
+    assert response.status_code == 302 and response["Location"] == SHOP

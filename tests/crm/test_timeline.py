@@ -86,6 +86,8 @@ def test_the_cursor_pages_through_the_sources_without_gaps(superuser):
         "2024-01-01T10:00~tag~x",
         "~~",
         "2024-01-01T10:00:00+00:00~tag",
+        "0001-01-01T00:00:00+05:00",  # a real datetime with no UTC equivalent
+        "9999-12-31T23:59:59-05:00",
     ],
 )
 def test_a_malformed_cursor_gives_a_page_not_an_error(client, superuser, before):

@@ -163,3 +163,16 @@ def test_a_bulk_owner_whose_grant_was_withdrawn_may_not_undo_it(client, vocabula
 
     assert bulk_operation_undo(bulk=bulk, actor=None) is not None  # the system still may
     assert vocabulary["VIP"].assignments.count() == 0
+
+
+def test_the_undo_right_is_checked_once_per_dimension_not_once_per_tag(
+        vocabulary, marketer, django_assert_max_num_queries):
+    """An import of a product catalogue touches hundreds of tags of one dimension: its page
+    and its undo check the owner's grant per dimension, a handful of queries."""
+    from tagging.permissions import undo_refusal_for
+    from tests.factories import TagFactory
+
+    interest = vocabulary["dimensions"]["Interesse"]
+    tags = [TagFactory(name=f"Produkt-{i:03}", dimension=interest) for i in range(40)]
+    with django_assert_max_num_queries(6):
+        assert undo_refusal_for(marketer, marketer.pk, "not yours", tags) == ""
