@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 TASK_NAME = "tagging.rules.tasks.rule_run_task"
 RULE_JOB = "rule"  # a scheduled run as a long job (crm.jobs), registered in RulesConfig.ready()
 SAMPLE_SIZE = 10
+# Up to this many matched contacts a plan probes each tag for them; above, it reads the
+# tag's holders whole (one index-only scan), cheaper than probing each contact.
+PROBE_LIMIT = 50_000
 EVENT_PLACEHOLDERS = {"date", "product", "category", "name", "amount", "currency"}
 SCHEDULE_PLACEHOLDERS = {"date"}
 # Errors a run records and survives; anything else is a bug and should surface.
@@ -228,34 +231,47 @@ def _matching(queryset: QuerySet[Contact]) -> BitMap:
 
 
 class _Holders:
-    """Who holds a tag, read once per plan: one index-only scan of (tag, contact) per tag.
+    """Who holds a tag, read once per plan.
 
-    ``within`` limits the reads to those contacts (an event rule's handful); a
-    scheduled rule reads each tag's holders whole, since its sync removal needs
-    them all and a set difference in memory beats one anti-join per step over
-    the audience.
+    A small audience (up to ``PROBE_LIMIT`` contacts: an event rule's batch, a
+    narrow scheduled rule) is probed for the tag through the (tag, contact)
+    index; otherwise the tag's holders are read whole, one index-only scan,
+    which for a large audience beats probing each contact. Tags in ``whole``
+    (those a sync removal takes from holders outside the audience) are always
+    read whole. Steps only ever intersect or subtract within the audience, so
+    a probed answer, limited to it, gives the same steps.
     """
 
-    def __init__(self, within: BitMap | None = None):
-        self.within = within
+    def __init__(self, matched: BitMap, whole: frozenset[int] = frozenset()):
+        self.matched, self.whole = matched, whole
         self.known: dict[int, BitMap] = {}
 
     def __call__(self, tag_id: int) -> BitMap:
-        if tag_id in self.known:
-            return self.known[tag_id]
+        if tag_id not in self.known:
+            if tag_id in self.whole or len(self.matched) > PROBE_LIMIT:
+                self.known[tag_id] = self._read(tag_id, None)
+            else:
+                self.known[tag_id] = self._read(tag_id, list(self.matched)) if self.matched \
+                    else BitMap()
+        return self.known[tag_id]
+
+    @staticmethod
+    def _read(tag_id: int, among: list[int] | None) -> BitMap:
         found = BitMap()
-        if self.within is None:
-            table = connection.ops.quote_name(TagAssignment._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT contact_id FROM {table} WHERE tag_id = %s", [tag_id])
-                found.update(row[0] for row in cursor.fetchall())
-        else:
-            ids = list(self.within)
-            for start in range(0, len(ids), 5000):
+        table = connection.ops.quote_name(TagAssignment._meta.db_table)
+        sql, params = f"SELECT contact_id FROM {table} WHERE tag_id = %s", [tag_id]
+        if among is not None and connection.vendor != "postgresql":
+            for start in range(0, len(among), 5000):
                 found.update(TagAssignment.objects.filter(
-                    tag_id=tag_id, contact_id__in=ids[start:start + 5000])
+                    tag_id=tag_id, contact_id__in=among[start:start + 5000])
                     .values_list("contact_id", flat=True))
-        self.known[tag_id] = found
+            return found
+        if among is not None:
+            sql += " AND contact_id = ANY(%s::bigint[])"
+            params.append("{" + ",".join(map(str, among)) + "}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found.update(row[0] for row in cursor.fetchall())
         return found
 
 
@@ -328,13 +344,14 @@ def _plan(rule: Rule, *, now: datetime, event_ids: Sequence[int] | None,
             for name, ids in groups.items():
                 tag = _template_tag(name, dimension, cache, create_tags)
                 new_tags[name] = (tag, ids)
-        holders = _Holders(within=matched)
+        holders = _Holders(matched)
     else:
         matched = _matching(_who(rule, Contact.objects.all(), now))
         if rule.add_template:
             name = template_render(rule.add_template, when=now)
             new_tags[name] = (_template_tag(name, dimension, cache, create_tags), matched)
-        holders = _Holders()
+        synced = adding + [t for t, _ids in new_tags.values() if t is not None]
+        holders = _Holders(matched, frozenset(t.pk for t in synced) if rule.sync else frozenset())
     steps = _tag_steps(matched, adding, removing, new_tags, dimension, count_replacements,
                        holders)
     if rule.sync and event_ids is None:
