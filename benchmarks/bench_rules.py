@@ -263,7 +263,8 @@ def _rules_section(sample: int, before_path: str | None) -> str:
         changed_before = sum(r[2] for r in before["first"]["rules"])
         if changed_before != changed_first:
             verdicts.append(f"The before-run changed {changed_before:,} assignments, this code "
-                            f"{changed_first:,}.")
+                            f"{changed_first:,}: their clocks are minutes apart, and the rules' "
+                            "time windows (“within 14d”) move with the clock.")
         else:
             verdicts.append("Both changed the same number of assignments.")
     lines += [
