@@ -28,17 +28,18 @@ import string
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from pyroaring import BitMap
 
 from crm.metrics import JOB_SECONDS
 from crm.models import Contact, Event
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 TASK_NAME = "tagging.rules.tasks.rule_run_task"
 RULE_JOB = "rule"  # a scheduled run as a long job (crm.jobs), registered in RulesConfig.ready()
 SAMPLE_SIZE = 10
+# Up to this many matched contacts a plan probes each tag for them; above, it reads the
+# tag's holders whole (one index-only scan), cheaper than probing each contact.
+PROBE_LIMIT = 50_000
 EVENT_PLACEHOLDERS = {"date", "product", "category", "name", "amount", "currency"}
 SCHEDULE_PLACEHOLDERS = {"date"}
 # Errors a run records and survives; anything else is a bug and should surface.
@@ -218,35 +222,80 @@ def _template_tag(name: str, dimension: Dimension, cache: dict[str, Tag | None],
 # --- Planning --------------------------------------------------------------------------------
 
 
-def _ids(queryset: QuerySet[Contact]) -> list[int]:
-    return list(queryset.order_by("pk").values_list("pk", flat=True))
+def _matching(queryset: QuerySet[Contact]) -> BitMap:
+    """The ids ``queryset`` selects, read once: one statement, no model instances."""
+    sql, params = queryset.order_by().values_list("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return BitMap(row[0] for row in cursor.fetchall())
 
 
-def _held(tag_ids: Iterable[int]) -> Exists:
-    return Exists(TagAssignment.objects.filter(contact_id=OuterRef("pk"), tag_id__in=tag_ids))
+class _Holders:
+    """Who holds a tag, read once per plan.
+
+    A small audience (up to ``PROBE_LIMIT`` contacts: an event rule's batch, a
+    narrow scheduled rule) is probed for the tag through the (tag, contact)
+    index; otherwise the tag's holders are read whole, one index-only scan,
+    which for a large audience beats probing each contact. Tags in ``whole``
+    (those a sync removal takes from holders outside the audience) are always
+    read whole. Steps only ever intersect or subtract within the audience, so
+    a probed answer, limited to it, gives the same steps.
+    """
+
+    def __init__(self, matched: BitMap, whole: frozenset[int] = frozenset()):
+        self.matched, self.whole = matched, whole
+        self.known: dict[int, BitMap] = {}
+
+    def __call__(self, tag_id: int) -> BitMap:
+        if tag_id not in self.known:
+            if tag_id in self.whole or len(self.matched) > PROBE_LIMIT:
+                self.known[tag_id] = self._read(tag_id, None)
+            else:
+                self.known[tag_id] = self._read(tag_id, list(self.matched)) if self.matched \
+                    else BitMap()
+        return self.known[tag_id]
+
+    @staticmethod
+    def _read(tag_id: int, among: list[int] | None) -> BitMap:
+        found = BitMap()
+        table = connection.ops.quote_name(TagAssignment._meta.db_table)
+        sql, params = f"SELECT contact_id FROM {table} WHERE tag_id = %s", [tag_id]
+        if among is not None and connection.vendor != "postgresql":
+            for start in range(0, len(among), 5000):
+                found.update(TagAssignment.objects.filter(
+                    tag_id=tag_id, contact_id__in=among[start:start + 5000])
+                    .values_list("contact_id", flat=True))
+            return found
+        if among is not None:
+            sql += " AND contact_id = ANY(%s::bigint[])"
+            params.append("{" + ",".join(map(str, among)) + "}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found.update(row[0] for row in cursor.fetchall())
+        return found
 
 
-def _tag_steps(matching: QuerySet[Contact], adding: list[Tag], removing: list[Tag],
-               new_tags: dict[str, tuple[Tag | None, QuerySet[Contact]]],
-               dimension: Dimension | None, count_replacements: bool) -> list[Step]:
+def _tag_steps(matching: BitMap, adding: list[Tag], removing: list[Tag],
+               new_tags: dict[str, tuple[Tag | None, BitMap]],
+               dimension: Dimension | None, count_replacements: bool,
+               holders: _Holders) -> list[Step]:
     """Steps for fixed tags on ``matching`` and template tags on their own contact sets.
 
     Replacements (a rival of a single-choice tag) are counted for previews and
-    dry runs only; a real run learns them from ``tags_change``, which saves a
-    query over the audience per rival.
+    dry runs only; a real run learns them from ``tags_change``.
     """
-    steps = [Step(REMOVE, t.name, t, _ids(matching.filter(_held([t.pk])))) for t in removing]
+    steps = [Step(REMOVE, t.name, t, list(matching & holders(t.pk))) for t in removing]
     removed = {t.pk for t in removing}
     targets = [(t.name, t, matching) for t in adding]
-    targets += [(name, tag, qs) for name, (tag, qs) in new_tags.items()]
+    targets += [(name, tag, ids) for name, (tag, ids) in new_tags.items()]
     for name, tag, contacts in targets:
         if tag is None:
-            steps.append(Step(ADD, name, None, _ids(contacts), dimension=dimension))
+            steps.append(Step(ADD, name, None, list(contacts), dimension=dimension))
             continue
-        lacking = contacts.exclude(_held([tag.pk]))
-        steps.append(Step(ADD, name, tag, _ids(lacking)))
+        lacking = contacts - holders(tag.pk)
+        steps.append(Step(ADD, name, tag, list(lacking)))
         for rival in Tag.objects.filter(pk__in=[pk for pk in _rivals(tag) if pk not in removed]):
-            ids = _ids(lacking.filter(_held([rival.pk]))) if count_replacements else []
+            ids = list(lacking & holders(rival.pk)) if count_replacements else []
             steps.append(Step(REPLACE, rival.name, rival, ids))
     return steps
 
@@ -266,25 +315,25 @@ def _event_filter(rule: Rule, event_ids: Sequence[int]) -> QuerySet[Event]:
 
 def _plan(rule: Rule, *, now: datetime, event_ids: Sequence[int] | None,
           create_tags: bool, count_replacements: bool = True
-          ) -> tuple[set[int] | None, int, list[Step]]:
-    """(matched ids or None, matched count, steps) for ``rule`` against the current state.
+          ) -> tuple[BitMap, int, list[Step]]:
+    """(matched ids, matched count, steps) for ``rule`` against the current state.
 
-    Matched ids are materialised only for event rules (a handful of contacts);
-    scheduled rules count in SQL.
+    The audience is read once (one statement) and each tag's holders once; the
+    steps are set differences of those in memory, so a tag's assignments are
+    never read twice and the audience's expression is evaluated once per run.
     """
     adding = _add_tags(rule)
     removing = _remove_tags(rule, adding)
     dimension = rule.template_dimension
     cache: dict[str, Tag | None] = {}
-    new_tags: dict[str, tuple[Tag | None, QuerySet[Contact]]] = {}
+    new_tags: dict[str, tuple[Tag | None, BitMap]] = {}
     if event_ids is not None:
         events = list(_event_filter(rule, event_ids).values(
             "contact_id", "occurred_at", "product", "category", "name", "amount", "currency"))
         base = Contact.objects.filter(pk__in={e["contact_id"] for e in events})
-        matched = set(_ids(_who(rule, base, now)))
-        matching = Contact.objects.filter(pk__in=matched)
+        matched = _matching(_who(rule, base, now))
         if rule.add_template:
-            groups: dict[str, set[int]] = defaultdict(set)
+            groups: dict[str, BitMap] = defaultdict(BitMap)
             for event in events:
                 if event["contact_id"] in matched:
                     when = event.pop("occurred_at")
@@ -294,30 +343,30 @@ def _plan(rule: Rule, *, now: datetime, event_ids: Sequence[int] | None,
                         groups[name].add(contact_id)
             for name, ids in groups.items():
                 tag = _template_tag(name, dimension, cache, create_tags)
-                new_tags[name] = (tag, Contact.objects.filter(pk__in=ids))
-        count = len(matched)
+                new_tags[name] = (tag, ids)
+        holders = _Holders(matched)
     else:
-        matching = _who(rule, Contact.objects.all(), now)
-        matched = None
+        matched = _matching(_who(rule, Contact.objects.all(), now))
         if rule.add_template:
             name = template_render(rule.add_template, when=now)
-            new_tags[name] = (_template_tag(name, dimension, cache, create_tags), matching)
-        count = matching.count()
-    steps = _tag_steps(matching, adding, removing, new_tags, dimension, count_replacements)
+            new_tags[name] = (_template_tag(name, dimension, cache, create_tags), matched)
+        synced = adding + [t for t, _ids in new_tags.values() if t is not None]
+        holders = _Holders(matched, frozenset(t.pk for t in synced) if rule.sync else frozenset())
+    steps = _tag_steps(matched, adding, removing, new_tags, dimension, count_replacements,
+                       holders)
     if rule.sync and event_ids is None:
         # Holders who no longer match lose the tag (e.g. "Geburtstag bald" after the day).
-        for tag in adding + [t for t, _qs in new_tags.values() if t is not None]:
-            holders = Contact.objects.filter(_held([tag.pk])).exclude(
-                pk__in=matching.values("pk"))
-            steps.insert(0, Step(REMOVE, tag.name, tag, _ids(holders), sync=True))
-    return matched, count, steps
+        for tag in adding + [t for t, _ids in new_tags.values() if t is not None]:
+            steps.insert(0, Step(REMOVE, tag.name, tag, list(holders(tag.pk) - matched),
+                                 sync=True))
+    return matched, len(matched), steps
 
 
 def _direction(step: Step) -> str:
     return ADD if step.action == ADD else REMOVE
 
 
-def _apply_claims(steps: list[Step], context: RunContext | None, matching_ids) -> None:
+def _apply_claims(steps: list[Step], context: RunContext | None, matched: BitMap) -> None:
     """Drop changes that would undo an earlier rule's decision; record this rule's claims.
 
     A rule decides a tag for every contact it matched (they all end up with or
@@ -336,17 +385,11 @@ def _apply_claims(steps: list[Step], context: RunContext | None, matching_ids) -
                 blocked |= context.claims.get((rival, ADD), set())
         if blocked:
             step.contact_ids = [i for i in step.contact_ids if i not in blocked]
-    matched: set[int] | None = None
     for step in steps:
         key = (step.tag.pk, _direction(step)) if step.tag is not None else None
         if key not in context.watch:
             continue
-        if step.sync:
-            context.claims[key].update(step.contact_ids)
-            continue
-        if matched is None:
-            matched = matching_ids()
-        context.claims[key].update(matched)
+        context.claims[key].update(step.contact_ids if step.sync else matched)
 
 
 # --- Running ---------------------------------------------------------------------------------
@@ -405,9 +448,7 @@ def rule_run(*, rule: Rule, trigger: str = RunTrigger.MANUAL, now: datetime | No
             matched, outcome.matched, outcome.steps = _plan(
                 rule, now=now, event_ids=event_ids, create_tags=not dry_run,
                 count_replacements=dry_run)
-            _apply_claims(outcome.steps, context,
-                          lambda: matched if matched is not None
-                          else set(_ids(_who(rule, Contact.objects.all(), now))))
+            _apply_claims(outcome.steps, context, matched)
             if not dry_run:
                 outcome.operation = uuid.uuid4()
                 _apply(rule, outcome, now, actor)

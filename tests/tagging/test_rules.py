@@ -221,3 +221,22 @@ def test_a_later_rule_does_not_replace_a_single_choice_tag_just_set(make_contact
     held = dict(TagAssignment.objects.values_list("contact_id", "tag__name"))
     assert held == {both.pk: "Gold", small.pk: "Silber"}
     assert AssignmentHistory.objects.filter(contact=both).count() == 1
+
+
+def test_a_scheduled_rule_reads_its_audience_once(make_contact, make_tag):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    keep, drop = make_tag(name="Stammkunde"), make_tag(name="Gelegenheitskunde")
+    buyer, other = make_contact(purchase_count=5), make_contact(purchase_count=0)
+    tags_change(contacts=[buyer, other], add=[drop])
+    rule = make_rule("Buyers", "purchases > 3", add=[keep], remove=[drop])
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = rule_run(rule=rule)
+
+    assert (outcome.matched, outcome.added, outcome.removed) == (1, 1, 1)
+    held = set(TagAssignment.objects.values_list("contact_id", "tag__name"))
+    assert held == {(buyer.pk, "Stammkunde"), (other.pk, "Gelegenheitskunde")}
+    # The audience's expression ran once, not once for the count and once more per tag.
+    assert sum("purchase_count" in q["sql"] for q in queries.captured_queries) == 1
