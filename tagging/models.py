@@ -139,9 +139,11 @@ class TagAssignment(models.Model):
         _("source reference"), max_length=100, blank=True,
         help_text=_("Which import, rule, bulk operation or campaign, e.g. “rule:7”."),
     )
+    # Indexed only where set: rules, imports and bulk changes write no actor, and a full
+    # index would cost each of their hundreds of thousands of rows an insertion.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+", verbose_name=_("by"),
+        related_name="+", verbose_name=_("by"), db_index=False,
     )
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
 
@@ -156,6 +158,8 @@ class TagAssignment(models.Model):
             models.Index(fields=["tag", "contact"], name="tagging_assign_tag_contact"),
             models.Index(fields=["expires_at"], name="tagging_assign_expires",
                          condition=Q(expires_at__isnull=False)),
+            models.Index(fields=["actor"], name="tagging_assign_actor",
+                         condition=Q(actor__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -188,7 +192,7 @@ class AssignmentHistory(models.Model):
     operation = models.UUIDField(_("operation"), db_index=True,
                                  help_text=_("All rows written by one call share this id."))
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                              blank=True, related_name="+", db_constraint=False)
+                              blank=True, related_name="+", db_constraint=False, db_index=False)
     at = models.DateTimeField(_("when"), default=timezone.now)
 
     class Meta:
@@ -198,6 +202,8 @@ class AssignmentHistory(models.Model):
         indexes = [
             models.Index(fields=["contact", "at"], name="tagging_hist_contact_at"),
             models.Index(fields=["tag", "at"], name="tagging_hist_tag_at"),
+            models.Index(fields=["actor"], name="tagging_hist_actor",
+                         condition=Q(actor__isnull=False)),  # as on assignments
         ]
 
     def __str__(self) -> str:
