@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -284,16 +285,9 @@ def _connection_age_check() -> None:
 
 
 def _answer(start_response: StartResponse, status: int, text: str) -> list[bytes]:
-    reasons = {
-        200: "OK",
-        400: "Bad Request",
-        403: "Forbidden",
-        413: "Content Too Large",
-        500: "Internal Server Error",
-    }
     data = text.encode()
     start_response(
-        f"{status} {reasons[status]}",
+        f"{status} {HTTPStatus(status).phrase}",
         [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))],
     )
     return [data]

@@ -84,8 +84,7 @@ def _enroll_chunk(journey: Journey, ids: list[int], occurrence: str, now: dateti
     chosen = set(ids)
     if journey.audience.strip():
         try:
-            chosen = set(contacts_matching(journey.audience, Contact.objects.filter(
-                pk__in=ids), now).values_list("pk", flat=True))
+            chosen = _matching(journey.audience, ids, now)
         except SegmentError:
             logger.warning("journey %s: invalid audience, nobody enters", journey.pk)
             return 0
