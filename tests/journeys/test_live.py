@@ -7,13 +7,9 @@ skips on SQLite, fails in CI when Redis is missing (``tests.conftest.require_ser
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from django.db import connection
 
 from campaigns.journeys.models import Enrollment, EnrollmentStep, Journey, Outcome
 from campaigns.journeys.services import journey_activate
@@ -26,7 +22,7 @@ from tagging.rules.models import Rule, RuleTrigger
 from tagging.rules.services import rule_save
 from tests.conftest import needs_postgresql, require_service
 from tests.factories import ContactFactory
-from tests.tagging.test_rules_live import BROKER, ROOT, _reset_connections, redis_available
+from tests.tagging.test_rules_live import BROKER, live_worker, redis_available
 
 WITHIN = 15  # seconds: event → rule → tag → enrollment → step → send, each a queued task
 
@@ -43,37 +39,14 @@ def worker():
     require_service(redis_available(), f"Redis is not reachable at {BROKER}")
     import redis
 
-    from config.celery import app
-
-    redis.Redis.from_url(BROKER).delete("celery")
-    db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base", "DEBUG": "1",
-           "CELERY_BROKER_URL": BROKER, "LOG_LEVEL": "WARNING",
-           "WHATSAPP_BACKEND": "campaigns.backends.sandbox.SandboxBackend",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q",
-         "celery", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
-    app.conf.update(broker_url=BROKER, task_always_eager=False)
-    _reset_connections(app)
+    queue = redis.Redis.from_url(BROKER)
+    queue.delete("celery")
     try:
-        deadline = time.monotonic() + 20
-        for line in process.stdout:
-            if " ready." in line or time.monotonic() > deadline:
-                break
-        assert process.poll() is None, "the worker did not start"
-        yield process
+        with live_worker("celery", default_queue=False, env={
+                "WHATSAPP_BACKEND": "campaigns.backends.sandbox.SandboxBackend"}) as process:
+            yield process
     finally:
-        app.conf.update(saved)
-        _reset_connections(app)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        redis.Redis.from_url(BROKER).delete("celery")
+        queue.delete("celery")
 
 
 @pytest.mark.django_db(transaction=True)

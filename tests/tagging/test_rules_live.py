@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,24 +77,25 @@ def _reset_connections(app) -> None:
     app.amqp._producer_pool = None
 
 
-@pytest.fixture
-def worker(settings):
-    """A real Celery worker in a subprocess, on its own queue, seeing the test database."""
+@contextmanager
+def live_worker(queue: str, *, default_queue: bool, env: dict | None = None):
+    """A real Celery worker in a subprocess consuming ``queue`` of the test broker, seeing
+    the test database; with ``default_queue`` this process's tasks go to that queue too."""
     needs_postgresql("needs a database shared between connections")
     require_service(redis_available(), f"Redis is not reachable at {BROKER}")
     from config.celery import app
 
-    queue = f"rules-test-{uuid.uuid4().hex[:8]}"
     db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base", "DEBUG": "1",
-           "CELERY_BROKER_URL": BROKER, "LOG_LEVEL": "WARNING",
+           "CELERY_BROKER_URL": BROKER, "LOG_LEVEL": "WARNING", **(env or {}),
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue,
          "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
-    app.conf.update(broker_url=BROKER, task_always_eager=False, task_default_queue=queue)
+    app.conf.update(broker_url=BROKER, task_always_eager=False,
+                    **({"task_default_queue": queue} if default_queue else {}))
     _reset_connections(app)
     try:
         deadline = time.monotonic() + 20
@@ -110,6 +112,13 @@ def worker(settings):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def worker(settings):
+    """A real Celery worker in a subprocess, on its own queue, seeing the test database."""
+    with live_worker(f"rules-test-{uuid.uuid4().hex[:8]}", default_queue=True) as process:
+        yield process
 
 
 @pytest.mark.django_db(transaction=True)
