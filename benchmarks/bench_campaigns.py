@@ -50,26 +50,35 @@ def _env(api_url: str = "") -> dict[str, str]:
             "WHATSAPP_BACKEND": "campaigns.backends.cloud_api.CloudAPIBackend",
             "WHATSAPP_GRAPH_BASE_URL": api_url, "WHATSAPP_ACCESS_TOKEN": TOKEN,
             "WHATSAPP_PHONE_NUMBER_ID": NUMBER, "WHATSAPP_APP_SECRET": SECRET,
-            "WHATSAPP_INFLIGHT_GRACE_SECONDS": "20", "WHATSAPP_SEND_CONCURRENCY": "8"}
+            "WHATSAPP_INFLIGHT_GRACE_SECONDS": "20"}
 
 
 class Workers:
-    def __init__(self, count: int, api_url: str, root: Path = ROOT):
-        self.env, self.procs, self.root = _env(api_url), {}, root
+    """Celery workers (``-Q celery,webhooks``, 4 each), each in a process group of its own.
+
+    ``pool="prefork"`` runs them as docs/operations.md does; ``kill`` is kill -9 of the
+    whole group (the worker and its pool processes, as when its machine dies).
+    """
+
+    def __init__(self, count: int, api_url: str, root: Path = ROOT, pool: str = "threads",
+                 extra_env: dict[str, str] | None = None):
+        self.env, self.procs = {**_env(api_url), **(extra_env or {})}, {}
+        self.root, self.pool = root, pool
         for index in range(count):
             self.start(index)
         time.sleep(8)  # let them connect to the broker
 
     def start(self, index: int) -> None:
         self.procs[index] = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "threads", "-c", "4",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", self.pool, "-c", "4",
              "-n", f"bench{index}-{time.time_ns()}@%h", "-Q", "celery,webhooks", "-l", "warning",
              "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
-            cwd=self.root, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=self.root, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
 
     def kill(self, index: int) -> None:
-        self.procs[index].send_signal(signal.SIGKILL)
+        os.killpg(self.procs[index].pid, signal.SIGKILL)
         self.procs[index].wait()
 
     def stop(self) -> None:

@@ -564,7 +564,7 @@ def run(argv: list[str]) -> str:
             "",
         ]
     out.append(
-        f"Load average (1 min) on the 2-core machine, shared with other work: "
+        f"Load average (1 min) on the 2-core machine: "
         f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
     )
     return "\n".join(out)

@@ -220,6 +220,10 @@ class Send(models.Model):
                                                name="campaigns_send_once")]
         indexes = [
             models.Index(fields=["campaign", "status", "not_before"], name="campaigns_send_due"),
+            # The send loop's claim: the next queued sends of a campaign in id order, read
+            # a batch at a time instead of sorting all that are left.
+            models.Index(fields=["campaign", "id"], condition=models.Q(status="queued"),
+                         name="campaigns_send_queued"),
             models.Index(fields=["wamid"], name="campaigns_send_wamid"),
             models.Index(fields=["contact", "sent_at"], name="campaigns_send_contact_at"),
             models.Index(fields=["status", "claimed_at"], name="campaigns_send_inflight"),

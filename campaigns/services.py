@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -71,6 +71,7 @@ from tagging.audiences.sql import to_q
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "campaigns.tasks.campaign_send_task"
+ANALYZE_AFTER = 1000  # sends inserted by a launch that call for fresh planner statistics
 LIVE = [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT, SendStatus.DELIVERED,
         SendStatus.READ]
 OPEN = [SendStatus.QUEUED, SendStatus.SENDING, SendStatus.HELD, SendStatus.LIMITED]
@@ -343,6 +344,11 @@ def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> S
         sends.append(Send(campaign=campaign, contact_id=pk, phone=phone, variant=variant,
                           status=status, created_at=now, not_before=later.get(pk)))
     Send.objects.bulk_create(sends, batch_size=5000, ignore_conflicts=True)
+    if connection.vendor == "postgresql" and len(sends) >= ANALYZE_AFTER:
+        # The send loop's claim is planned from these statistics; autovacuum would gather
+        # them only minutes later, and until then each claim reads all the campaign's sends.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE campaigns_send")
     moved = [later[pk] for pk, _phone in eligible if pk in later]
     return Snapshot(recipients=len(sends), excluded=excluded, variants=variants,
                     by_reading_hour=len(moved), reading_slots=len(set(moved)))

@@ -252,10 +252,11 @@ WHATSAPP_MAX_MPS = env_int("WHATSAPP_MAX_MPS", 80)
 # Unique recipients per rolling 24 h (the portfolio's messaging tier: 250, 2000,
 # 10000, 100000; 0 = unlimited).
 WHATSAPP_DAILY_UNIQUE_LIMIT = env_int("WHATSAPP_DAILY_UNIQUE_LIMIT", 0)
-# Workers sending for one campaign at once; the token bucket is shared anyway.
-WHATSAPP_SEND_CONCURRENCY = env_int("WHATSAPP_SEND_CONCURRENCY", 2)
-# Requests one send loop keeps in flight at most (threads; rate / 50 of them are used).
-WHATSAPP_SEND_THREADS = env_int("WHATSAPP_SEND_THREADS", 16)
+# Workers sending for one campaign at once, at most: a campaign uses one per 250 msg/s of
+# its rate, at least 2 (one goes on when another's worker dies); the bucket is shared anyway.
+WHATSAPP_SEND_CONCURRENCY = env_int("WHATSAPP_SEND_CONCURRENCY", 4)
+# Requests one send loop keeps in flight at most (threads; rate / 25 of them are used).
+WHATSAPP_SEND_THREADS = env_int("WHATSAPP_SEND_THREADS", 64)
 # A send in flight this long with no webhook is presumed never accepted and queued again.
 WHATSAPP_INFLIGHT_GRACE_SECONDS = env_int("WHATSAPP_INFLIGHT_GRACE_SECONDS", 600)
 # The sandbox posts its webhooks here over HTTP; empty: straight into the intake.
