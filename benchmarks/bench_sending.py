@@ -149,7 +149,7 @@ def _run(root: Path, rate: int, city: str, refuse_share: float = 0.0, kills: int
         nominal = size / rate
         took = _wait_done(campaign, nominal * 3 + 120 + (GRACE + 30) * bool(kills),
                           [nominal * (k + 1) / (kills + 1) for k in range(kills)], workers)
-        time.sleep(1 if not kills else 3)  # the last webhooks settle
+        time.sleep(3 if hook else 1)  # the last webhooks settle
         result = _outcome(api, campaign)
     return {**result, "wall_s": took, "load": os.getloadavg()[0]}
 
