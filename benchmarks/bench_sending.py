@@ -210,8 +210,9 @@ def run(argv: list[str]) -> str:
         "requests/s**.", "",
         "Each row: the recipients (one city's contacts), two Celery workers "
         "(`celery -A config worker --concurrency 4 -Q celery,webhooks`, prefork) started from "
-        "the checkout named, with the default settings (two send slots per campaign, "
-        "`WHATSAPP_SEND_CONCURRENCY`; up to 64 requests in flight per slot), one "
+        "the checkout named, with the default settings (send slots per campaign: 2 at 80 "
+        "msg/s, 4 at 1,000 — one per 250 msg/s, `WHATSAPP_SEND_CONCURRENCY` at most; up to "
+        "64 requests in flight per slot), one "
         "`celery -A config beat`, Redis broker and token bucket, "
         "PostgreSQL, the fake server enforcing the configured rate (130429 above it in any "
         "1-second window). Achieved rate: accepted requests from the first to the last; "

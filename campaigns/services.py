@@ -257,8 +257,19 @@ def campaign_start(*, campaign: Campaign, now: datetime | None = None) -> Snapsh
                 status_message=_("No recipient was left after the exclusions."))
     campaign.refresh_from_db()
     if campaign.status == CampaignStatus.SENDING:
+        _sends_analyze(snapshot.recipients)
         enqueue(SEND_TASK, campaign.pk)
     return snapshot
+
+
+def _sends_analyze(inserted: int) -> None:
+    """Fresh planner statistics after a launch's sends are committed (PostgreSQL): the send
+    loop's claim is planned from them, and autovacuum gathers them only minutes later —
+    until then each claim reads all the campaign's sends. Not in the launch's transaction
+    (nor in the estimate's rolled-back one): ANALYZE's lock would serialize launches."""
+    if connection.vendor == "postgresql" and inserted >= ANALYZE_AFTER:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE campaigns_send")
 
 
 def _frequency_counts(campaign: Campaign, now: datetime):
@@ -344,11 +355,6 @@ def recipients_snapshot(*, campaign: Campaign, now: datetime | None = None) -> S
         sends.append(Send(campaign=campaign, contact_id=pk, phone=phone, variant=variant,
                           status=status, created_at=now, not_before=later.get(pk)))
     Send.objects.bulk_create(sends, batch_size=5000, ignore_conflicts=True)
-    if connection.vendor == "postgresql" and len(sends) >= ANALYZE_AFTER:
-        # The send loop's claim is planned from these statistics; autovacuum would gather
-        # them only minutes later, and until then each claim reads all the campaign's sends.
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE campaigns_send")
     moved = [later[pk] for pk, _phone in eligible if pk in later]
     return Snapshot(recipients=len(sends), excluded=excluded, variants=variants,
                     by_reading_hour=len(moved), reading_slots=len(set(moved)))
